@@ -1,0 +1,77 @@
+//! CEL policies: YAML files of CEL expressions (docs/cel-policies.md),
+//! compiled once at load with the `cel` crate and evaluated against the same
+//! Review and with the same failure handling as WASM policies.
+//!
+//! The request's JSON is converted to CEL values once ([`Inputs`], cached on
+//! the Review) and shared by every CEL policy; expressions borrow it through a
+//! variable resolver, so nothing is copied per policy. Each expression's cost
+//! is bounded before it runs ([`cost`]).
+
+pub mod cost;
+mod policy;
+pub mod value;
+
+use cel::common::value::Val;
+use tollgate_sdk::model::Decision;
+
+pub use policy::{CelPolicy, Error, environment};
+
+use crate::review::Review;
+use value::{CelVal, descend, map_of, to_cel};
+
+/// What a CEL evaluation returned.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The decision.
+    pub decision: Decision,
+    /// Whether it read node pools that came from the preset.
+    pub used_preset_pools: bool,
+}
+
+/// A review's values in CEL form, shared by every CEL policy.
+pub struct Inputs {
+    object: CelVal,
+    old_object: CelVal,
+    request: CelVal,
+    pod_path: Option<Vec<String>>,
+    /// The longest list or map in the inputs.
+    pub longest: u64,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs").field("longest", &self.longest).finish()
+    }
+}
+
+impl Inputs {
+    /// Convert a review's object, old object and request.
+    pub fn new(review: &Review) -> Self {
+        let mut longest = 0;
+        let object = to_cel(review.object(), &mut longest);
+        let old_object = match review.old_object() {
+            Some(old) => to_cel(old, &mut longest),
+            None => Box::new(cel::common::types::CelNull),
+        };
+        let request = match review.request() {
+            Some(r) => to_cel(r, &mut longest),
+            None => map_of(vec![("operation".into(), Box::new(cel::common::types::CelString::from(String::new())))]),
+        };
+        let pod_path = review.records().pod.as_ref().map(|p| {
+            p.template_path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect()
+        });
+        Inputs { object, old_object, request, pod_path, longest }
+    }
+
+    /// The pod (template) value, or null.
+    fn pod(&self) -> &(dyn Val + 'static) {
+        static NULL: cel::common::types::CelNull = cel::common::types::CelNull;
+        self.pod_path
+            .as_ref()
+            .and_then(|path| {
+                let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+                descend(self.object.as_ref(), &segments)
+            })
+            .unwrap_or(&NULL)
+    }
+}

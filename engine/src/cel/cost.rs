@@ -1,0 +1,140 @@
+//! A cost bound for CEL expressions, checked before an expression runs.
+//!
+//! The `cel` crate cannot meter or interrupt an evaluation, so Tollgate bounds
+//! the work an expression can do instead. At compile time every expression gets
+//! a polynomial in `L`, the length of the longest list or map in the request:
+//! each node costs 1, and a comprehension costs its range, its init and its
+//! result plus `N` times its loop body, where `N` is the literal size of a list
+//! literal or `lists.range(k)`, or `L` for anything computed from the input.
+//! Nested comprehensions multiply. Before evaluating, the bound is computed for
+//! the request's `L` and the expression is refused (a `budget` fault) when it is
+//! over the per-expression budget. Bounds over the budget for every input
+//! (e.g. `lists.range(1000).all(x, lists.range(1000).all(y, ...))`) are compile errors.
+//!
+//! Known gap: lists produced by string functions (`split`) are bounded by `L`,
+//! which does not account for long strings.
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
+
+/// The API server's per-expression runtime cost limit.
+pub const PER_EXPRESSION_BUDGET: u128 = 1_000_000;
+/// The API server's per-policy-evaluation limit.
+pub const PER_POLICY_BUDGET: u128 = 10_000_000;
+
+/// A polynomial in `L` with saturating coefficients, lowest degree first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound(Vec<u128>);
+
+impl Bound {
+    fn constant(c: u128) -> Self {
+        Bound(vec![c])
+    }
+
+    fn add(mut self, other: &Bound) -> Self {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a = a.saturating_add(*b);
+        }
+        self
+    }
+
+    fn times_constant(mut self, n: u128) -> Self {
+        for c in &mut self.0 {
+            *c = c.saturating_mul(n);
+        }
+        self
+    }
+
+    fn times_l(mut self) -> Self {
+        self.0.insert(0, 0);
+        self
+    }
+
+    /// The bound for inputs whose longest list or map has `longest` elements.
+    pub fn at(&self, longest: u64) -> u128 {
+        let l = longest as u128;
+        self.0.iter().rev().fold(0u128, |acc, c| acc.saturating_mul(l).saturating_add(*c))
+    }
+
+    /// The bound for empty inputs (literal iteration only).
+    pub fn floor(&self) -> u128 {
+        self.0.first().copied().unwrap_or(0)
+    }
+}
+
+/// The cost bound of an expression.
+pub fn bound(expr: &IdedExpr) -> Bound {
+    let one = Bound::constant(1);
+    match &expr.expr {
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => one,
+        Expr::Select(s) => one.add(&bound(&s.operand)),
+        Expr::Call(c) => {
+            let mut b = one;
+            if let Some(t) = &c.target {
+                b = b.add(&bound(t));
+            }
+            c.args.iter().fold(b, |b, a| b.add(&bound(a)))
+        }
+        Expr::List(l) => l.elements.iter().fold(one, |b, e| b.add(&bound(e))),
+        Expr::Map(m) => m.entries.iter().fold(one, |b, e| match &e.expr {
+            EntryExpr::MapEntry(me) => b.add(&bound(&me.key)).add(&bound(&me.value)),
+            EntryExpr::StructField(f) => b.add(&bound(&f.value)),
+        }),
+        Expr::Struct(s) => s.entries.iter().fold(one, |b, e| match &e.expr {
+            EntryExpr::MapEntry(me) => b.add(&bound(&me.key)).add(&bound(&me.value)),
+            EntryExpr::StructField(f) => b.add(&bound(&f.value)),
+        }),
+        Expr::Comprehension(c) => {
+            let body = bound(&c.loop_cond).add(&bound(&c.loop_step));
+            let iterations = match literal_size(&c.iter_range) {
+                Some(n) => body.times_constant(n),
+                None => body.times_l(),
+            };
+            one.add(&bound(&c.iter_range))
+                .add(&bound(&c.accu_init))
+                .add(&bound(&c.result))
+                .add(&iterations)
+        }
+    }
+}
+
+/// The number of elements of a list literal or `lists.range(k)` with literal `k`.
+fn literal_size(expr: &IdedExpr) -> Option<u128> {
+    match &expr.expr {
+        Expr::List(l) => Some(l.elements.len() as u128),
+        Expr::Call(c) if c.func_name == "range" || c.func_name == "lists.range" => match c.args.as_slice() {
+            [IdedExpr { expr: Expr::Literal(LiteralValue::Int(k)), .. }] => Some(i64::from(*k).max(0) as u128),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound_of(src: &str) -> Bound {
+        let mut env = cel::Env::stdlib();
+        env.add_extension(cel::extensions::lists).unwrap();
+        bound(env.compile(src).unwrap().expression())
+    }
+
+    #[test]
+    fn nested_comprehensions_multiply() {
+        let flat = bound_of("object.items.all(x, x > 0)");
+        let nested = bound_of("object.items.all(x, object.items.all(y, x + y > 0))");
+        assert!(flat.at(10) < 100, "{flat:?}");
+        assert!(nested.at(1000) > PER_EXPRESSION_BUDGET, "{nested:?}");
+        assert!(nested.at(10) < 10_000);
+    }
+
+    #[test]
+    fn literal_ranges_are_bounded_at_compile_time() {
+        let b = bound_of("lists.range(1000).all(x, lists.range(1000).all(y, x + y >= 0))");
+        assert!(b.floor() > PER_EXPRESSION_BUDGET, "{b:?}");
+        assert!(bound_of("[1, 2, 3].all(x, x > 0)").floor() < 100);
+    }
+}

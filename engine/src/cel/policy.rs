@@ -1,0 +1,422 @@
+//! CEL policy files (`kind: CelPolicy`, see docs/cel-policies.md): parsing,
+//! compiling every expression once at load, and evaluating them against a
+//! review with the request's shared CEL inputs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+use cel::{Context, Env, Program, Value as CelValue};
+use serde::Deserialize;
+use serde_json::Value;
+use tollgate_sdk::model::{Decision, Violation};
+use tollgate_sdk::placement::POD_CONTROLLERS;
+
+use super::cost::{self, Bound};
+use super::value::{CelVal, map_of, to_cel};
+use super::{Inputs, Outcome};
+use crate::cluster::ClusterView;
+use crate::decision::{FailurePolicy, Fault, FaultKind};
+use crate::review::Review;
+
+/// Why a CEL policy could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The document does not have the CelPolicy shape.
+    #[error("{file}: not a valid CelPolicy: {message}")]
+    Shape {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An expression does not compile.
+    #[error("{file}: policy {policy}: {field}: {message}\n  expression: {expression}")]
+    Compile {
+        /// The file.
+        file: String,
+        /// The policy name.
+        policy: String,
+        /// Where the expression is (`spec.validations[0].expression`).
+        field: String,
+        /// The expression.
+        expression: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// An expression's cost is over the budget for any input.
+    #[error("{file}: policy {policy}: {field}: cost bound {bound} is over the budget of {budget}\n  expression: {expression}")]
+    OverBudget {
+        /// The file.
+        file: String,
+        /// The policy name.
+        policy: String,
+        /// Where the expression is.
+        field: String,
+        /// The expression.
+        expression: String,
+        /// Its bound.
+        bound: u128,
+        /// The budget.
+        budget: u128,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct File {
+    api_version: String,
+    kind: String,
+    metadata: Metadata,
+    spec: Spec,
+}
+
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Spec {
+    #[serde(default)]
+    description: String,
+    kinds: Option<Vec<String>>,
+    #[serde(default)]
+    failure_policy: FailurePolicy,
+    #[serde(default)]
+    settings: serde_json::Map<String, Value>,
+    #[serde(default)]
+    match_conditions: Vec<NamedExpression>,
+    #[serde(default)]
+    variables: Vec<NamedExpression>,
+    #[serde(default)]
+    validations: Vec<ValidationSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamedExpression {
+    name: String,
+    expression: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ValidationSpec {
+    rule: Option<String>,
+    expression: String,
+    message: Option<String>,
+    message_expression: Option<String>,
+}
+
+/// One compiled expression.
+#[derive(Debug)]
+struct Compiled {
+    source: String,
+    program: Program,
+    bound: Bound,
+}
+
+#[derive(Debug)]
+struct Validation {
+    rule: String,
+    expression: Compiled,
+    message: Option<String>,
+    message_expression: Option<Compiled>,
+}
+
+/// A loaded CEL policy.
+#[derive(Clone)]
+pub struct CelPolicy {
+    inner: Arc<Loaded>,
+    params: Arc<CelVal>,
+    settings: Value,
+}
+
+struct Loaded {
+    name: String,
+    description: String,
+    kinds: Vec<String>,
+    failure_policy: FailurePolicy,
+    default_settings: serde_json::Map<String, Value>,
+    env: Arc<Env>,
+    match_conditions: Vec<(String, Compiled)>,
+    variables: Vec<(String, Compiled)>,
+    validations: Vec<Validation>,
+    uses_pools: bool,
+}
+
+impl std::fmt::Debug for CelPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CelPolicy").field("name", &self.inner.name).finish()
+    }
+}
+
+/// The CEL environment: the standard library with optional syntax, and the
+/// strings, lists and math extensions. Kubernetes' own libraries come later.
+pub fn environment() -> Env {
+    let mut env = Env::stdlib();
+    for ext in [cel::extensions::strings, cel::extensions::lists, cel::extensions::math] {
+        // The extensions declare distinct names; a conflict is a programming error.
+        env.add_extension(ext).expect("cel extensions do not conflict with the standard library");
+    }
+    env
+}
+
+impl CelPolicy {
+    /// Whether a parsed document is a CelPolicy.
+    pub fn is_cel_policy(doc: &Value) -> bool {
+        doc.get("kind").and_then(Value::as_str) == Some("CelPolicy")
+    }
+
+    /// Parse and compile a CelPolicy document read from `file`.
+    ///
+    /// # Errors
+    /// A shape error, or the first expression that does not compile or is over budget.
+    pub fn compile(file: &Path, doc: Value) -> Result<Self, Error> {
+        let file_name = file.display().to_string();
+        let parsed: File = serde_json::from_value(doc)
+            .map_err(|e| Error::Shape { file: file_name.clone(), message: e.to_string() })?;
+        if parsed.kind != "CelPolicy" || !parsed.api_version.starts_with("tollgate.dev/") {
+            return Err(Error::Shape {
+                file: file_name,
+                message: format!(
+                    "expected apiVersion tollgate.dev/v1alpha1 and kind CelPolicy, found {} {}",
+                    parsed.api_version, parsed.kind
+                ),
+            });
+        }
+        let name = parsed.metadata.name;
+        let env = environment();
+        let compile = |field: String, source: &str| -> Result<Compiled, Error> {
+            let program = env.compile(source).map_err(|e| Error::Compile {
+                file: file_name.clone(),
+                policy: name.clone(),
+                field: field.clone(),
+                expression: source.to_string(),
+                message: e.to_string().replace("<input>", "expression"),
+            })?;
+            let bound = cost::bound(program.expression());
+            if bound.floor() > cost::PER_EXPRESSION_BUDGET {
+                return Err(Error::OverBudget {
+                    file: file_name.clone(),
+                    policy: name.clone(),
+                    field,
+                    expression: source.to_string(),
+                    bound: bound.floor(),
+                    budget: cost::PER_EXPRESSION_BUDGET,
+                });
+            }
+            Ok(Compiled { source: source.to_string(), program, bound })
+        };
+        let spec = parsed.spec;
+        let mut uses_pools = false;
+        let mut named = |kind: &str, list: Vec<NamedExpression>| -> Result<Vec<(String, Compiled)>, Error> {
+            list.into_iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    uses_pools |= n.expression.contains("pools");
+                    Ok((n.name, compile(format!("spec.{kind}[{i}].expression"), &n.expression)?))
+                })
+                .collect()
+        };
+        let match_conditions = named("matchConditions", spec.match_conditions)?;
+        let variables = named("variables", spec.variables)?;
+        let validations = spec
+            .validations
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                uses_pools |= v.expression.contains("pools");
+                Ok(Validation {
+                    rule: v.rule.unwrap_or_else(|| format!("{name}-{i}")),
+                    expression: compile(format!("spec.validations[{i}].expression"), &v.expression)?,
+                    message: v.message,
+                    message_expression: v
+                        .message_expression
+                        .map(|m| compile(format!("spec.validations[{i}].messageExpression"), &m))
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let kinds = spec.kinds.unwrap_or_else(|| {
+            std::iter::once("Pod").chain(POD_CONTROLLERS.iter().map(|(k, _)| *k)).map(str::to_string).collect()
+        });
+        let loaded = Loaded {
+            name,
+            description: spec.description,
+            kinds,
+            failure_policy: spec.failure_policy,
+            default_settings: spec.settings,
+            env: Arc::new(env),
+            match_conditions,
+            variables,
+            validations,
+            uses_pools,
+        };
+        let mut policy = CelPolicy { inner: Arc::new(loaded), params: Arc::new(map_of(vec![])), settings: Value::Null };
+        policy = policy.with_settings(&Value::Null);
+        Ok(policy)
+    }
+
+    /// The same policy with operator settings merged over its defaults.
+    pub fn with_settings(&self, settings: &Value) -> Self {
+        let mut merged = self.inner.default_settings.clone();
+        if let Value::Object(map) = settings {
+            merged.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let merged = Value::Object(merged);
+        let mut longest = 0;
+        CelPolicy { inner: self.inner.clone(), params: Arc::new(to_cel(&merged, &mut longest)), settings: merged }
+    }
+
+    /// The policy name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The description.
+    pub fn description(&self) -> &str {
+        &self.inner.description
+    }
+
+    /// The kinds judged.
+    pub fn kinds(&self) -> &[String] {
+        &self.inner.kinds
+    }
+
+    /// The rule ids the policy can report.
+    pub fn rules(&self) -> impl Iterator<Item = &str> {
+        self.inner.validations.iter().map(|v| v.rule.as_str())
+    }
+
+    /// The failure policy declared in the file.
+    pub fn failure_policy(&self) -> FailurePolicy {
+        self.inner.failure_policy
+    }
+
+    /// The effective settings (defaults merged with the operator's).
+    pub fn settings(&self) -> &Value {
+        &self.settings
+    }
+
+    /// Evaluate against a review.
+    ///
+    /// # Errors
+    /// A fault when an expression errors, returns a non-boolean, or is over budget.
+    pub fn evaluate(&self, review: &Review, cluster: &dyn ClusterView) -> Result<Outcome, Fault> {
+        let inputs = review.cel_cache().get_or_init(|| Inputs::new(review));
+        let pools = cluster.node_pools();
+        let used_preset_pools =
+            self.inner.uses_pools && pools.iter().any(|p| p.source == crate::cluster::pools::PRESET);
+        let mut longest = inputs.longest;
+        let pools_val = to_cel(&serde_json::to_value(pools).unwrap_or(Value::Null), &mut longest);
+        let namespace = &review.records().namespace;
+        let namespace_object = cluster
+            .get("v1", "Namespace", "", namespace)
+            .map(|ns| to_cel(&ns, &mut longest))
+            .unwrap_or_else(|| Box::new(cel::common::types::CelNull));
+        let mut vars = Vars {
+            inputs,
+            params: self.params.as_ref().as_ref(),
+            pools: pools_val.as_ref(),
+            namespace_object: namespace_object.as_ref(),
+            variables: map_of(vec![]),
+        };
+        let mut spent = 0u128;
+        for (name, condition) in &self.inner.match_conditions {
+            match self.run(condition, &vars, longest, &mut spent)? {
+                CelValue::Bool(true) => {}
+                CelValue::Bool(false) => {
+                    return Ok(Outcome { decision: Decision::allow(), used_preset_pools: false });
+                }
+                other => return Err(self.not_bool(&format!("matchCondition {name}"), condition, &other)),
+            }
+        }
+        let mut computed: Vec<(String, CelVal)> = Vec::new();
+        for (name, variable) in &self.inner.variables {
+            let value = self.run(variable, &vars, longest, &mut spent)?;
+            let boxed: CelVal = value.try_into().map_err(|e: cel::ExecutionError| {
+                self.fault(FaultKind::Expression, &format!("variable {name}"), variable, &e.to_string())
+            })?;
+            computed.push((name.clone(), boxed));
+            vars.variables = map_of(computed.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        }
+        let mut violations = Vec::new();
+        for validation in &self.inner.validations {
+            match self.run(&validation.expression, &vars, longest, &mut spent)? {
+                CelValue::Bool(true) => {}
+                CelValue::Bool(false) => {
+                    let message = match &validation.message_expression {
+                        Some(m) => match self.run(m, &vars, longest, &mut spent)? {
+                            CelValue::String(s) => s.to_string(),
+                            other => return Err(self.not_bool("messageExpression", m, &other)),
+                        },
+                        None => validation
+                            .message
+                            .clone()
+                            .unwrap_or_else(|| format!("failed expression: {}", validation.expression.source)),
+                    };
+                    violations.push(Violation::new(validation.rule.clone(), message));
+                }
+                other => return Err(self.not_bool(&format!("rule {}", validation.rule), &validation.expression, &other)),
+            }
+        }
+        Ok(Outcome { decision: Decision::from_violations(violations), used_preset_pools })
+    }
+
+    fn run(&self, compiled: &Compiled, vars: &Vars<'_>, longest: u64, spent: &mut u128) -> Result<CelValue, Fault> {
+        let bound = compiled.bound.at(longest);
+        *spent = spent.saturating_add(bound);
+        if bound > cost::PER_EXPRESSION_BUDGET || *spent > cost::PER_POLICY_BUDGET {
+            let detail = format!(
+                "cost bound {bound} for lists of up to {longest} elements is over the budget ({} per expression, {} per policy)",
+                cost::PER_EXPRESSION_BUDGET,
+                cost::PER_POLICY_BUDGET
+            );
+            return Err(self.fault(FaultKind::Budget, "expression", compiled, &detail));
+        }
+        let mut ctx = Context::with_env(self.inner.env.clone());
+        ctx.set_variable_resolver(vars);
+        compiled
+            .program
+            .execute(&ctx)
+            .map_err(|e| self.fault(FaultKind::Expression, "expression", compiled, &e.to_string()))
+    }
+
+    fn not_bool(&self, what: &str, compiled: &Compiled, got: &CelValue) -> Fault {
+        self.fault(FaultKind::Expression, what, compiled, &format!("expected a bool (or string), got {got:?}"))
+    }
+
+    fn fault(&self, kind: FaultKind, what: &str, compiled: &Compiled, detail: &str) -> Fault {
+        Fault::new(kind, format!("policy {}: {what} `{}`: {detail}", self.inner.name, compiled.source))
+    }
+}
+
+/// The variables an expression sees, borrowed from the shared inputs.
+struct Vars<'a> {
+    inputs: &'a Inputs,
+    params: &'a (dyn Val + 'static),
+    pools: &'a (dyn Val + 'static),
+    namespace_object: &'a (dyn Val + 'static),
+    variables: CelVal,
+}
+
+impl VariableResolver for Vars<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let value: &(dyn Val + 'static) = match variable {
+            "object" => self.inputs.object.as_ref(),
+            "oldObject" => self.inputs.old_object.as_ref(),
+            "request" => self.inputs.request.as_ref(),
+            "pod" => self.inputs.pod(),
+            "params" => self.params,
+            "pools" => self.pools,
+            "namespaceObject" => self.namespace_object,
+            "variables" => self.variables.as_ref(),
+            _ => return None,
+        };
+        Some(CowVal::Borrowed(value))
+    }
+}

@@ -1,0 +1,36 @@
+//! The command line: clap definitions, one file per verb. Each verb resolves
+//! what the user typed into engine objects (the place "file X: problem"
+//! errors come from) and returns the process exit code.
+
+mod common;
+mod eval;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Tollgate: placement policies for Kubernetes clusters with autoscaled node pools.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about, long_about = None)]
+pub struct Cli {
+    /// The verb.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate policies against one object or AdmissionReview.
+    Eval(eval::EvalArgs),
+}
+
+/// Run the parsed command line.
+///
+/// # Errors
+/// Bad input or usage; `main` prints it on one line and exits 2.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Eval(args) => eval::run(args),
+    }
+}

@@ -1,0 +1,127 @@
+//! The one place policies run. Every mode (eval, audit, admission, generate)
+//! builds [`Review`]s, hands them to an [`Evaluator`] with a [`ClusterView`],
+//! and formats the [`Verdict`]; none re-implements policy logic.
+//!
+//! Evaluation cannot fail: a policy that traps, times out, exceeds a limit or
+//! returns garbage yields a [`Fault`] inside its [`PolicyResult`], and its
+//! failure policy decides what that means.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::cluster::ClusterView;
+use crate::decision::{Decision, Fault, FaultKind, PolicyResult, Verdict};
+use crate::policy::{Kind, Policy, PolicySet};
+use crate::review::Review;
+
+/// The warning added when a policy read node pools from the preset.
+pub const PRESET_POOLS_WARNING: &str = "no cluster context: assumed the kube-hetzner preset node pool (taint dedicated=autoscaler:NoSchedule, label node.kubernetes.io/role=autoscaler); pass --context <snapshot> to use the cluster's own pools";
+
+/// Runs a policy set against reviews.
+#[derive(Debug, Clone)]
+pub struct Evaluator {
+    set: Arc<PolicySet>,
+}
+
+impl Evaluator {
+    /// An evaluator for `set`.
+    pub fn new(set: PolicySet) -> Self {
+        Evaluator { set: Arc::new(set) }
+    }
+
+    /// The policy set.
+    pub fn policies(&self) -> &PolicySet {
+        &self.set
+    }
+
+    /// Validate: every policy that judges the object's kind sees the same
+    /// object. Patches are reported but not applied.
+    pub fn evaluate(&self, review: &Review, cluster: &Arc<dyn ClusterView>) -> Verdict {
+        let results = self
+            .set
+            .policies()
+            .iter()
+            .filter(|p| p.judges(review.kind()))
+            .map(|p| self.run(p, review, cluster, false).0)
+            .collect();
+        Verdict::new(results, None)
+    }
+
+    /// Mutate, then validate: policies run in order, each on the object as
+    /// the previous ones' patches left it (as the API server chains mutating
+    /// webhooks); `mutated` is the final object.
+    pub fn evaluate_mutating(&self, review: &Review, cluster: &Arc<dyn ClusterView>) -> Verdict {
+        let mut current = review.clone();
+        let mut results = Vec::new();
+        for policy in self.set.policies().iter().filter(|p| p.judges(review.kind())) {
+            let (result, next) = self.run(policy, &current, cluster, true);
+            if let Some(next) = next {
+                current = next;
+            }
+            results.push(result);
+        }
+        Verdict::new(results, Some(current.object().clone()))
+    }
+
+    /// Run one policy; in mutating mode also return the patched review.
+    fn run(
+        &self,
+        policy: &Policy,
+        review: &Review,
+        cluster: &Arc<dyn ClusterView>,
+        apply: bool,
+    ) -> (PolicyResult, Option<Review>) {
+        let outcome = match &policy.kind {
+            Kind::Wasm(w) => w
+                .evaluate(review, &policy.settings, cluster.clone())
+                .map(|o| (o.decision, o.used_preset_pools)),
+            Kind::Cel(c) => c.evaluate(review, cluster.as_ref()).map(|o| (o.decision, o.used_preset_pools)),
+        };
+        let fault = |fault: Fault| {
+            (PolicyResult::from_fault(&policy.name, policy.mode, policy.failure_policy, fault), None)
+        };
+        let (decision, used_preset) = match outcome {
+            Ok(ok) => ok,
+            Err(f) => return fault(f),
+        };
+        let (decision, patch) = match parse_patch(&policy.name, decision) {
+            Ok(ok) => ok,
+            Err(f) => return fault(f),
+        };
+        let mut next = None;
+        if apply && let Some(patch) = &patch {
+            match apply_patch(&policy.name, review, patch) {
+                Ok(review) => next = Some(review),
+                Err(f) => return fault(f),
+            }
+        }
+        let patch_value = patch.map(|p| serde_json::to_value(p).unwrap_or(Value::Null));
+        let mut result = PolicyResult::from_decision(&policy.name, policy.mode, decision, patch_value);
+        if used_preset {
+            result.warnings.push(PRESET_POOLS_WARNING.to_string());
+        }
+        (result, next)
+    }
+}
+
+/// Split the decision's patch text off and parse it as RFC 6902.
+fn parse_patch(policy: &str, mut decision: Decision) -> Result<(Decision, Option<json_patch::Patch>), Fault> {
+    let Some(text) = decision.patch.take() else {
+        return Ok((decision, None));
+    };
+    let patch: json_patch::Patch = serde_json::from_str(&text).map_err(|e| {
+        Fault::new(FaultKind::BadOutput, format!("policy {policy} returned an invalid JSON Patch: {e}"))
+    })?;
+    Ok((decision, (!patch.0.is_empty()).then_some(patch)))
+}
+
+fn apply_patch(policy: &str, review: &Review, patch: &json_patch::Patch) -> Result<Review, Fault> {
+    let mut object = review.object().clone();
+    json_patch::patch(&mut object, patch).map_err(|e| {
+        Fault::new(FaultKind::BadOutput, format!("policy {policy}: its patch does not apply to {}: {e}", review.describe()))
+    })?;
+    review.with_object(object).map_err(|e| {
+        Fault::new(FaultKind::BadOutput, format!("policy {policy}: its patch broke the object: {e}"))
+    })
+}

@@ -1,0 +1,379 @@
+//! Policies and policy sets: loading a `.wasm` component, a CEL policy file, a
+//! directory of them, or a bundled pack; the operator's per-policy
+//! configuration (settings, failure policy, mode, limits, capability grants).
+//!
+//! A settings file is either the settings of a single policy, or
+//! `policies: {<name>: {settings, failurePolicy, mode, limits, grant}}` for
+//! several (a pack).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+use tollgate_sdk::model::{Capability, Metadata, RuleInfo};
+
+use crate::cel::CelPolicy;
+use crate::decision::{FailurePolicy, Mode};
+use crate::pack;
+use crate::wasm::{self, Limits, Runtime, WasmPolicy};
+
+/// Why a policy set could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The path does not exist and is not a bundled pack.
+    #[error("{0}: no such file, directory or bundled pack (bundled: {packs})", packs = pack::NAMES.join(", "))]
+    NotFound(String),
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A policy file is not YAML or JSON.
+    #[error("{path}: invalid YAML or JSON: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A file is neither a component nor a CelPolicy.
+    #[error("{path}: not a policy (expected a .wasm component or a CelPolicy YAML file){detail}")]
+    NotAPolicy {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead (with a leading separator), if known.
+        detail: String,
+    },
+    /// A WASM policy failed to load.
+    #[error(transparent)]
+    Wasm(#[from] wasm::Error),
+    /// A CEL policy failed to load.
+    #[error(transparent)]
+    Cel(#[from] crate::cel::Error),
+    /// The settings file is malformed.
+    #[error("{path}: invalid settings: {message}")]
+    Settings {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Two policies have the same name.
+    #[error("two policies are named {0}")]
+    Duplicate(String),
+    /// A directory holds no policy.
+    #[error("{0}: no policies found (.wasm or CelPolicy .yaml files)")]
+    Empty(PathBuf),
+}
+
+/// How the operator configures one policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The policy's settings.
+    #[serde(default)]
+    pub settings: Value,
+    /// Overrides the policy's failure policy.
+    pub failure_policy: Option<FailurePolicy>,
+    /// Enforce, warn or audit.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Limits for WASM policies.
+    #[serde(default)]
+    pub limits: Option<Limits>,
+    /// Capabilities granted to a WASM policy.
+    #[serde(default)]
+    pub grant: Vec<Capability>,
+}
+
+/// The configuration of a whole set, keyed by policy name.
+#[derive(Debug, Clone, Default)]
+pub struct SetConfig {
+    per_policy: std::collections::BTreeMap<String, PolicyConfig>,
+    /// Settings for the only policy, when the file was plain settings.
+    single: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetConfigFile {
+    policies: std::collections::BTreeMap<String, PolicyConfig>,
+}
+
+impl SetConfig {
+    /// Read a settings file (YAML or JSON).
+    ///
+    /// # Errors
+    /// Unreadable, unparsable, or a malformed `policies:` map.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.into(), source })?;
+        let doc = parse_one(path, &text)?;
+        Self::from_value(path, doc)
+    }
+
+    /// Interpret a parsed settings document.
+    ///
+    /// # Errors
+    /// A malformed `policies:` map.
+    pub fn from_value(path: &Path, doc: Value) -> Result<Self, Error> {
+        if doc.get("policies").is_some_and(Value::is_object) {
+            let file: SetConfigFile = serde_json::from_value(doc)
+                .map_err(|e| Error::Settings { path: path.into(), message: e.to_string() })?;
+            Ok(SetConfig { per_policy: file.policies, single: None })
+        } else {
+            Ok(SetConfig { per_policy: Default::default(), single: Some(doc) })
+        }
+    }
+
+    fn for_policy(&self, name: &str, only_one: bool) -> PolicyConfig {
+        let mut config = self.per_policy.get(name).cloned().unwrap_or_default();
+        if only_one && let Some(settings) = &self.single {
+            config.settings = settings.clone();
+        }
+        config
+    }
+
+    /// Names configured that no loaded policy has.
+    fn unknown<'a>(&'a self, names: &'a [&str]) -> impl Iterator<Item = &'a String> + 'a {
+        self.per_policy.keys().filter(move |k| !names.contains(&k.as_str()))
+    }
+}
+
+/// What a policy is made of.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// A WASM component.
+    Wasm(WasmPolicy),
+    /// A CEL policy.
+    Cel(CelPolicy),
+}
+
+/// A loaded, configured policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The policy name (unique in its set).
+    pub name: String,
+    /// Where it came from (a path, or `autoscaler-isolation (bundled)`).
+    pub source: String,
+    /// WASM or CEL.
+    pub kind: Kind,
+    /// The settings as JSON text (what WASM policies receive).
+    pub settings: Arc<str>,
+    /// Fail closed or open.
+    pub failure_policy: FailurePolicy,
+    /// Enforce, warn or audit.
+    pub mode: Mode,
+    /// Static facts (kinds judged, rules, whether it mutates).
+    pub metadata: Metadata,
+}
+
+impl Policy {
+    /// Whether the policy judges objects of `kind`.
+    pub fn judges(&self, kind: &str) -> bool {
+        self.metadata.judges(kind)
+    }
+}
+
+/// The policies that judge objects together, in order.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    policies: Vec<Policy>,
+}
+
+/// Where policies come from, before loading.
+#[derive(Debug, Clone)]
+enum Source {
+    Wasm { label: String, bytes: Vec<u8>, origin: String },
+    Cel { path: PathBuf, doc: Value },
+}
+
+impl PolicySet {
+    /// Load policies from `specs` (paths or bundled pack names), configured by `config`.
+    ///
+    /// # Errors
+    /// The first policy that cannot be read, compiled, or configured; or a
+    /// configuration naming a policy that is not loaded.
+    pub fn load(runtime: &Runtime, specs: &[String], config: &SetConfig) -> Result<Self, Error> {
+        let mut sources = Vec::new();
+        for spec in specs {
+            collect_sources(spec, &mut sources)?;
+        }
+        let only_one = sources.len() == 1;
+        let mut policies: Vec<Policy> = Vec::new();
+        for source in sources {
+            let policy = match source {
+                Source::Wasm { label, bytes, origin } => {
+                    // Name and grants are only known after metadata, so load with the
+                    // widest grant, then check what this policy was granted.
+                    let probe = WasmPolicy::load(runtime, &label, &bytes, Limits::default(), &[Capability::Clocks])?;
+                    let name = probe.name().to_string();
+                    let cfg = config.for_policy(&name, only_one);
+                    let policy = if cfg.limits.is_some() || !probe.metadata().capabilities.is_empty() {
+                        WasmPolicy::load(runtime, &label, &bytes, cfg.limits.unwrap_or_default(), &cfg.grant)?
+                    } else {
+                        probe
+                    };
+                    let settings = settings_text(&cfg.settings);
+                    policy.validate_settings(&settings)?;
+                    Policy {
+                        name,
+                        source: origin,
+                        metadata: policy.metadata().clone(),
+                        kind: Kind::Wasm(policy),
+                        settings: settings.into(),
+                        failure_policy: cfg.failure_policy.unwrap_or_default(),
+                        mode: cfg.mode,
+                    }
+                }
+                Source::Cel { path, doc } => {
+                    let compiled = CelPolicy::compile(&path, doc)?;
+                    let cfg = config.for_policy(compiled.name(), only_one);
+                    let configured = compiled.with_settings(&cfg.settings);
+                    let metadata = Metadata {
+                        name: configured.name().to_string(),
+                        version: String::new(),
+                        description: configured.description().to_string(),
+                        kinds: configured.kinds().to_vec(),
+                        mutating: false,
+                        rules: configured
+                            .rules()
+                            .map(|r| RuleInfo { id: r.to_string(), description: String::new() })
+                            .collect(),
+                        capabilities: vec![],
+                    };
+                    Policy {
+                        name: configured.name().to_string(),
+                        source: path.display().to_string(),
+                        settings: settings_text(configured.settings()).into(),
+                        failure_policy: cfg.failure_policy.unwrap_or(configured.failure_policy()),
+                        mode: cfg.mode,
+                        metadata,
+                        kind: Kind::Cel(configured),
+                    }
+                }
+            };
+            if policies.iter().any(|p| p.name == policy.name) {
+                return Err(Error::Duplicate(policy.name));
+            }
+            policies.push(policy);
+        }
+        let names: Vec<&str> = policies.iter().map(|p| p.name.as_str()).collect();
+        if let Some(unknown) = config.unknown(&names).next() {
+            return Err(Error::Settings {
+                path: PathBuf::from("settings"),
+                message: format!("settings name policy {unknown}, which is not loaded (loaded: {})", names.join(", ")),
+            });
+        }
+        Ok(PolicySet { policies })
+    }
+
+    /// The policies, in order.
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+}
+
+fn settings_text(settings: &Value) -> String {
+    if settings.is_null() { String::new() } else { settings.to_string() }
+}
+
+fn collect_sources(spec: &str, out: &mut Vec<Source>) -> Result<(), Error> {
+    let path = Path::new(spec);
+    if !path.exists() {
+        let Some(policies) = pack::policies(spec) else {
+            return Err(Error::NotFound(spec.to_string()));
+        };
+        for (name, bytes) in policies {
+            out.push(Source::Wasm {
+                label: name.to_string(),
+                bytes: bytes.to_vec(),
+                origin: format!("{spec} (bundled)"),
+            });
+        }
+        return Ok(());
+    }
+    if path.is_dir() {
+        let before = out.len();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|source| Error::Read { path: path.into(), source })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_policy_file(p))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            collect_file(&entry, out, true)?;
+        }
+        if out.len() == before {
+            return Err(Error::Empty(path.into()));
+        }
+        return Ok(());
+    }
+    collect_file(path, out, false)
+}
+
+fn is_policy_file(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("wasm" | "yaml" | "yml" | "json"))
+}
+
+/// Read one file. In a directory, YAML files that are not CelPolicies are skipped.
+fn collect_file(path: &Path, out: &mut Vec<Source>, in_directory: bool) -> Result<(), Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.into(), source })?;
+    if bytes.starts_with(b"\0asm") || path.extension().and_then(|e| e.to_str()) == Some("wasm") {
+        out.push(Source::Wasm {
+            label: path.display().to_string(),
+            bytes,
+            origin: path.display().to_string(),
+        });
+        return Ok(());
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::NotAPolicy { path: path.into(), detail: ": binary data".into() })?;
+    let (docs, warnings) = crate::cluster::Snapshot::parse_documents(path, &text);
+    if let Some(w) = warnings.iter().find(|w| w.message.starts_with("invalid")).filter(|_| !in_directory) {
+        return Err(Error::Parse { path: path.into(), message: w.message.clone() });
+    }
+    let mut found = false;
+    for doc in docs {
+        if CelPolicy::is_cel_policy(&doc) {
+            out.push(Source::Cel { path: path.into(), doc });
+            found = true;
+        }
+    }
+    if !found && !in_directory {
+        let detail = match docs_kinds(&text) {
+            Some(kind) => format!("; found a {kind}"),
+            None => String::new(),
+        };
+        return Err(Error::NotAPolicy { path: path.into(), detail });
+    }
+    Ok(())
+}
+
+/// The kind of the first document, for "found a Deployment" hints.
+fn docs_kinds(text: &str) -> Option<String> {
+    let (docs, _) = crate::cluster::Snapshot::parse_documents(Path::new(""), text);
+    docs.first().and_then(|d| d.get("kind")).and_then(Value::as_str).map(str::to_string)
+}
+
+/// Parse one YAML or JSON document.
+///
+/// # Errors
+/// The parser's message, naming `path`.
+pub fn parse_one(path: &Path, text: &str) -> Result<Value, Error> {
+    if text.trim_start().starts_with(['{', '[']) {
+        serde_json::from_str(text).map_err(|e| Error::Parse { path: path.into(), message: e.to_string() })
+    } else {
+        serde_saphyr::from_str::<Option<Value>>(text)
+            .map(|v| v.unwrap_or(Value::Null))
+            .map_err(|e| Error::Parse { path: path.into(), message: e.to_string().split_whitespace().collect::<Vec<_>>().join(" ") })
+    }
+}

@@ -1,0 +1,197 @@
+//! A [`Review`]: one object to judge, the admission request around it if there
+//! is one, and the placement records computed once and shared by every policy.
+//!
+//! Bad input fails here, before any policy runs: an object without `kind` or
+//! `apiVersion`, or an AdmissionReview without a request, is a [`Error`].
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::Value;
+use tollgate_sdk::model::{Operation, RequestInfo};
+use tollgate_sdk::placement::{self, ReviewError};
+
+/// Why a review could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object is not a Kubernetes object.
+    #[error(transparent)]
+    Object(#[from] ReviewError),
+    /// The AdmissionReview has no `request`.
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+    /// The AdmissionReview request has neither `object` nor `oldObject`.
+    #[error("AdmissionReview request has neither object nor oldObject")]
+    NoObject,
+    /// The operation is not CREATE, UPDATE, DELETE or CONNECT.
+    #[error("unknown admission operation {0:?}")]
+    UnknownOperation(String),
+}
+
+/// One object to judge. Cheap to clone: everything is shared.
+#[derive(Clone)]
+pub struct Review {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    object: Value,
+    old_object: Option<Value>,
+    request: Option<Value>,
+    records: tollgate_sdk::Review,
+    object_text: OnceLock<String>,
+    old_object_text: OnceLock<Option<String>>,
+    pub(crate) wasm: OnceLock<crate::wasm::WitReview>,
+    pub(crate) cel: OnceLock<crate::cel::Inputs>,
+}
+
+impl std::fmt::Debug for Review {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Review")
+            .field("kind", &self.inner.records.kind)
+            .field("name", &self.inner.records.display_name())
+            .finish()
+    }
+}
+
+impl Review {
+    /// Review `object` outside admission (audit, `tollgate eval --object`).
+    ///
+    /// # Errors
+    /// When the object lacks `apiVersion` or `kind`.
+    pub fn from_object(object: Value) -> Result<Self, Error> {
+        let records = placement::review(&object, Operation::None)?;
+        Ok(Self::build(object, None, None, records))
+    }
+
+    /// Review the request of an AdmissionReview (`v1` or `v1beta1`).
+    ///
+    /// For a DELETE the old object is judged.
+    ///
+    /// # Errors
+    /// When the review has no request or object, or an unknown operation.
+    pub fn from_admission(review: &Value) -> Result<Self, Error> {
+        let request = review.get("request").filter(|r| r.is_object()).ok_or(Error::NoRequest)?;
+        let op_text = request.get("operation").and_then(Value::as_str).unwrap_or("CREATE");
+        let operation =
+            Operation::parse(op_text).ok_or_else(|| Error::UnknownOperation(op_text.to_string()))?;
+        let object = request.get("object").filter(|o| !o.is_null()).cloned();
+        let old_object = request.get("oldObject").filter(|o| !o.is_null()).cloned();
+        let judged = object.as_ref().or(old_object.as_ref()).ok_or(Error::NoObject)?;
+        let mut records = placement::review(judged, operation)?;
+        if records.namespace.is_empty()
+            && let Some(ns) = request.get("namespace").and_then(Value::as_str)
+        {
+            records.namespace = ns.to_string();
+        }
+        records.request = Some(RequestInfo {
+            uid: str_at(request, "/uid"),
+            sub_resource: request
+                .get("subResource")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            user: str_at(request, "/userInfo/username"),
+            groups: placement::array(request.pointer("/userInfo/groups"))
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect(),
+            dry_run: request.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
+        });
+        let judged = judged.clone();
+        let old = if object.is_some() { old_object } else { None };
+        Ok(Self::build(judged, old, Some(request.clone()), records))
+    }
+
+    /// The same review with a replaced object (after a mutation), keeping the
+    /// request and old object.
+    ///
+    /// # Errors
+    /// When the new object lacks `apiVersion` or `kind`.
+    pub fn with_object(&self, object: Value) -> Result<Self, Error> {
+        let mut records = placement::review(&object, self.operation())?;
+        records.request = self.inner.records.request.clone();
+        if records.namespace.is_empty() {
+            records.namespace = self.inner.records.namespace.clone();
+        }
+        Ok(Self::build(object, self.inner.old_object.clone(), self.inner.request.clone(), records))
+    }
+
+    fn build(
+        object: Value,
+        old_object: Option<Value>,
+        request: Option<Value>,
+        records: tollgate_sdk::Review,
+    ) -> Self {
+        Review {
+            inner: Arc::new(Inner {
+                object,
+                old_object,
+                request,
+                records,
+                object_text: OnceLock::new(),
+                old_object_text: OnceLock::new(),
+                wasm: OnceLock::new(),
+                cel: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The object under review.
+    pub fn object(&self) -> &Value {
+        &self.inner.object
+    }
+
+    /// The previous object of an UPDATE.
+    pub fn old_object(&self) -> Option<&Value> {
+        self.inner.old_object.as_ref()
+    }
+
+    /// The AdmissionReview `request`, when there is one.
+    pub fn request(&self) -> Option<&Value> {
+        self.inner.request.as_ref()
+    }
+
+    /// The placement records.
+    pub fn records(&self) -> &tollgate_sdk::Review {
+        &self.inner.records
+    }
+
+    /// The admission operation.
+    pub fn operation(&self) -> Operation {
+        self.inner.records.operation
+    }
+
+    /// The object's kind.
+    pub fn kind(&self) -> &str {
+        &self.inner.records.kind
+    }
+
+    /// `Kind namespace/name` for messages.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.inner.records.kind, self.inner.records.display_name())
+    }
+
+    /// The object as JSON text, serialized once.
+    pub fn object_text(&self) -> &str {
+        self.inner.object_text.get_or_init(|| self.inner.object.to_string())
+    }
+
+    /// The old object as JSON text, serialized once.
+    pub fn old_object_text(&self) -> Option<&str> {
+        self.inner
+            .old_object_text
+            .get_or_init(|| self.inner.old_object.as_ref().map(Value::to_string))
+            .as_deref()
+    }
+
+    pub(crate) fn wasm_cache(&self) -> &OnceLock<crate::wasm::WitReview> {
+        &self.inner.wasm
+    }
+
+    pub(crate) fn cel_cache(&self) -> &OnceLock<crate::cel::Inputs> {
+        &self.inner.cel
+    }
+}
+
+fn str_at(v: &Value, pointer: &str) -> String {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string()
+}

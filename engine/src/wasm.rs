@@ -1,0 +1,285 @@
+//! WASM policies: sandboxed wasmtime components of the `tollgate:policy` world.
+//!
+//! Each policy is compiled once (and cached on disk, see [`runtime`]) and
+//! prepared as an `InstancePre`; every evaluation then gets a **fresh
+//! instance** in a new `Store` from the pooling allocator, so no state leaks
+//! between requests and a trap poisons nothing. Limits are in [`limits`];
+//! the imports and the (empty) WASI context in [`host`]; wasmtime errors
+//! become typed [`crate::decision::Fault`]s in [`fault`].
+//!
+//! Capabilities: none by default. WASI is linked (Rust's std imports it) with
+//! no files, environment, arguments, network or stdio; clocks read zero unless
+//! the policy's metadata asks for `clocks` and the operator grants it.
+
+pub mod bindings;
+mod convert;
+mod fault;
+mod host;
+pub mod limits;
+pub mod runtime;
+
+use std::sync::Arc;
+
+use tollgate_sdk::model::{Capability, Decision, Metadata};
+
+use crate::cluster::ClusterView;
+use crate::decision::{Fault, FaultKind};
+use crate::review::Review;
+
+pub use limits::Limits;
+pub use runtime::{Runtime, RuntimeConfig};
+
+use bindings::PolicyPre;
+use host::State;
+
+/// The WIT review record, cached per review.
+pub(crate) type WitReview = bindings::tollgate::policy::types::Review;
+
+/// Why a WASM policy could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The engine could not be configured.
+    #[error("wasm engine: {0}")]
+    Engine(String),
+    /// The file is not WebAssembly.
+    #[error("{policy}: not a WebAssembly component (no \\0asm header)")]
+    NotWasm {
+        /// Policy name or file.
+        policy: String,
+    },
+    /// The file is a core module, not a component.
+    #[error(
+        "{policy}: a core WebAssembly module, not a component; build the policy for wasm32-wasip2 (or componentize it with wasm-tools)"
+    )]
+    CoreModule {
+        /// Policy name or file.
+        policy: String,
+    },
+    /// wasmtime could not compile it.
+    #[error("{policy}: invalid component: {detail}")]
+    Compile {
+        /// Policy name or file.
+        policy: String,
+        /// wasmtime's explanation.
+        detail: String,
+    },
+    /// It does not implement the `tollgate:policy/policy` world.
+    #[error("{policy}: does not implement the tollgate:policy@0.1.0 `policy` world: {detail}")]
+    WrongWorld {
+        /// Policy name or file.
+        policy: String,
+        /// What is missing or mismatched.
+        detail: String,
+    },
+    /// Calling `metadata` or `validate-settings` at load failed.
+    #[error("{policy}: failed while loading: {fault}")]
+    Load {
+        /// Policy name or file.
+        policy: String,
+        /// The fault.
+        fault: Fault,
+    },
+    /// The settings were rejected by the policy.
+    #[error("{policy}: invalid settings: {message}")]
+    Settings {
+        /// Policy name.
+        policy: String,
+        /// The policy's explanation.
+        message: String,
+    },
+    /// The policy asks for a capability the operator did not grant.
+    #[error("{policy}: asks for capability {capability:?}, which was not granted")]
+    CapabilityDenied {
+        /// Policy name.
+        policy: String,
+        /// The capability.
+        capability: Capability,
+    },
+    /// A limit is beyond what the engine allows.
+    #[error("{policy}: memory limit {asked} bytes is above the engine's maximum {max}")]
+    LimitTooHigh {
+        /// Policy name.
+        policy: String,
+        /// Requested bytes.
+        asked: usize,
+        /// Engine maximum.
+        max: usize,
+    },
+}
+
+/// What an evaluation returned, besides the decision.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The policy's decision.
+    pub decision: Decision,
+    /// Whether it read node pools that came from the preset (no cluster context).
+    pub used_preset_pools: bool,
+}
+
+/// A loaded WASM policy, ready to evaluate.
+#[derive(Clone)]
+pub struct WasmPolicy {
+    name: Arc<str>,
+    metadata: Metadata,
+    pre: PolicyPre<State>,
+    runtime: Runtime,
+    limits: Limits,
+    clocks: bool,
+}
+
+impl std::fmt::Debug for WasmPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmPolicy").field("name", &self.name).field("limits", &self.limits).finish()
+    }
+}
+
+impl WasmPolicy {
+    /// Compile and prepare a component; read its metadata.
+    ///
+    /// `label` names the policy in errors until its metadata gives its name
+    /// (usually the file path). `granted` lists the capabilities the operator allows.
+    ///
+    /// # Errors
+    /// Not a component, does not compile, wrong world, or a fault in `metadata`.
+    pub fn load(
+        runtime: &Runtime,
+        label: &str,
+        bytes: &[u8],
+        limits: Limits,
+        granted: &[Capability],
+    ) -> Result<Self, Error> {
+        if limits.memory_bytes > runtime.max_memory_bytes {
+            return Err(Error::LimitTooHigh {
+                policy: label.to_string(),
+                asked: limits.memory_bytes,
+                max: runtime.max_memory_bytes,
+            });
+        }
+        let component = runtime.compile(label, bytes)?;
+        let wrong_world =
+            |e: wasmtime::Error| Error::WrongWorld { policy: label.to_string(), detail: format!("{e:#}") };
+        let instance_pre = runtime.linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let pre = PolicyPre::new(instance_pre).map_err(wrong_world)?;
+        let mut policy = WasmPolicy {
+            name: Arc::from(label),
+            metadata: Metadata::default(),
+            pre,
+            runtime: runtime.clone(),
+            limits,
+            clocks: false,
+        };
+        let metadata = policy
+            .call(None, Arc::new(crate::cluster::Empty::default()), |p, s| p.call_metadata(s))
+            .map(convert::metadata)
+            .map_err(|fault| Error::Load { policy: label.to_string(), fault })?;
+        for capability in &metadata.capabilities {
+            if !granted.contains(capability) {
+                return Err(Error::CapabilityDenied {
+                    policy: metadata.name.clone(),
+                    capability: *capability,
+                });
+            }
+        }
+        policy.clocks = metadata.capabilities.contains(&Capability::Clocks);
+        if !metadata.name.is_empty() {
+            policy.name = Arc::from(metadata.name.as_str());
+        }
+        policy.metadata = metadata;
+        Ok(policy)
+    }
+
+    /// The policy's name (from its metadata).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The policy's metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The policy's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Ask the policy whether `settings` (JSON text) are valid.
+    ///
+    /// # Errors
+    /// The policy's message, or the fault if it failed.
+    pub fn validate_settings(&self, settings: &str) -> Result<(), Error> {
+        let empty = Arc::new(crate::cluster::Empty::default());
+        match self.call(None, empty, |p, s| p.call_validate_settings(s, settings)) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(Error::Settings { policy: self.name.to_string(), message }),
+            Err(fault) => Err(Error::Load { policy: self.name.to_string(), fault }),
+        }
+    }
+
+    /// Evaluate one review in a fresh instance.
+    ///
+    /// # Errors
+    /// A [`Fault`] when the policy traps, times out, exceeds a limit or returns
+    /// more output than allowed.
+    pub fn evaluate(
+        &self,
+        review: &Review,
+        settings: &str,
+        cluster: Arc<dyn ClusterView>,
+    ) -> Result<Outcome, Fault> {
+        let record = review.wasm_cache().get_or_init(|| convert::review(review.records()));
+        let mut used_preset_pools = false;
+        let decision = self.call_with(Some(review.clone()), cluster, &mut used_preset_pools, |p, s| {
+            p.call_evaluate(s, record, settings)
+        })?;
+        let size = convert::decision_size(&decision);
+        if size > self.limits.output_bytes {
+            return Err(Fault::new(
+                FaultKind::OutputLimit,
+                format!(
+                    "policy {}: output of {size} bytes exceeds the limit of {} bytes",
+                    self.name, self.limits.output_bytes
+                ),
+            ));
+        }
+        Ok(Outcome { decision: convert::decision(decision), used_preset_pools })
+    }
+
+    fn call<R>(
+        &self,
+        review: Option<Review>,
+        cluster: Arc<dyn ClusterView>,
+        f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        let mut ignored = false;
+        self.call_with(review, cluster, &mut ignored, f)
+    }
+
+    /// Instantiate fresh, call `f`, and classify any failure.
+    fn call_with<R>(
+        &self,
+        review: Option<Review>,
+        cluster: Arc<dyn ClusterView>,
+        used_preset_pools: &mut bool,
+        f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        let state = State::new(self.name.clone(), review, cluster, self.limits, self.clocks);
+        let mut store = wasmtime::Store::new(&self.runtime.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(self.limits.timeout_ms.max(1));
+        store.epoch_deadline_trap();
+        let classify = |e: wasmtime::Error| {
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+                return Fault::new(
+                    FaultKind::Unavailable,
+                    format!("policy {}: too many concurrent evaluations: {e}", self.name),
+                );
+            }
+            fault::classify(&self.name, self.limits.timeout_ms, &e)
+        };
+        let instance = self.pre.instantiate(&mut store).map_err(classify)?;
+        let result = f(&instance, &mut store).map_err(classify);
+        *used_preset_pools = store.data().used_preset_pools;
+        result
+    }
+}

@@ -1,0 +1,152 @@
+//! The per-evaluation store state and the `host` imports a policy may call.
+//!
+//! Every lookup answers from the in-memory [`ClusterView`]; nothing here does
+//! I/O or writes anywhere. WASI is linked with an empty context: no
+//! preopened directories, no environment or arguments, stdin closed, stdout
+//! and stderr discarded, every socket address and name lookup denied, and both
+//! clocks frozen at zero unless the policy asked for `clocks` and was granted it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use crate::cluster::ClusterView;
+use crate::review::Review;
+
+use super::bindings::tollgate::policy::{host, types};
+use super::convert;
+use super::limits::{Limiter, Limits, LogLimitExceeded};
+
+/// What one evaluation's store holds.
+pub(crate) struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    policy: Arc<str>,
+    review: Option<Review>,
+    cluster: Arc<dyn ClusterView>,
+    limits: Limits,
+    log_lines: usize,
+    log_bytes: usize,
+    /// Whether the policy asked for node pools that came from the preset.
+    pub(crate) used_preset_pools: bool,
+}
+
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl State {
+    pub(crate) fn new(
+        policy: Arc<str>,
+        review: Option<Review>,
+        cluster: Arc<dyn ClusterView>,
+        limits: Limits,
+        clocks: bool,
+    ) -> Self {
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        if !clocks {
+            wasi.wall_clock(FrozenClock).monotonic_clock(FrozenClock);
+        }
+        State {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: Limiter { memory_bytes: limits.memory_bytes },
+            policy,
+            review,
+            cluster,
+            limits,
+            log_lines: 0,
+            log_bytes: 0,
+            used_preset_pools: false,
+        }
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for State {}
+
+impl host::Host for State {
+    fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
+        self.log_lines += 1;
+        self.log_bytes += message.len();
+        if self.log_lines > self.limits.log_lines || self.log_bytes > self.limits.log_bytes {
+            return Err(LogLimitExceeded { lines: self.log_lines, bytes: self.log_bytes }.into());
+        }
+        let policy = &*self.policy;
+        match level {
+            host::LogLevel::Trace => tracing::trace!(policy, "{message}"),
+            host::LogLevel::Debug => tracing::debug!(policy, "{message}"),
+            host::LogLevel::Info => tracing::info!(policy, "{message}"),
+            host::LogLevel::Warn => tracing::warn!(policy, "{message}"),
+            host::LogLevel::Error => tracing::error!(policy, "{message}"),
+        }
+        Ok(())
+    }
+
+    fn object_json(&mut self) -> String {
+        self.review.as_ref().map(|r| r.object_text().to_string()).unwrap_or_else(|| "null".into())
+    }
+
+    fn old_object_json(&mut self) -> Option<String> {
+        self.review.as_ref().and_then(|r| r.old_object_text().map(str::to_string))
+    }
+
+    fn get_object(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: String,
+        name: String,
+    ) -> Option<String> {
+        self.cluster.get(&api_version, &kind, &namespace, &name).map(|o| o.to_string())
+    }
+
+    fn list_objects(
+        &mut self,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        label_selector: Option<String>,
+    ) -> Result<Vec<String>, String> {
+        let selector = tollgate_sdk::selector::LabelSelector::parse(
+            label_selector.as_deref().unwrap_or_default(),
+        )?;
+        Ok(self
+            .cluster
+            .list(&api_version, &kind, namespace.as_deref(), &selector)
+            .iter()
+            .map(|o| o.to_string())
+            .collect())
+    }
+
+    fn node_pools(&mut self) -> Vec<types::NodePool> {
+        let pools = self.cluster.node_pools();
+        self.used_preset_pools |= pools.iter().any(|p| p.source == crate::cluster::pools::PRESET);
+        pools.iter().map(convert::pool).collect()
+    }
+}

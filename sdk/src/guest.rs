@@ -1,0 +1,297 @@
+//! The guest side of the component boundary: wit-bindgen bindings for
+//! `wit/policy.wit`, conversions between them and [`crate::model`], the
+//! [`Host`] backed by the component's imports, and the glue that
+//! [`crate::export_policy!`] expands to. Policy authors never touch this module.
+
+use crate::model::{self, Labels};
+use crate::policy::{Host, Policy, load_settings};
+
+#[allow(missing_docs, unsafe_code, clippy::all)]
+/// Generated bindings (private to the SDK's macro).
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "policy",
+        pub_export_macro: true,
+        export_macro_name: "export_policy_world",
+        default_bindings_module: "tollgate_sdk::guest::bindings",
+    });
+}
+
+use bindings::tollgate::policy::{host as imports, types as wit};
+
+/// Implementation of the generated `Guest::metadata` for `P`.
+pub fn metadata<P: Policy>() -> wit::Metadata {
+    let m = P::metadata();
+    wit::Metadata {
+        name: m.name,
+        version: m.version,
+        description: m.description,
+        kinds: m.kinds,
+        mutating: m.mutating,
+        rules: m
+            .rules
+            .into_iter()
+            .map(|r| wit::RuleInfo { id: r.id, description: r.description })
+            .collect(),
+        capabilities: m
+            .capabilities
+            .into_iter()
+            .map(|c| match c {
+                model::Capability::Clocks => wit::Capability::Clocks,
+            })
+            .collect(),
+    }
+}
+
+/// Implementation of the generated `Guest::validate_settings` for `P`.
+pub fn validate_settings<P: Policy>(settings: &str) -> Result<(), String> {
+    load_settings::<P>(settings).map(|_| ())
+}
+
+/// Implementation of the generated `Guest::evaluate` for `P`.
+pub fn evaluate<P: Policy>(review: wit::Review, settings: &str) -> wit::Decision {
+    let decision = match load_settings::<P>(settings) {
+        Ok(settings) => P::evaluate(&review_from_wit(review), &settings, &ImportedHost),
+        Err(e) => model::Decision::from_violations(vec![model::Violation::new("invalid-settings", e)]),
+    };
+    wit::Decision {
+        allowed: decision.allowed,
+        violations: decision
+            .violations
+            .into_iter()
+            .map(|v| wit::Violation { rule: v.rule, message: v.message, path: v.path })
+            .collect(),
+        patch: decision.patch,
+        warnings: decision.warnings,
+    }
+}
+
+/// The [`Host`] backed by the component's imports.
+pub struct ImportedHost;
+
+impl Host for ImportedHost {
+    fn object_json(&self) -> String {
+        imports::object_json()
+    }
+
+    fn old_object_json(&self) -> Option<String> {
+        imports::old_object_json()
+    }
+
+    fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<String> {
+        imports::get_object(api_version, kind, namespace, name)
+    }
+
+    fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<String>, String> {
+        imports::list_objects(api_version, kind, namespace, label_selector)
+    }
+
+    fn node_pools(&self) -> Vec<model::NodePool> {
+        imports::node_pools().into_iter().map(pool_from_wit).collect()
+    }
+
+    fn log(&self, level: model::LogLevel, message: &str) {
+        let level = match level {
+            model::LogLevel::Trace => imports::LogLevel::Trace,
+            model::LogLevel::Debug => imports::LogLevel::Debug,
+            model::LogLevel::Info => imports::LogLevel::Info,
+            model::LogLevel::Warn => imports::LogLevel::Warn,
+            model::LogLevel::Error => imports::LogLevel::Error,
+        };
+        imports::log(level, message)
+    }
+}
+
+fn labels(kvs: Vec<wit::KeyValue>) -> Labels {
+    kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()
+}
+
+fn effect(e: wit::TaintEffect) -> model::TaintEffect {
+    match e {
+        wit::TaintEffect::NoSchedule => model::TaintEffect::NoSchedule,
+        wit::TaintEffect::PreferNoSchedule => model::TaintEffect::PreferNoSchedule,
+        wit::TaintEffect::NoExecute => model::TaintEffect::NoExecute,
+    }
+}
+
+fn taint(t: wit::Taint) -> model::Taint {
+    model::Taint { key: t.key, value: t.value, effect: effect(t.effect) }
+}
+
+fn term(t: wit::NodeSelectorTerm) -> model::NodeSelectorTerm {
+    let reqs = |rs: Vec<wit::SelectorRequirement>| {
+        rs.into_iter()
+            .map(|r| model::SelectorRequirement {
+                key: r.key,
+                operator: match r.operator {
+                    wit::SelectorOperator::In => model::SelectorOperator::In,
+                    wit::SelectorOperator::NotIn => model::SelectorOperator::NotIn,
+                    wit::SelectorOperator::Exists => model::SelectorOperator::Exists,
+                    wit::SelectorOperator::DoesNotExist => model::SelectorOperator::DoesNotExist,
+                    wit::SelectorOperator::Gt => model::SelectorOperator::Gt,
+                    wit::SelectorOperator::Lt => model::SelectorOperator::Lt,
+                },
+                values: r.values,
+            })
+            .collect()
+    };
+    model::NodeSelectorTerm {
+        match_expressions: reqs(t.match_expressions),
+        match_fields: reqs(t.match_fields),
+    }
+}
+
+fn pod_from_wit(p: wit::PodPlacement) -> model::PodPlacement {
+    model::PodPlacement {
+        template_path: p.template_path,
+        controller: p.controller.map(|o| model::Owner {
+            api_version: o.api_version,
+            kind: o.kind,
+            name: o.name,
+        }),
+        labels: labels(p.labels),
+        annotations: labels(p.annotations),
+        tolerations: p
+            .tolerations
+            .into_iter()
+            .map(|t| model::Toleration {
+                key: t.key,
+                operator: match t.operator {
+                    wit::TolerationOperator::Equal => model::TolerationOperator::Equal,
+                    wit::TolerationOperator::Exists => model::TolerationOperator::Exists,
+                },
+                value: t.value,
+                effect: t.effect.map(effect),
+                toleration_seconds: t.toleration_seconds,
+            })
+            .collect(),
+        node_selector: labels(p.node_selector),
+        required_node_affinity: p.required_node_affinity.into_iter().map(term).collect(),
+        preferred_node_affinity: p
+            .preferred_node_affinity
+            .into_iter()
+            .map(|t| model::PreferredTerm { weight: t.weight, preference: term(t.preference) })
+            .collect(),
+        priority_class_name: p.priority_class_name,
+        priority: p.priority,
+        volumes: p
+            .volumes
+            .into_iter()
+            .map(|v| model::Volume {
+                name: v.name,
+                source: match v.source {
+                    wit::VolumeSource::EmptyDir => model::VolumeSource::EmptyDir,
+                    wit::VolumeSource::EmptyDirMemory => model::VolumeSource::EmptyDirMemory,
+                    wit::VolumeSource::HostPath => model::VolumeSource::HostPath,
+                    wit::VolumeSource::PersistentVolumeClaim => {
+                        model::VolumeSource::PersistentVolumeClaim
+                    }
+                    wit::VolumeSource::ConfigMap => model::VolumeSource::ConfigMap,
+                    wit::VolumeSource::Secret => model::VolumeSource::Secret,
+                    wit::VolumeSource::Projected => model::VolumeSource::Projected,
+                    wit::VolumeSource::DownwardApi => model::VolumeSource::DownwardApi,
+                    wit::VolumeSource::Ephemeral => model::VolumeSource::Ephemeral,
+                    wit::VolumeSource::Other => model::VolumeSource::Other,
+                },
+            })
+            .collect(),
+        host_ports: p
+            .host_ports
+            .into_iter()
+            .map(|h| model::HostPort { port: h.port, protocol: h.protocol })
+            .collect(),
+        cpu_request_millis: p.cpu_request_millis,
+        memory_request_bytes: p.memory_request_bytes,
+        replicas: p.replicas,
+        node_name: p.node_name,
+    }
+}
+
+fn review_from_wit(r: wit::Review) -> model::Review {
+    model::Review {
+        api_version: r.api_version,
+        kind: r.kind,
+        namespace: r.namespace,
+        name: r.name,
+        operation: match r.operation {
+            wit::Operation::Create => model::Operation::Create,
+            wit::Operation::Update => model::Operation::Update,
+            wit::Operation::Delete => model::Operation::Delete,
+            wit::Operation::Connect => model::Operation::Connect,
+            wit::Operation::None => model::Operation::None,
+        },
+        labels: labels(r.labels),
+        annotations: labels(r.annotations),
+        pod: r.pod.map(pod_from_wit),
+        node: r.node.map(|n| model::NodeInfo {
+            labels: labels(n.labels),
+            annotations: labels(n.annotations),
+            taints: n.taints.into_iter().map(taint).collect(),
+            unschedulable: n.unschedulable,
+        }),
+        request: r.request.map(|q| model::RequestInfo {
+            uid: q.uid,
+            sub_resource: q.sub_resource,
+            user: q.user,
+            groups: q.groups,
+            dry_run: q.dry_run,
+        }),
+    }
+}
+
+fn pool_from_wit(p: wit::NodePool) -> model::NodePool {
+    model::NodePool {
+        name: p.name,
+        min_size: p.min_size,
+        max_size: p.max_size,
+        node_selector: labels(p.node_selector),
+        name_prefix: p.name_prefix,
+        taints: p.taints.into_iter().map(taint).collect(),
+        labels: labels(p.labels),
+        source: p.source,
+    }
+}
+
+/// Export a type implementing [`crate::Policy`] as the component's `policy` world.
+///
+/// ```ignore
+/// struct MyPolicy;
+/// impl tollgate_sdk::Policy for MyPolicy { /* ... */ }
+/// tollgate_sdk::export_policy!(MyPolicy);
+/// ```
+#[macro_export]
+macro_rules! export_policy {
+    ($policy:ty) => {
+        #[doc(hidden)]
+        pub struct __TollgatePolicyExport;
+
+        impl $crate::guest::bindings::Guest for __TollgatePolicyExport {
+            fn metadata() -> $crate::guest::bindings::Metadata {
+                $crate::guest::metadata::<$policy>()
+            }
+
+            fn validate_settings(settings: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                $crate::guest::validate_settings::<$policy>(&settings)
+            }
+
+            fn evaluate(
+                review: $crate::guest::bindings::Review,
+                settings: ::std::string::String,
+            ) -> $crate::guest::bindings::Decision {
+                $crate::guest::evaluate::<$policy>(review, &settings)
+            }
+        }
+
+        #[allow(unsafe_code)]
+        const _: () = {
+            $crate::guest::bindings::export_policy_world!(__TollgatePolicyExport with_types_in $crate::guest::bindings);
+        };
+    };
+}

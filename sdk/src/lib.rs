@@ -1,0 +1,53 @@
+//! # tollgate-sdk
+//!
+//! Write [Tollgate](https://github.com/tollgate-dev/tollgate) placement policies
+//! in Rust and compile them to `wasm32-wasip2` components.
+//!
+//! ```ignore
+//! use tollgate_sdk::{Decision, Host, Metadata, Policy, Review, Violation};
+//!
+//! pub struct NoBlanketTolerations;
+//!
+//! impl Policy for NoBlanketTolerations {
+//!     type Settings = ();
+//!     fn metadata() -> Metadata {
+//!         Metadata { name: "no-blanket".into(), kinds: vec!["Pod".into()], ..Default::default() }
+//!     }
+//!     fn evaluate(review: &Review, _: &(), _: &dyn Host) -> Decision {
+//!         let blanket = review.pod.iter().flat_map(|p| &p.tolerations).any(|t| t.is_blanket());
+//!         Decision::from_violations(if blanket {
+//!             vec![Violation::new("blanket-toleration", "remove the key-less Exists toleration")]
+//!         } else {
+//!             vec![]
+//!         })
+//!     }
+//! }
+//!
+//! tollgate_sdk::export_policy!(NoBlanketTolerations);
+//! ```
+//!
+//! Modules:
+//! - [`model`]: the contract's records (`Review`, `PodPlacement`, `Decision`, ...);
+//! - [`policy`]: the [`Policy`] trait and the [`Host`] lookups;
+//! - [`scheduling`]: Kubernetes placement predicates (tolerations, node affinity, pools);
+//! - [`selector`]: label selectors; [`patch`]: JSON Patch builder; [`quantity`]: resource quantities;
+//! - [`placement`]: building a `Review` from an object (shared with the engine);
+//! - [`testing`]: run a policy natively under `cargo test`;
+//! - `guest` (feature `guest`): the component bindings behind [`export_policy!`].
+
+pub mod model;
+pub mod patch;
+pub mod placement;
+pub mod policy;
+pub mod quantity;
+pub mod scheduling;
+pub mod selector;
+pub mod testing;
+
+#[cfg(feature = "guest")]
+pub mod guest;
+
+pub use model::*;
+pub use patch::Patch;
+pub use policy::{Host, HostExt, Policy};
+pub use serde_json;
