@@ -2,6 +2,7 @@
 //! what the user typed into engine objects (the place "file X: problem"
 //! errors come from) and returns the process exit code.
 
+mod audit;
 mod common;
 mod eval;
 
@@ -23,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Evaluate policies against one object or AdmissionReview.
     Eval(eval::EvalArgs),
+    /// Audit a cluster snapshot and explain why pool nodes cannot scale down.
+    Audit(audit::AuditArgs),
 }
 
 /// Run the parsed command line.
@@ -32,5 +35,6 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Eval(args) => eval::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }

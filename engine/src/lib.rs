@@ -27,12 +27,14 @@
 //! ## Modules
 //! Core (no CLI, HTTP or mode code): [`review`], [`decision`], [`policy`],
 //! [`evaluator`], [`wasm`], [`cel`], [`cluster`], [`pack`].
-//! Modes and edges: [`cli`], [`output`], [`telemetry`].
+//! Modes and edges: [`audit`], [`defaulting`], [`cli`], [`output`], [`telemetry`].
 
+pub mod audit;
 pub mod cel;
 pub mod cli;
 pub mod cluster;
 pub mod decision;
+pub mod defaulting;
 pub mod evaluator;
 pub mod output;
 pub mod pack;
