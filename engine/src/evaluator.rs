@@ -50,13 +50,23 @@ impl Evaluator {
 
     /// Mutate, then validate: policies run in order, each on the object as
     /// the previous ones' patches left it (as the API server chains mutating
-    /// webhooks); `mutated` is the final object.
+    /// webhooks). A policy that returns a patch is run again on the patched
+    /// object, and that second decision is its verdict (the API server
+    /// validates the mutated object); `mutated` is the final object.
     pub fn evaluate_mutating(&self, review: &Review, cluster: &Arc<dyn ClusterView>) -> Verdict {
         let mut current = review.clone();
         let mut results = Vec::new();
         for policy in self.set.policies().iter().filter(|p| p.judges(review.kind())) {
-            let (result, next) = self.run(policy, &current, cluster, true);
+            let (mut result, next) = self.run(policy, &current, cluster, true);
             if let Some(next) = next {
+                let (recheck, _) = self.run(policy, &next, cluster, false);
+                if recheck.patch.is_some() {
+                    result.warnings.push(format!(
+                        "policy {} is not idempotent: it patches its own patched object again",
+                        policy.name
+                    ));
+                }
+                result = PolicyResult { patch: result.patch, ..recheck };
                 current = next;
             }
             results.push(result);

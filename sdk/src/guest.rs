@@ -289,6 +289,9 @@ macro_rules! export_policy {
             }
         }
 
+        // Only components export the world: natively (under `cargo test`, or
+        // when several policies link into one test binary) the symbols would clash.
+        #[cfg(target_family = "wasm")]
         #[allow(unsafe_code)]
         const _: () = {
             $crate::guest::bindings::export_policy_world!(__TollgatePolicyExport with_types_in $crate::guest::bindings);

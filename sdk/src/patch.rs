@@ -96,7 +96,8 @@ impl std::fmt::Display for ApplyError {
 impl std::error::Error for ApplyError {}
 
 /// Apply `add`, `replace` and `remove` operations (what policies emit) to a
-/// document, for native tests. The engine applies patches with a full RFC 6902
+/// document: in native tests, and in policies that judge the object as their
+/// own patch would leave it. The engine applies patches with a full RFC 6902
 /// implementation.
 ///
 /// # Errors

@@ -178,12 +178,15 @@ impl NodePool {
             && self.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v))
     }
 
-    /// The labels a node would show for the pool: its expected labels and
-    /// selector, plus the node-group label.
+    /// The labels a node of the pool would show: `kubernetes.io/os: linux`
+    /// (every pool node is a Linux node), its expected labels and its
+    /// selector. The `hcloud/node-group` label is left out: it lives on the
+    /// Hetzner server and on cluster-autoscaler's in-memory template, not on
+    /// the Kubernetes Node.
     pub fn template_labels(&self) -> Labels {
-        let mut labels = self.labels.clone();
+        let mut labels = Labels::from([("kubernetes.io/os".to_string(), "linux".to_string())]);
+        labels.extend(self.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         labels.extend(self.node_selector.iter().map(|(k, v)| (k.clone(), v.clone())));
-        labels.insert(NODE_GROUP_LABEL.to_string(), self.name.clone());
         labels
     }
 

@@ -356,7 +356,7 @@ impl Ctx<'_> {
                 Drain::Block(reason, message) => blockers.push(Blocker {
                     pod: pod.key.clone(),
                     reason,
-                    fix: fix(reason, pod),
+                    fix: fix(reason, pod, &self.workload(pod)),
                     message,
                 }),
             }
@@ -532,6 +532,22 @@ impl Ctx<'_> {
         Drain::Move
     }
 
+    /// The object a user edits for this pod: its controller, followed up
+    /// through ReplicaSet -> Deployment and Job -> CronJob when they exist.
+    fn workload(&self, pod: &Pod) -> String {
+        let Some(mut owner) = pod.placement.controller.clone() else {
+            return format!("pod {}", pod.key);
+        };
+        while let Some(parent) = self
+            .snapshot
+            .get(&owner.api_version, &owner.kind, &pod.namespace, &owner.name)
+            .and_then(|o| placement::pod_controller(&o))
+        {
+            owner = parent;
+        }
+        format!("{} {}/{}", owner.kind, pod.namespace, owner.name)
+    }
+
     fn pdbs_for(&self, pod: &Pod) -> Vec<Arc<Value>> {
         self.snapshot
             .list("policy/v1", "PodDisruptionBudget", Some(&pod.namespace), &LabelSelector::default())
@@ -614,14 +630,8 @@ impl Ctx<'_> {
 }
 
 /// What removes a blocker: the pack's policy or mutation for it.
-fn fix(reason: &str, pod: &Pod) -> String {
+fn fix(reason: &str, pod: &Pod, owner: &str) -> String {
     let system = pod.namespace == "kube-system";
-    let owner = pod
-        .placement
-        .controller
-        .as_ref()
-        .map(|o| format!("{} {}", o.kind, o.name))
-        .unwrap_or_else(|| format!("pod {}", pod.key));
     match reason {
         "UnmovableKubeSystemPod" => format!(
             "system-components-off-pools: pin {owner} to control-plane nodes (`tollgate eval --policy autoscaler-isolation --mutate` adds the required affinity); or give it a PodDisruptionBudget that allows a disruption"

@@ -1,0 +1,321 @@
+//! Native tests of `system-components-off-pools`, on fixtures modelled on the
+//! k3s, kube-hetzner and hcloud manifests of the corpus.
+
+use autoscaler_isolation_common::fixtures::{
+    self, batman_pool, cluster_autoscaler_template, csi_controller_template,
+    every_non_daemonset_kind, metrics_server_template, mutate, object, rules,
+};
+use serde_json::{Value, json};
+use tollgate_sdk::testing::TestHost;
+use tollgate_sdk::{Decision, Operation, Policy};
+
+use super::*;
+
+fn host(object: Value) -> TestHost {
+    TestHost::new(object).with_pools(vec![batman_pool()])
+}
+
+fn eval(object: Value, settings: Value) -> Decision {
+    host(object).evaluate::<SystemComponentsOffPools>(settings)
+}
+
+fn terms(mutated: &Value, template_path: &str) -> Value {
+    mutated
+        .pointer(&format!(
+            "{template_path}/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms"
+        ))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn k3s_metrics_server_is_pinned_by_mutation_in_every_kind() {
+    for obj in every_non_daemonset_kind("kube-system", "metrics-server", &metrics_server_template())
+    {
+        let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+        let host = host(obj);
+        let first = host.evaluate::<SystemComponentsOffPools>(json!({}));
+        assert!(first.allowed, "{kind}: the mutation fixes it: {first:?}");
+        let (mutated, after) = mutate::<SystemComponentsOffPools>(&host, json!({}));
+        assert!(
+            after.allowed && after.violations.is_empty(),
+            "{kind}: {after:?}"
+        );
+        let tp = host
+            .review(Operation::Create)
+            .pod
+            .map(|p| p.template_path)
+            .unwrap_or_default();
+        assert_eq!(
+            terms(&mutated, &tp),
+            json!([{"matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}]),
+            "{kind}"
+        );
+        let tolerations = mutated
+            .pointer(&format!("{tp}/spec/tolerations"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            tolerations.as_array().map(Vec::len),
+            Some(2),
+            "{kind}: it already tolerates the control plane"
+        );
+    }
+}
+
+#[test]
+fn without_mutation_the_unpinned_component_is_denied() {
+    let d = eval(
+        object(
+            "Deployment",
+            "kube-system",
+            "coredns",
+            &metrics_server_template(),
+        ),
+        json!({"mutate": false}),
+    );
+    assert!(!d.allowed);
+    assert_eq!(rules(&d), vec![MISSING_CONTROL_PLANE_AFFINITY]);
+    assert_eq!(
+        d.violations[0].path.as_deref(),
+        Some("/spec/template/spec/affinity")
+    );
+    assert!(
+        d.violations[0].message.contains("k3s-batman"),
+        "{}",
+        d.violations[0].message
+    );
+    assert!(d.patch.is_none());
+}
+
+#[test]
+fn kube_hetzner_cluster_autoscaler_is_already_compliant() {
+    for obj in every_non_daemonset_kind(
+        "kube-system",
+        "cluster-autoscaler",
+        &cluster_autoscaler_template(),
+    ) {
+        let d = eval(obj, json!({}));
+        assert!(d.allowed && d.patch.is_none(), "{d:?}");
+    }
+}
+
+#[test]
+fn csi_controller_gets_required_affinity_next_to_its_preference_and_a_toleration() {
+    let host = host(object(
+        "Deployment",
+        "kube-system",
+        "hcloud-csi-controller",
+        &csi_controller_template(),
+    ));
+    let (mutated, after) = mutate::<SystemComponentsOffPools>(&host, json!({}));
+    assert!(after.allowed, "{after:?}");
+    let affinity = &mutated["spec"]["template"]["spec"]["affinity"]["nodeAffinity"];
+    assert!(
+        affinity["preferredDuringSchedulingIgnoredDuringExecution"].is_array(),
+        "preference kept"
+    );
+    assert_eq!(
+        mutated["spec"]["template"]["spec"]["tolerations"],
+        json!([{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}])
+    );
+}
+
+#[test]
+fn existing_terms_each_get_the_requirement() {
+    let mut template = csi_controller_template();
+    template["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = json!({
+        "nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]},
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["k3s-control-plane-fsn1-abc"]}]},
+            {"matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "In", "values": ["true"]}]}
+        ]
+    });
+    let host = host(object("StatefulSet", "kube-system", "csi", &template));
+    let (mutated, after) = mutate::<SystemComponentsOffPools>(&host, json!({}));
+    assert!(after.allowed, "{after:?}");
+    let terms = terms(&mutated, "/spec/template");
+    let cp = json!({"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"});
+    assert_eq!(terms[0]["matchExpressions"][1], cp);
+    assert_eq!(terms[1]["matchExpressions"], json!([cp]));
+    assert_eq!(
+        terms[2]["matchExpressions"].as_array().map(Vec::len),
+        Some(1),
+        "already pinned"
+    );
+}
+
+#[test]
+fn a_term_that_excludes_control_planes_is_denied_not_rewritten() {
+    let mut template = metrics_server_template();
+    template["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"}]}]}}});
+    let d = eval(
+        object("Deployment", "kube-system", "metrics-server", &template),
+        json!({}),
+    );
+    assert_eq!(rules(&d), vec![MISSING_CONTROL_PLANE_AFFINITY]);
+    assert!(d.patch.is_none());
+    assert!(
+        d.violations[0]
+            .message
+            .contains("not changed automatically")
+    );
+}
+
+#[test]
+fn pool_tolerations_are_denied_and_kept() {
+    let mut template = cluster_autoscaler_template();
+    template["spec"]["tolerations"] = json!([
+        {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+        {"operator": "Exists"},
+        {"key": "dedicated", "operator": "Equal", "value": "autoscaler"}
+    ]);
+    for obj in every_non_daemonset_kind("kube-system", "ca", &template) {
+        let d = eval(obj, json!({}));
+        assert!(!d.allowed);
+        assert_eq!(rules(&d), vec![TOLERATES_POOL_TAINT, TOLERATES_POOL_TAINT]);
+        assert!(
+            d.violations[0]
+                .path
+                .as_deref()
+                .is_some_and(|p| p.ends_with("/spec/tolerations/1"))
+        );
+        assert!(
+            d.violations[1]
+                .message
+                .contains("dedicated=autoscaler:NoSchedule of pool k3s-batman")
+        );
+        assert!(
+            d.patch.is_none(),
+            "pinned and tolerating the control plane already"
+        );
+    }
+}
+
+#[test]
+fn scope_namespaces_selectors_and_exemptions() {
+    let template = metrics_server_template();
+    let monitoring = object("Deployment", "monitoring", "metrics-server", &template);
+    assert!(
+        eval(monitoring.clone(), json!({"mutate": false})).allowed,
+        "not a system namespace"
+    );
+    assert!(
+        !eval(
+            monitoring.clone(),
+            json!({"mutate": false, "namespaces": ["monitoring"]})
+        )
+        .allowed
+    );
+    let by_label =
+        json!({"mutate": false, "selectors": [{"matchLabels": {"k8s-app": "metrics-server"}}]});
+    assert!(!eval(monitoring, by_label).allowed);
+    let exempt = json!({"mutate": false, "exemptSelectors": [{"matchExpressions": [{"key": "k8s-app", "operator": "Exists"}]}]});
+    assert!(
+        eval(
+            object("Deployment", "kube-system", "metrics-server", &template),
+            exempt
+        )
+        .allowed
+    );
+}
+
+#[test]
+fn daemonsets_daemonset_pods_and_mirror_pods_are_out_of_scope() {
+    let template = metrics_server_template();
+    assert!(
+        eval(
+            object("DaemonSet", "kube-system", "hcloud-csi-node", &template),
+            json!({"mutate": false})
+        )
+        .allowed
+    );
+    let mut pod = object("Pod", "kube-system", "hcloud-csi-node-x", &template);
+    pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "hcloud-csi-node", "controller": true}]);
+    assert!(eval(pod, json!({"mutate": false})).allowed);
+    let mut mirror = object("Pod", "kube-system", "kube-apiserver-cp1", &template);
+    mirror["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "hash"});
+    assert!(eval(mirror, json!({"mutate": false})).allowed);
+}
+
+#[test]
+fn no_pools_or_unreachable_pools_allow() {
+    let obj = object(
+        "Deployment",
+        "kube-system",
+        "coredns",
+        &metrics_server_template(),
+    );
+    let d = TestHost::new(obj).evaluate::<SystemComponentsOffPools>(json!({}));
+    assert!(d.allowed && d.patch.is_none());
+    let mut template = metrics_server_template();
+    template["spec"]["nodeSelector"]["node.kubernetes.io/role"] = json!("static");
+    let d = eval(
+        object("Deployment", "kube-system", "coredns", &template),
+        json!({}),
+    );
+    assert!(
+        d.allowed && d.patch.is_none(),
+        "its nodeSelector excludes every pool: {d:?}"
+    );
+}
+
+#[test]
+fn a_control_plane_node_selector_pins_and_gets_the_toleration() {
+    let mut template = csi_controller_template();
+    template["spec"]["nodeSelector"] = json!({"node-role.kubernetes.io/control-plane": "true"});
+    let host = host(object(
+        "Job",
+        "kube-system",
+        "helm-install-traefik",
+        &template,
+    ));
+    let (mutated, after) = mutate::<SystemComponentsOffPools>(&host, json!({}));
+    assert!(after.allowed);
+    assert!(
+        mutated["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+            .get("requiredDuringSchedulingIgnoredDuringExecution")
+            .is_none()
+    );
+    assert_eq!(
+        mutated["spec"]["template"]["spec"]["tolerations"][0]["key"],
+        "node-role.kubernetes.io/control-plane"
+    );
+}
+
+#[test]
+fn pod_updates_are_not_judged() {
+    let host = host(object(
+        "Pod",
+        "kube-system",
+        "coredns-abc",
+        &metrics_server_template(),
+    ));
+    let settings = load_settings(json!({"mutate": false}));
+    let d = SystemComponentsOffPools::evaluate(&host.review(Operation::Update), &settings, &host);
+    assert!(d.allowed);
+    let d = SystemComponentsOffPools::evaluate(&host.review(Operation::None), &settings, &host);
+    assert!(!d.allowed, "audit still judges existing pods");
+}
+
+#[test]
+fn settings_are_validated() {
+    use tollgate_sdk::policy::load_settings as load;
+    assert!(load::<SystemComponentsOffPools>(r#"{"controlPlaneTaint": "no-effect"}"#).is_err());
+    assert!(load::<SystemComponentsOffPools>(r#"{"controlPlaneLabel": " "}"#).is_err());
+    assert!(load::<SystemComponentsOffPools>(r#"{"namespace": ["x"]}"#).is_err());
+    assert!(
+        load::<SystemComponentsOffPools>(
+            r#"{"controlPlaneTaint": "CriticalAddonsOnly=true:NoExecute"}"#
+        )
+        .is_ok()
+    );
+    let _ = fixtures::bare_pool();
+}
+
+fn load_settings(v: Value) -> Settings {
+    tollgate_sdk::policy::load_settings::<SystemComponentsOffPools>(&v.to_string())
+        .unwrap_or_default()
+}
