@@ -52,6 +52,13 @@ impl Default for Empty {
     }
 }
 
+impl Empty {
+    /// No objects, with declared node pools instead of the preset.
+    pub fn with_pools(pools: Vec<NodePool>) -> Self {
+        Empty { pools }
+    }
+}
+
 impl ClusterView for Empty {
     fn get(&self, _: &str, _: &str, _: &str, _: &str) -> Option<Arc<Value>> {
         None

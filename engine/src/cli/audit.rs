@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 
-use super::common::load_policies;
+use super::common::{load_policies, load_pools, load_snapshot};
 use crate::audit::{self, explain};
-use crate::cluster::Snapshot;
-use crate::cluster::pools::{PoolsFile, Version};
+use crate::cluster::pools::Version;
 use crate::evaluator::Evaluator;
 use crate::output::{Format, write_structured};
 
@@ -50,19 +49,8 @@ pub struct AuditArgs {
 
 /// Run `tollgate audit`.
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
-    let mut snapshot = Snapshot::load(&args.snapshot)?;
-    if let Some(path) = &args.pools {
-        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-        let doc = crate::policy::parse_one(path, &text)?;
-        let file: PoolsFile = serde_json::from_value(doc).with_context(|| format!("{}: invalid pools file", path.display()))?;
-        let declared = file
-            .pools
-            .iter()
-            .map(|p| p.to_pool())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        snapshot.declare_pools(declared);
-    }
+    let declared = args.pools.as_deref().map(load_pools).transpose()?;
+    let snapshot = load_snapshot(&args.snapshot, declared)?;
     let mut overrides = explain::Overrides::default();
     if let Some(v) = &args.ca_version {
         overrides.version = Some(Version::parse(v).with_context(|| format!("--ca-version {v}: expected a version such as v1.32.0"))?);

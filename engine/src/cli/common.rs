@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use tollgate_sdk::model::NodePool;
+
+use crate::cluster::pools::PoolsFile;
 use crate::cluster::{ClusterView, Empty, Snapshot};
 use crate::policy::{PolicySet, SetConfig};
 use crate::wasm::{Runtime, RuntimeConfig};
@@ -20,18 +23,46 @@ pub fn load_policies(specs: &[String], settings: Option<&Path>) -> anyhow::Resul
     Ok(PolicySet::load(&runtime, specs, &config)?)
 }
 
-/// The cluster view of `--context`, or the empty view with preset pools.
-pub fn load_context(context: Option<&Path>) -> anyhow::Result<Arc<dyn ClusterView>> {
+/// The cluster view of `--context` with `--pools` declared over it, or the
+/// empty view with the declared pools (or the preset ones).
+pub fn load_context(context: Option<&Path>, pools: Option<&Path>) -> anyhow::Result<Arc<dyn ClusterView>> {
+    let declared = pools.map(load_pools).transpose()?;
     Ok(match context {
         Some(path) => {
-            let snapshot = Snapshot::load(path)?;
+            let snapshot = load_snapshot(path, declared)?;
             for warning in snapshot.warnings() {
                 eprintln!("tollgate: warning: {warning}");
             }
             Arc::new(snapshot)
         }
-        None => Arc::new(Empty::default()),
+        None => match declared {
+            Some(pools) => Arc::new(Empty::with_pools(pools)),
+            None => Arc::new(Empty::default()),
+        },
     })
+}
+
+/// Load a snapshot with declared pools over the discovered ones (what was
+/// skipped is in `Snapshot::warnings`).
+pub fn load_snapshot(path: &Path, declared: Option<Vec<NodePool>>) -> anyhow::Result<Snapshot> {
+    let mut snapshot = Snapshot::load(path)?;
+    if let Some(pools) = declared {
+        snapshot.declare_pools(pools);
+    }
+    Ok(snapshot)
+}
+
+/// Read a pools file (`pools: [{name, minSize, namePrefix, nodeSelector, taints, labels}]`).
+pub fn load_pools(path: &Path) -> anyhow::Result<Vec<NodePool>> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    let doc = crate::policy::parse_one(path, &text)?;
+    let file: PoolsFile =
+        serde_json::from_value(doc).with_context(|| format!("{}: invalid pools file", path.display()))?;
+    file.pools
+        .iter()
+        .map(|p| p.to_pool())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Read a file, or standard input for `-`.

@@ -28,6 +28,10 @@ pub struct EvalArgs {
     /// view for lookups and node-pool discovery.
     #[arg(long)]
     pub context: Option<PathBuf>,
+    /// Node pools declared explicitly (`pools: [{name, minSize, namePrefix, nodeSelector, taints, labels}]`);
+    /// they override pools discovered from the context.
+    #[arg(long)]
+    pub pools: Option<PathBuf>,
     /// The object to judge (YAML or JSON; `-` for standard input).
     #[arg(long)]
     pub object: Option<PathBuf>,
@@ -64,7 +68,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
         Review::from_object(doc).with_context(|| path.display().to_string())?
     };
-    let cluster = load_context(args.context.as_deref())?;
+    let cluster = load_context(args.context.as_deref(), args.pools.as_deref())?;
     let set = load_policies(&args.policies, args.settings.as_deref())?;
     let evaluator = Evaluator::new(set);
     let verdict = if args.mutate {
