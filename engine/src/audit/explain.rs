@@ -279,6 +279,16 @@ pub fn explain(snapshot: &Snapshot, assumptions: &Assumptions) -> ScaleDown {
     for pool in membership.iter().flatten() {
         *pool_sizes.entry(pool.name.as_str()).or_default() += 1;
     }
+    let usage: Vec<Usage> = nodes
+        .iter()
+        .map(|n| {
+            let mut u = Usage::default();
+            for p in by_node.get(n.name.as_str()).into_iter().flatten().filter(|p| !is_terminal(&p.object)) {
+                u.add(&p.placement);
+            }
+            u
+        })
+        .collect();
     let ctx = Ctx { snapshot, flags, version, now: assumptions.now };
     let mut explanations: Vec<NodeExplanation> = nodes
         .iter()
@@ -286,7 +296,7 @@ pub fn explain(snapshot: &Snapshot, assumptions: &Assumptions) -> ScaleDown {
         .filter_map(|(node, pool)| {
             let pool = (*pool)?;
             let on_node = by_node.get(node.name.as_str()).map(Vec::as_slice).unwrap_or_default();
-            Some(ctx.explain_node(node, pool, pool_sizes[pool.name.as_str()], on_node, &nodes, &by_node))
+            Some(ctx.explain_node(node, pool, pool_sizes[pool.name.as_str()], on_node, &nodes, &usage))
         })
         .collect();
     explanations.sort_by(|a, b| (&a.pool, &a.name).cmp(&(&b.pool, &b.name)));
@@ -315,7 +325,7 @@ impl Ctx<'_> {
         pool_size: u32,
         pods: &[&Pod],
         all_nodes: &[Node],
-        by_node: &BTreeMap<&str, Vec<&Pod>>,
+        usage: &[Usage],
     ) -> NodeExplanation {
         let mut reasons = Vec::new();
         if pool_size <= pool.min_size {
@@ -361,8 +371,10 @@ impl Ctx<'_> {
                 }),
             }
         }
+        // cluster-autoscaler simulates the removal of eligible nodes only.
         if blockers.is_empty()
-            && let Some((pod, why)) = self.find_places(node, &to_move, all_nodes, by_node)
+            && reasons.is_empty()
+            && let Some((pod, why)) = self.find_places(node, &to_move, all_nodes, usage)
         {
             reasons.push(NodeReason {
                 reason: "NoPlaceToMovePods",
@@ -562,48 +574,39 @@ impl Ctx<'_> {
 
     /// Schedule the pods that must move onto other nodes, in simulation. The
     /// first pod with nowhere to go, and why, when there is one.
-    fn find_places<'p>(
-        &self,
-        leaving: &Node,
-        pods: &[&'p Pod],
-        nodes: &[Node],
-        by_node: &BTreeMap<&str, Vec<&Pod>>,
-    ) -> Option<(&'p Pod, String)> {
-        let candidates: Vec<&Node> = nodes
-            .iter()
-            .filter(|n| n.name != leaving.name && n.ready && !n.info.unschedulable)
-            .filter(|n| !n.info.taints.iter().any(|t| t.key == TO_BE_DELETED_TAINT))
-            .collect();
-        let mut used: BTreeMap<&str, (i64, i64, i64, HashSet<(i32, String)>)> = candidates
-            .iter()
-            .map(|n| {
-                let on = by_node.get(n.name.as_str()).map(Vec::as_slice).unwrap_or_default();
-                let live = on.iter().filter(|p| !is_terminal(&p.object));
-                let mut usage = (0i64, 0i64, 0i64, HashSet::new());
-                for p in live {
-                    usage.0 += p.placement.cpu_request_millis;
-                    usage.1 += p.placement.memory_request_bytes;
-                    usage.2 += 1;
-                    usage.3.extend(p.placement.host_ports.iter().map(|h| (h.port, h.protocol.clone())));
-                }
-                (n.name.as_str(), usage)
+    fn find_places<'p>(&self, leaving: &Node, pods: &[&'p Pod], nodes: &[Node], usage: &[Usage]) -> Option<(&'p Pod, String)> {
+        let candidates: Vec<usize> = (0..nodes.len())
+            .filter(|&i| {
+                let n = &nodes[i];
+                n.name != leaving.name
+                    && n.ready
+                    && !n.info.unschedulable
+                    && !n.info.taints.iter().any(|t| t.key == TO_BE_DELETED_TAINT)
             })
             .collect();
+        // What this simulation placed, on top of each node's current usage.
+        let mut placed_here: BTreeMap<usize, Usage> = BTreeMap::new();
         for pod in pods {
             let p = &pod.placement;
             let mut why = Vec::new();
             let mut placed = false;
-            for node in &candidates {
-                let Some(usage) = used.get_mut(node.name.as_str()) else { continue };
+            for &i in &candidates {
+                let node = &nodes[i];
+                let extra = placed_here.get(&i);
+                let used = |f: fn(&Usage) -> i64| f(&usage[i]) + extra.map_or(0, f);
+                let port_taken = |h: &tollgate_sdk::model::HostPort| {
+                    let key = (h.port, h.protocol.clone());
+                    usage[i].ports.contains(&key) || extra.is_some_and(|e| e.ports.contains(&key))
+                };
                 let problem = if let Err(unfit) = p.fits(&node.name, &node.info.labels, &node.info.taints) {
                     Some(unfit.to_string())
-                } else if usage.0 + p.cpu_request_millis > node.cpu {
+                } else if used(|u| u.cpu) + p.cpu_request_millis > node.cpu {
                     Some("insufficient cpu".into())
-                } else if usage.1 + p.memory_request_bytes > node.memory {
+                } else if used(|u| u.memory) + p.memory_request_bytes > node.memory {
                     Some("insufficient memory".into())
-                } else if usage.2 + 1 > node.pods_capacity {
+                } else if used(|u| u.pods) + 1 > node.pods_capacity {
                     Some("too many pods".into())
-                } else if p.host_ports.iter().any(|h| usage.3.contains(&(h.port, h.protocol.clone()))) {
+                } else if p.host_ports.iter().any(port_taken) {
                     Some("host port in use".into())
                 } else {
                     None
@@ -611,21 +614,37 @@ impl Ctx<'_> {
                 match problem {
                     Some(problem) => why.push(format!("{}: {problem}", node.name)),
                     None => {
-                        usage.0 += p.cpu_request_millis;
-                        usage.1 += p.memory_request_bytes;
-                        usage.2 += 1;
-                        usage.3.extend(p.host_ports.iter().map(|h| (h.port, h.protocol.clone())));
+                        placed_here.entry(i).or_default().add(p);
                         placed = true;
                         break;
                     }
                 }
             }
             if !placed {
+                why.truncate(5);
                 let why = if why.is_empty() { "no other schedulable node".to_string() } else { why.join("; ") };
                 return Some((pod, why));
             }
         }
         None
+    }
+}
+
+/// Requests already on a node.
+#[derive(Debug, Clone, Default)]
+struct Usage {
+    cpu: i64,
+    memory: i64,
+    pods: i64,
+    ports: HashSet<(i32, String)>,
+}
+
+impl Usage {
+    fn add(&mut self, p: &PodPlacement) {
+        self.cpu += p.cpu_request_millis;
+        self.memory += p.memory_request_bytes;
+        self.pods += 1;
+        self.ports.extend(p.host_ports.iter().map(|h| (h.port, h.protocol.clone())));
     }
 }
 
