@@ -111,9 +111,6 @@ fn message(review: &Review, pod: &PodPlacement, t: &Toleration) -> String {
     )
 }
 
-// The component exports exist only in the wasm build, so that native code
-// (tests, tools) can link several of the pack's policies together.
-#[cfg(target_family = "wasm")]
 tollgate_sdk::export_policy!(NoBlanketTolerations);
 
 #[cfg(test)]

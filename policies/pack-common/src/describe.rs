@@ -1,5 +1,6 @@
 //! How the pack names things in messages: the object under review, a field of
-//! its pod template, a toleration, a list of pools.
+//! its pod template, a toleration, a list of pools, and the note a mutating
+//! policy appends to a violation its own patch fixes.
 
 use tollgate_sdk::{NodePool, Review, TaintEffect, Toleration, TolerationOperator};
 
@@ -46,6 +47,23 @@ pub fn pool_names<'a>(pools: impl IntoIterator<Item = &'a NodePool>) -> String {
         .join(", ")
 }
 
+/// Where [`fixed_by_patch`]'s note starts in a violation message.
+pub const FIXED_BY_PATCH: &str = " Mutation fixes this: ";
+
+/// The note a mutating policy appends to the message of a violation its patch
+/// fixes (the violation is still reported: it describes the object as it is),
+/// e.g. `fixed_by_patch("adds the affinity")`.
+pub fn fixed_by_patch(what: &str) -> String {
+    format!("{FIXED_BY_PATCH}`tollgate eval --mutate` and the mutating webhook {what}.")
+}
+
+/// A message without its [`fixed_by_patch`] note.
+pub fn without_patch_note(message: &str) -> &str {
+    message
+        .split_once(FIXED_BY_PATCH)
+        .map_or(message, |(base, _)| base)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +89,11 @@ mod tests {
             toleration_seconds: None,
         };
         assert_eq!(toleration(&t), "operator Exists without a key (any effect)");
+        let message = format!("Pin it.{}", fixed_by_patch("add it"));
+        assert_eq!(
+            message,
+            "Pin it. Mutation fixes this: `tollgate eval --mutate` and the mutating webhook add it."
+        );
+        assert_eq!(without_patch_note(&message), "Pin it.");
     }
 }

@@ -1,7 +1,8 @@
 //! Test fixtures for the pack's policies (feature `fixtures`): a kube-hetzner
 //! style autoscaler pool, nodes, workloads modelled on the corpus manifests
 //! (written small and inline, not copied), a wrapper that puts one pod
-//! template into every pod kind, and the mutation round-trip check.
+//! template into every pod kind, and the mutation round-trip check
+//! ([`mutate`]).
 
 use serde_json::{Value, json};
 use tollgate_sdk::patch::apply;
@@ -9,6 +10,7 @@ use tollgate_sdk::testing::TestHost;
 use tollgate_sdk::{Decision, NodePool, Policy, Taint, TaintEffect};
 
 use crate::POD_KINDS;
+use crate::describe::{FIXED_BY_PATCH, without_patch_note};
 
 /// kube-hetzner's `autoscaler_nodepools` entry `batman` in cluster `k3s`, with
 /// the dedicated taint and label the pack asks for.
@@ -162,14 +164,39 @@ pub fn rules(decision: &Decision) -> Vec<&str> {
         .collect()
 }
 
-/// Evaluate `P` on `host`'s object, apply its patch, and check the round trip:
-/// the patch applies, the mutated object yields no further patch (idempotent).
-/// Returns the mutated object and the decision on it.
+/// One run of a mutating policy as the engine's mutating path runs it: the
+/// decision on the object as it is, the object after its patch, and the
+/// decision on that object (the policy's final verdict).
+#[derive(Debug)]
+pub struct RoundTrip {
+    /// The decision on the object under review (its violations and the patch).
+    pub first: Decision,
+    /// The object after the patch.
+    pub mutated: Value,
+    /// The decision on the mutated object.
+    pub after: Decision,
+}
+
+/// A violation as rule, path and message without the mutation note.
+fn key(v: &tollgate_sdk::Violation) -> (String, Option<String>, String) {
+    (
+        v.rule.clone(),
+        v.path.clone(),
+        without_patch_note(&v.message).to_string(),
+    )
+}
+
+/// Evaluate `P` on `host`'s object, apply its patch and evaluate again, and
+/// check that the policy is self-consistent:
+/// - it patches the object, and the patch applies;
+/// - a violation of the first decision is gone after the patch exactly when
+///   its message says that the patch fixes it ([`crate::describe::fixed_by_patch`]);
+/// - the patch brings no new violation;
+/// - the mutated object yields no further patch (idempotent).
 ///
 /// # Panics
-/// When the policy gives no patch, the patch does not apply, or mutating the
-/// mutated object gives another patch (these are test failures).
-pub fn mutate<P: Policy>(host: &TestHost, settings: Value) -> (Value, Decision) {
+/// When one of these does not hold (a test failure).
+pub fn mutate<P: Policy>(host: &TestHost, settings: Value) -> RoundTrip {
     let first = host.evaluate::<P>(settings.clone());
     let patch = first
         .patch
@@ -180,14 +207,45 @@ pub fn mutate<P: Policy>(host: &TestHost, settings: Value) -> (Value, Decision) 
     apply(&mut mutated, &ops).unwrap_or_else(|e| panic!("patch {patch} does not apply: {e}"));
     let again = TestHost {
         object: mutated.clone(),
+        old_object: host.old_object.clone(),
         pools: host.pools.clone(),
         objects: host.objects.clone(),
         ..Default::default()
     };
-    let second = again.evaluate::<P>(settings);
+    let after = again.evaluate::<P>(settings);
     assert_eq!(
-        second.patch, None,
+        after.patch, None,
         "mutating the mutated object must give no patch (first patch {patch})"
     );
-    (mutated, second)
+    let remaining: Vec<_> = after.violations.iter().map(key).collect();
+    for v in &first.violations {
+        let says_fixed = v.message.contains(FIXED_BY_PATCH);
+        let gone = !remaining.contains(&key(v));
+        assert_eq!(
+            says_fixed,
+            gone,
+            "violation {} ({:?}) {} by the patch {patch} but its message {}: {}",
+            v.rule,
+            v.path,
+            if gone { "is fixed" } else { "is not fixed" },
+            if says_fixed {
+                "says it is"
+            } else {
+                "does not say so"
+            },
+            v.message
+        );
+    }
+    let before: Vec<_> = first.violations.iter().map(key).collect();
+    for v in &after.violations {
+        assert!(
+            before.contains(&key(v)),
+            "the patch {patch} brings a new violation: {v:?}"
+        );
+    }
+    RoundTrip {
+        first,
+        mutated,
+        after,
+    }
 }

@@ -11,7 +11,8 @@
 //!   label-selector settings type;
 //! - [`pools`]: pool-related predicates (which pools a pod can reach, which of
 //!   its tolerations open a pool, control-plane pinning);
-//! - [`describe`]: how objects, taints and tolerations are named in messages;
+//! - [`describe`]: how objects, taints and tolerations are named in messages,
+//!   and the note on a violation that the policy's own patch fixes;
 //! - [`raw`]: reading the raw object (array indices for violation paths) and
 //!   creating missing parents before a JSON Patch adds to them;
 //! - [`pdb`]: reading PodDisruptionBudgets and judging whether they allow a

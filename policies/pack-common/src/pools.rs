@@ -2,12 +2,13 @@
 //! selection reaches, which of its tolerations open a pool, whether it is
 //! pinned to control-plane nodes, whether it selects a pool on purpose.
 //!
-//! "Reaching" a pool uses the pool's template node: node name
-//! `<pool>-template` and the labels of [`template_labels`], which are the SDK's
-//! [`NodePool::template_labels`] plus the well-known labels every Linux node
-//! carries (`kubernetes.io/os: linux`). Without those, a pod with the common
-//! `nodeSelector: {kubernetes.io/os: linux}` (every k3s add-on) would read as
-//! unable to reach any pool. [`admits`] is [`NodePool::admits`] on that template.
+//! "Reaching" a pool uses the pool's template node as the SDK presents it:
+//! node name `<pool>-template` and [`NodePool::template_labels`] (the pool's
+//! labels and node selector, and `kubernetes.io/os: linux`, which every Linux
+//! node carries, so that a pod with the common
+//! `nodeSelector: {kubernetes.io/os: linux}` of every k3s add-on reaches
+//! pools). Being admitted by a pool is [`NodePool::admits`]: that template
+//! node's selection and NoSchedule/NoExecute taints.
 
 use tollgate_sdk::{
     Labels, NodePool, NodeSelectorTerm, PodPlacement, SelectorOperator, Taint, TaintEffect,
@@ -26,22 +27,7 @@ pub fn expected_labels(pool: &NodePool) -> Labels {
     labels
 }
 
-/// Labels every node of a Linux cluster carries, whatever its pool.
-pub const WELL_KNOWN_NODE_LABELS: &[(&str, &str)] = &[("kubernetes.io/os", "linux")];
-
-/// The labels of the pool's template node: the well-known node labels, then
-/// the SDK's template labels (pool labels, node selector, node-group label),
-/// which win on conflict.
-pub fn template_labels(pool: &NodePool) -> Labels {
-    let mut labels: Labels = WELL_KNOWN_NODE_LABELS
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect();
-    labels.extend(pool.template_labels());
-    labels
-}
-
-/// The name of the pool's template node.
+/// The name of the pool's template node (as in [`NodePool::admits`]).
 pub fn template_name(pool: &NodePool) -> String {
     format!("{}-template", pool.name)
 }
@@ -49,14 +35,7 @@ pub fn template_name(pool: &NodePool) -> String {
 /// Whether the pod's nodeSelector and required node affinity accept the pool's
 /// template node (taints are not considered).
 pub fn selection_reaches(pod: &PodPlacement, pool: &NodePool) -> bool {
-    pod.selects(&template_name(pool), &template_labels(pool))
-        .is_ok()
-}
-
-/// Whether the pod can be scheduled onto the pool's template node: selection
-/// and NoSchedule/NoExecute taints ([`NodePool::admits`] with [`template_labels`]).
-pub fn admits(pool: &NodePool, pod: &PodPlacement) -> bool {
-    pod.fits(&template_name(pool), &template_labels(pool), &pool.taints)
+    pod.selects(&template_name(pool), &pool.template_labels())
         .is_ok()
 }
 
@@ -65,9 +44,10 @@ pub fn reached_by_selection<'a>(pools: &'a [NodePool], pod: &PodPlacement) -> Ve
     pools.iter().filter(|p| selection_reaches(pod, p)).collect()
 }
 
-/// The pools the pod can be scheduled onto ([`admits`]: selection and taints).
+/// The pools the pod can be scheduled onto ([`NodePool::admits`]: selection
+/// and taints).
 pub fn admitting<'a>(pools: &'a [NodePool], pod: &PodPlacement) -> Vec<&'a NodePool> {
-    pools.iter().filter(|p| admits(p, pod)).collect()
+    pools.iter().filter(|p| p.admits(pod)).collect()
 }
 
 /// Whether a taint keeps untolerating pods off a node (NoSchedule, NoExecute).
@@ -247,15 +227,19 @@ mod tests {
     }
 
     #[test]
-    fn the_template_carries_the_os_label() {
-        let pool = pool();
+    fn the_template_carries_the_os_label_but_not_the_node_group() {
+        let mut pool = pool();
+        pool.taints.clear();
         let mut pod = PodPlacement::default();
         pod.node_selector
             .insert("kubernetes.io/os".into(), "linux".into());
         assert!(selection_reaches(&pod, &pool));
+        assert_eq!(admitting(std::slice::from_ref(&pool), &pod).len(), 1);
+        pod.node_selector
+            .insert(crate::ca::NODE_GROUP_LABEL.into(), pool.name.clone());
         assert!(
-            !pool.admits(&pod),
-            "the SDK's template lacks kubernetes.io/os"
+            !selection_reaches(&pod, &pool),
+            "hcloud/node-group is not a Kubernetes node label"
         );
     }
 }

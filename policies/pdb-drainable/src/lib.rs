@@ -196,7 +196,4 @@ fn status_violation(review: &Review, workloads: &[PoolWorkload]) -> Violation {
     Violation::new(PDB_NO_DISRUPTIONS_ALLOWED, message).at("/status/disruptionsAllowed")
 }
 
-// The component exports exist only in the wasm build, so that native code
-// (tests, tools) can link several of the pack's policies together.
-#[cfg(target_family = "wasm")]
 tollgate_sdk::export_policy!(PdbDrainable);

@@ -345,7 +345,4 @@ fn warnings(review: &Review, node: &NodeInfo, pool: &NodePool) -> Vec<String> {
     out
 }
 
-// The component exports exist only in the wasm build, so that native code
-// (tests, tools) can link several of the pack's policies together.
-#[cfg(target_family = "wasm")]
 tollgate_sdk::export_policy!(PoolNodesTainted);

@@ -10,13 +10,19 @@
 //! required node affinity term has an `In` requirement on one of them.
 //! DaemonSet and mirror pods are out of scope (they belong on every node).
 //!
-//! Mutation (`mutate`, default on): pods in a namespace labelled
-//! `<namespaceLabel>=<pool>` (default label `tollgate.dev/node-pool`) get the
-//! pool's tolerations and nodeSelector ([`mutation`]). The verdict is taken on
-//! the mutated pod, so a pod the opt-in fixes is allowed.
+//! The policy judges the object as it is and returns its violations together
+//! with the patch of the namespace opt-in (mutate, then validate, as the API
+//! server runs admission webhooks). With `mutate` (default on), pods in a
+//! namespace labelled `<namespaceLabel>=<pool>` (default label
+//! `tollgate.dev/node-pool`) get the pool's tolerations and nodeSelector
+//! ([`mutation`]). A violation the patch fixes (judged on the patched pod) is
+//! still reported, and its message says that `tollgate eval --mutate` and the
+//! mutating webhook add the selector; the engine's mutating path applies the
+//! patch and judges the patched object again. `mutate: false` only drops the
+//! patch (and the note).
 //!
 //! With no pools the policy allows. The CEL twin (`policy.cel.yaml`) has the
-//! validation rule; it matches this policy run with `mutate: false`.
+//! validation rule with the same verdicts, whatever `mutate` says.
 
 mod mutation;
 #[cfg(test)]
@@ -125,11 +131,21 @@ impl Policy for PoolOptIn {
         } else {
             mutation::OptIn::default()
         };
-        let mutated = (!opt_in.patch.is_empty())
+        let offending = offending_pools(pod, &all_pools);
+        // The pools the patch leaves offending: judged on the patched pod.
+        let after_patch = (!offending.is_empty() && !opt_in.patch.is_empty())
             .then(|| mutated_pod(object.value(), &opt_in.patch, review))
-            .flatten();
-        let judged = mutated.as_ref().unwrap_or(pod);
-        let violations = check(review, judged, &all_pools);
+            .flatten()
+            .map(|mutated| offending_pools(&mutated, &all_pools));
+        let violations = offending
+            .into_iter()
+            .map(|pool| {
+                let fixed = after_patch
+                    .as_ref()
+                    .is_some_and(|left| !left.iter().any(|p| p.name == pool.name));
+                violation(review, pod, pool, opt_in.pool.as_deref().filter(|_| fixed))
+            })
+            .collect();
         opt_in.warnings.into_iter().fold(
             Decision::from_violations(violations).with_patch(opt_in.patch),
             Decision::warn,
@@ -150,8 +166,8 @@ fn mutated_pod(
         .pod
 }
 
-/// One violation per pool the pod tolerates and can reach without selecting it.
-fn check(review: &Review, pod: &PodPlacement, all_pools: &[NodePool]) -> Vec<Violation> {
+/// The pools the pod tolerates and can reach without selecting them.
+fn offending_pools<'a>(pod: &PodPlacement, all_pools: &'a [NodePool]) -> Vec<&'a NodePool> {
     all_pools
         .iter()
         .filter(|p| {
@@ -159,11 +175,27 @@ fn check(review: &Review, pod: &PodPlacement, all_pools: &[NodePool]) -> Vec<Vio
                 && pools::selection_reaches(pod, p)
                 && !pools::selects_explicitly(pod, p)
         })
-        .map(|pool| {
-            Violation::new(TOLERATES_POOL_WITHOUT_SELECTING, message(review, pod, pool))
-                .at(pointer(&pod.template_path, &["spec", "nodeSelector"]))
-        })
         .collect()
+}
+
+/// The violation for one offending pool; `fixed_by` names the pool the
+/// namespace opts the pod in to when the policy's patch fixes the violation
+/// (the patched pod selects the pool, or no longer reaches it).
+fn violation(
+    review: &Review,
+    pod: &PodPlacement,
+    pool: &NodePool,
+    fixed_by: Option<&str>,
+) -> Violation {
+    let mut message = message(review, pod, pool);
+    if let Some(requested) = fixed_by {
+        message.push_str(&describe::fixed_by_patch(&format!(
+            "add the nodeSelector of pool {requested}, which namespace {} asks for",
+            review.namespace
+        )));
+    }
+    Violation::new(TOLERATES_POOL_WITHOUT_SELECTING, message)
+        .at(pointer(&pod.template_path, &["spec", "nodeSelector"]))
 }
 
 fn message(review: &Review, pod: &PodPlacement, pool: &NodePool) -> String {
@@ -192,7 +224,4 @@ fn message(review: &Review, pod: &PodPlacement, pool: &NodePool) -> String {
     )
 }
 
-// The component exports exist only in the wasm build, so that native code
-// (tests, tools) can link several of the pack's policies together.
-#[cfg(target_family = "wasm")]
 tollgate_sdk::export_policy!(PoolOptIn);

@@ -23,6 +23,8 @@ use autoscaler_isolation_common::raw::{append, ensure_objects, template_segments
 pub struct OptIn {
     /// Operations to apply.
     pub patch: Patch,
+    /// The pool the namespace opts its pods in to, when there is a patch.
+    pub pool: Option<String>,
     /// Why nothing was added, when the namespace asked for a pool.
     pub warnings: Vec<String>,
 }
@@ -90,6 +92,9 @@ pub fn opt_in(
     }
     add_tolerations(&mut out.patch, object, pod, pool);
     add_node_selector(&mut out.patch, object, pod, &expected);
+    if !out.patch.is_empty() {
+        out.pool = Some(name);
+    }
     out
 }
 

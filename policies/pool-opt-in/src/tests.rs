@@ -1,8 +1,9 @@
 //! Native tests of `pool-opt-in`: tolerating without selecting, explicit
 //! selection by nodeSelector and affinity, and the namespace opt-in mutation.
 
+use autoscaler_isolation_common::describe::FIXED_BY_PATCH;
 use autoscaler_isolation_common::fixtures::{
-    bare_pool, batch_worker_template, batman_pool, every_non_daemonset_kind,
+    RoundTrip, bare_pool, batch_worker_template, batman_pool, every_non_daemonset_kind,
     metrics_server_template, mutate, object, rules,
 };
 use serde_json::{Value, json};
@@ -133,8 +134,15 @@ fn a_labelled_namespace_opts_pods_in() {
         .map(|s| s.remove("tolerations"));
     for obj in every_non_daemonset_kind("ci", "runner", &template) {
         let host = host(obj, vec![ns.clone()]);
-        assert!(host.evaluate::<PoolOptIn>(json!({})).allowed);
-        let (mutated, after) = mutate::<PoolOptIn>(&host, json!({}));
+        let RoundTrip {
+            first,
+            mutated,
+            after,
+        } = mutate::<PoolOptIn>(&host, json!({}));
+        assert!(
+            first.allowed && first.violations.is_empty(),
+            "tolerates no pool yet: {first:?}"
+        );
         assert!(after.allowed && after.warnings.is_empty(), "{after:?}");
         let tp = host
             .review(Operation::Create)
@@ -152,6 +160,43 @@ fn a_labelled_namespace_opts_pods_in() {
         assert_eq!(
             spec["tolerations"],
             json!([{"key": "dedicated", "operator": "Equal", "value": "autoscaler", "effect": "NoSchedule"}])
+        );
+    }
+}
+
+#[test]
+fn a_violation_the_opt_in_fixes_is_reported_with_the_patch() {
+    let ns = namespace("ci", json!({"tollgate.dev/node-pool": "k3s-batman"}));
+    for obj in every_non_daemonset_kind("ci", "runner", &tolerating_only()) {
+        let host = host(obj, vec![ns.clone()]);
+        let RoundTrip {
+            first,
+            mutated,
+            after,
+        } = mutate::<PoolOptIn>(&host, json!({}));
+        assert!(!first.allowed, "judged as it is: {first:?}");
+        assert_eq!(rules(&first), vec![TOLERATES_POOL_WITHOUT_SELECTING]);
+        assert!(
+            first.violations[0].message.ends_with(
+                "the mutating webhook add the nodeSelector of pool k3s-batman, which namespace ci asks for."
+            ),
+            "{}",
+            first.violations[0].message
+        );
+        assert!(after.allowed && after.violations.is_empty(), "{after:?}");
+        let tp = host
+            .review(Operation::Create)
+            .pod
+            .map(|p| p.template_path)
+            .unwrap_or_default();
+        let spec = mutated
+            .pointer(&format!("{tp}/spec"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            spec["tolerations"].as_array().map(Vec::len),
+            Some(1),
+            "it tolerates the pool already"
         );
     }
 }
@@ -184,15 +229,19 @@ fn opt_in_problems_are_warnings() {
 }
 
 #[test]
-fn without_mutation_a_labelled_namespace_changes_nothing() {
+fn without_mutation_only_the_patch_and_its_note_are_dropped() {
     let ns = namespace("ci", json!({"tollgate.dev/node-pool": "k3s-batman"}));
-    let d = host(
+    let host = host(
         object("Deployment", "ci", "runner", &tolerating_only()),
         vec![ns],
-    )
-    .evaluate::<PoolOptIn>(json!({"mutate": false}));
+    );
+    let d = host.evaluate::<PoolOptIn>(json!({"mutate": false}));
     assert_eq!(rules(&d), vec![TOLERATES_POOL_WITHOUT_SELECTING]);
     assert!(d.patch.is_none());
+    assert!(!d.violations[0].message.contains(FIXED_BY_PATCH));
+    let mutating = host.evaluate::<PoolOptIn>(json!({}));
+    assert_eq!((mutating.allowed, rules(&mutating)), (d.allowed, rules(&d)));
+    assert!(mutating.patch.is_some());
 }
 
 #[test]

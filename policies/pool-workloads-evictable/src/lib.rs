@@ -3,16 +3,21 @@
 //! or the pool node running it can never be removed.
 //!
 //! A pod "can be scheduled onto a pool" when its selection and tolerations
-//! admit the pool's template node ([`autoscaler_isolation_common::pools::admits`]).
+//! admit the pool's template node ([`tollgate_sdk::NodePool::admits`]).
 //! For such pods the rules of domain.md §1.2 apply in cluster-autoscaler's
 //! order: DaemonSet and mirror pods never block; `safe-to-evict: "true"`
 //! short-circuits the rest; then `NotReplicated`, `UnmovableKubeSystemPod`,
 //! `NotSafeToEvictAnnotation`, `LocalStorageRequested` and `NotEnoughPdb` (see
 //! [`drain`]). PodDisruptionBudgets are looked up in the pod's namespace.
 //!
-//! Mutation is opt-in (`annotateLocalVolumes`): it lists the pod's disk-backed
-//! emptyDir volumes in `safe-to-evict-local-volumes`, which clears their
-//! `LocalStorageRequested`; hostPath volumes are never listed automatically.
+//! The policy judges the object as it is. Mutation is opt-in
+//! (`annotateLocalVolumes`): the decision then also carries a patch that lists
+//! the pod's disk-backed emptyDir volumes in `safe-to-evict-local-volumes`.
+//! Their `local-storage-requested` violations are still reported, saying that
+//! `tollgate eval --mutate` and the mutating webhook list the volume; the
+//! engine's mutating path applies the patch and judges the patched object
+//! again, where they are gone. hostPath volumes are never listed
+//! automatically.
 //!
 //! With no pools, or a pod no pool admits, the policy allows. No CEL twin: the
 //! PDB rules need cluster lookups.
@@ -120,20 +125,21 @@ impl Policy for PoolWorkloadsEvictable {
             return Decision::allow();
         }
         let pdbs = pdb::in_namespace(host, &review.namespace);
-        let mut blockers = drain::blockers(review, pod, settings.flags(), &pdbs, &object);
+        let blockers = drain::blockers(review, pod, settings.flags(), &pdbs, &object);
         let mut patch = Patch::new();
-        if settings.annotate_local_volumes {
+        let listed = settings.annotate_local_volumes && {
             let empty_dirs: Vec<String> = blockers
                 .iter()
                 .filter_map(|b| b.empty_dir.clone())
                 .collect();
-            if mutation::list_local_volumes(&mut patch, object.value(), pod, &empty_dirs) {
-                blockers.retain(|b| b.empty_dir.is_none());
-            }
-        }
+            mutation::list_local_volumes(&mut patch, object.value(), pod, &empty_dirs)
+        };
         let violations = blockers
             .into_iter()
-            .map(|b| violation(review, &admitting, b))
+            .map(|b| {
+                let fixed = listed && b.empty_dir.is_some();
+                violation(review, &admitting, b, fixed)
+            })
             .collect();
         Decision::from_violations(violations).with_patch(patch)
     }
@@ -161,9 +167,15 @@ fn description(reason: BlockingReason) -> &'static str {
     }
 }
 
-/// A blocker as a violation: which pools, which reason, what to do.
-fn violation(review: &Review, admitting: &[&NodePool], blocker: Blocker) -> Violation {
-    let message = format!(
+/// A blocker as a violation: which pools, which reason, what to do, and
+/// whether the policy's patch fixes it.
+fn violation(
+    review: &Review,
+    admitting: &[&NodePool],
+    blocker: Blocker,
+    fixed_by_patch: bool,
+) -> Violation {
+    let mut message = format!(
         "{} can be scheduled onto autoscaler pool(s) {}, and cluster-autoscaler could not remove a pool \
          node running its pods ({}): {}",
         describe::subject(review),
@@ -171,6 +183,12 @@ fn violation(review: &Review, admitting: &[&NodePool], blocker: Blocker) -> Viol
         blocker.reason,
         blocker.detail,
     );
+    if fixed_by_patch {
+        message.push_str(&describe::fixed_by_patch(&format!(
+            "list it in {}",
+            ca::SAFE_TO_EVICT_LOCAL_VOLUMES
+        )));
+    }
     let violation = Violation::new(blocker.reason.rule_id(), message);
     match blocker.path {
         Some(path) => violation.at(path),
@@ -178,7 +196,4 @@ fn violation(review: &Review, admitting: &[&NodePool], blocker: Blocker) -> Viol
     }
 }
 
-// The component exports exist only in the wasm build, so that native code
-// (tests, tools) can link several of the pack's policies together.
-#[cfg(target_family = "wasm")]
 tollgate_sdk::export_policy!(PoolWorkloadsEvictable);

@@ -2,8 +2,9 @@
 //! workloads that can reach a pool, the kube-hetzner incident (an untainted
 //! pool takes k3s's metrics-server), and the opt-in local-volumes mutation.
 
+use autoscaler_isolation_common::describe::FIXED_BY_PATCH;
 use autoscaler_isolation_common::fixtures::{
-    bare_pool, batch_worker_template, batman_pool, cluster_autoscaler_template,
+    RoundTrip, bare_pool, batch_worker_template, batman_pool, cluster_autoscaler_template,
     every_non_daemonset_kind, metrics_server_template, mutate, object, rules,
 };
 use serde_json::{Value, json};
@@ -113,6 +114,10 @@ fn kube_hetzner_incident_metrics_server_on_an_untainted_pool() {
                 .is_some_and(|p| p.ends_with("/spec/volumes/0"))
         );
         assert!(d.violations[0].message.contains("k3s-robin"));
+        assert!(
+            d.patch.is_none() && !d.violations[1].message.contains(FIXED_BY_PATCH),
+            "annotateLocalVolumes is off by default"
+        );
     }
 }
 
@@ -148,9 +153,23 @@ fn annotating_local_volumes_lists_the_empty_dir() {
         let host = TestHost::new(obj)
             .with_pools(vec![bare_pool()])
             .with_objects(vec![budget.clone()]);
-        let first = host.evaluate::<PoolWorkloadsEvictable>(settings.clone());
-        assert!(first.allowed, "{first:?}");
-        let (mutated, after) = mutate::<PoolWorkloadsEvictable>(&host, settings.clone());
+        let RoundTrip {
+            first,
+            mutated,
+            after,
+        } = mutate::<PoolWorkloadsEvictable>(&host, settings.clone());
+        assert_eq!(
+            rules(&first),
+            vec!["local-storage-requested"],
+            "judged as it is"
+        );
+        assert!(
+            first.violations[0].message.ends_with(
+                "the mutating webhook list it in cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes."
+            ),
+            "{}",
+            first.violations[0].message
+        );
         assert!(after.allowed, "{after:?}");
         let tp = host
             .review(tollgate_sdk::Operation::Create)
@@ -174,7 +193,22 @@ fn annotating_keeps_existing_entries_and_never_lists_host_paths() {
     let host = TestHost::new(object("StatefulSet", "batch", "worker", &template))
         .with_pools(vec![batman_pool()]);
     let settings = json!({"annotateLocalVolumes": true});
-    let (mutated, after) = mutate::<PoolWorkloadsEvictable>(&host, settings);
+    let RoundTrip {
+        first,
+        mutated,
+        after,
+    } = mutate::<PoolWorkloadsEvictable>(&host, settings);
+    assert_eq!(
+        rules(&first),
+        vec!["local-storage-requested", "local-storage-requested"]
+    );
+    assert!(
+        first.violations[0]
+            .message
+            .contains("emptyDir volume cache")
+    );
+    assert!(first.violations[0].message.contains(FIXED_BY_PATCH));
+    assert!(!first.violations[1].message.contains(FIXED_BY_PATCH));
     assert_eq!(
         mutated["spec"]["template"]["metadata"]["annotations"][SAFE_VOLUMES],
         "socket-dir,cache"

@@ -232,7 +232,4 @@ fn expendable_message(
     )
 }
 
-// The component exports exist only in the wasm build, so that native code
-// (tests, tools) can link several of the pack's policies together.
-#[cfg(target_family = "wasm")]
 tollgate_sdk::export_policy!(PriorityClasses);

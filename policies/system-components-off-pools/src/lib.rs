@@ -18,20 +18,31 @@
 //! - `tolerates-pool-taint`: none of its tolerations may tolerate a pool's
 //!   taint (a key-less `Exists` toleration tolerates them all).
 //!
-//! Mutation (`mutate`, default on) fixes the first rule: it adds the
-//! control-plane requirement to every nodeSelectorTerm that lacks it (or
-//! creates the required affinity), and a toleration of the control-plane taint
-//! when the pod does not tolerate it yet. It never removes a user's
-//! toleration: dropping a toleration can strand a running workload on taints
-//! the policy does not know about, so pool tolerations are denied with an
-//! explanation instead. A term that forbids the control-plane label is left
-//! alone (the rule then denies): adding a contradictory requirement would make
-//! the pod unschedulable silently.
+//! The policy judges the object as it is and returns its violations together
+//! with the patch that fixes what it can (mutate, then validate, as the API
+//! server runs admission webhooks). With `mutate` (default on) the patch fixes
+//! the first rule: it adds the control-plane requirement to every
+//! nodeSelectorTerm that lacks it (or creates the required affinity), and a
+//! toleration of the control-plane taint when the pod does not tolerate it
+//! yet; the `missing-control-plane-affinity` violation is still reported, and
+//! its message says that `tollgate eval --mutate` and the mutating webhook add
+//! the affinity. The engine's mutating path applies the patch and judges the
+//! patched object again, which leaves only what the patch does not fix. A pod
+//! that is pinned already but does not tolerate the control-plane taint gets
+//! the toleration alone, without a violation. `mutate: false` only drops the
+//! patch (and the note).
+//!
+//! The patch never removes a user's toleration: dropping a toleration can
+//! strand a running workload on taints the policy does not know about, so
+//! pool tolerations are denied with an explanation instead. A term that
+//! forbids the control-plane label is left alone (the rule then denies with
+//! no patch): adding a contradictory requirement would make the pod
+//! unschedulable silently.
 //!
 //! With no pools at all the policy allows everything (the host supplies a
 //! preset pool when none is configured). The CEL twin (`policy.cel.yaml`)
-//! carries the two validation rules; it matches this policy run with
-//! `mutate: false`.
+//! carries the two validation rules with the same verdicts, whatever
+//! `mutate` says.
 
 mod mutation;
 #[cfg(test)]
@@ -40,6 +51,7 @@ mod tests;
 use autoscaler_isolation_common::scope::{self, SelectorSetting, SystemScope};
 use autoscaler_isolation_common::{ca, describe, pools, raw, rule};
 use serde::Deserialize;
+use tollgate_sdk::scheduling::tolerated;
 use tollgate_sdk::{
     Decision, Host, Metadata, NodePool, Patch, PodPlacement, Policy, Review, Taint, Violation,
 };
@@ -181,7 +193,8 @@ struct Evaluation<'a> {
 
 impl Evaluation<'_> {
     /// Rule `missing-control-plane-affinity`, fixed in `patch` where possible
-    /// (and the control-plane toleration added to a pinned pod).
+    /// (the violation is reported either way), and the control-plane
+    /// toleration added to a pod that is, or that the patch makes, pinned.
     fn check_affinity(&self, patch: &mut Patch) -> Vec<Violation> {
         let (pod, settings) = (self.pod, self.settings);
         let label = settings.control_plane_label.as_str();
@@ -191,11 +204,12 @@ impl Evaluation<'_> {
         if !pinned && !reached.is_empty() {
             pinned = settings.mutate
                 && mutation::pin_to_control_plane(patch, self.object.value(), pod, label);
-            if !pinned {
-                let message = affinity_message(self.review, pod, settings, &reached);
-                let path = tollgate_sdk::patch::pointer(&pod.template_path, &["spec", "affinity"]);
-                violations.push(Violation::new(MISSING_CONTROL_PLANE_AFFINITY, message).at(path));
+            let mut message = affinity_message(self.review, pod, settings, &reached);
+            if pinned {
+                message.push_str(&describe::fixed_by_patch(&self.patch_summary()));
             }
+            let path = tollgate_sdk::patch::pointer(&pod.template_path, &["spec", "affinity"]);
+            violations.push(Violation::new(MISSING_CONTROL_PLANE_AFFINITY, message).at(path));
         }
         if pinned
             && settings.mutate
@@ -204,6 +218,18 @@ impl Evaluation<'_> {
             mutation::tolerate(patch, self.object.value(), pod, &taint);
         }
         violations
+    }
+
+    /// What the patch does for an unpinned pod, for the violation message.
+    fn patch_summary(&self) -> String {
+        let label = &self.settings.control_plane_label;
+        match Taint::parse(&self.settings.control_plane_taint) {
+            Some(taint) if !tolerated(&self.pod.tolerations, &taint) => format!(
+                "add the required {label} affinity and a toleration of {}",
+                self.settings.control_plane_taint
+            ),
+            _ => format!("add the required {label} affinity"),
+        }
     }
 
     /// Rule `tolerates-pool-taint`: one violation per toleration that opens a pool.
@@ -270,7 +296,4 @@ fn affinity_message(
     )
 }
 
-// The component exports exist only in the wasm build, so that native code
-// (tests, tools) can link several of the pack's policies together.
-#[cfg(target_family = "wasm")]
 tollgate_sdk::export_policy!(SystemComponentsOffPools);

@@ -1,8 +1,9 @@
 //! Native tests of `system-components-off-pools`, on fixtures modelled on the
 //! k3s, kube-hetzner and hcloud manifests of the corpus.
 
+use autoscaler_isolation_common::describe::FIXED_BY_PATCH;
 use autoscaler_isolation_common::fixtures::{
-    self, batman_pool, cluster_autoscaler_template, csi_controller_template,
+    self, RoundTrip, batman_pool, cluster_autoscaler_template, csi_controller_template,
     every_non_daemonset_kind, metrics_server_template, mutate, object, rules,
 };
 use serde_json::{Value, json};
@@ -29,14 +30,25 @@ fn terms(mutated: &Value, template_path: &str) -> Value {
 }
 
 #[test]
-fn k3s_metrics_server_is_pinned_by_mutation_in_every_kind() {
+fn k3s_metrics_server_is_reported_and_pinned_by_mutation_in_every_kind() {
     for obj in every_non_daemonset_kind("kube-system", "metrics-server", &metrics_server_template())
     {
         let kind = obj["kind"].as_str().unwrap_or_default().to_string();
         let host = host(obj);
-        let first = host.evaluate::<SystemComponentsOffPools>(json!({}));
-        assert!(first.allowed, "{kind}: the mutation fixes it: {first:?}");
-        let (mutated, after) = mutate::<SystemComponentsOffPools>(&host, json!({}));
+        let RoundTrip {
+            first,
+            mutated,
+            after,
+        } = mutate::<SystemComponentsOffPools>(&host, json!({}));
+        assert!(!first.allowed, "{kind}: judged as it is: {first:?}");
+        assert_eq!(rules(&first), vec![MISSING_CONTROL_PLANE_AFFINITY]);
+        assert!(
+            first.violations[0]
+                .message
+                .ends_with("the mutating webhook add the required node-role.kubernetes.io/control-plane affinity."),
+            "{kind}: it already tolerates the control-plane taint: {}",
+            first.violations[0].message
+        );
         assert!(
             after.allowed && after.violations.is_empty(),
             "{kind}: {after:?}"
@@ -64,16 +76,14 @@ fn k3s_metrics_server_is_pinned_by_mutation_in_every_kind() {
 }
 
 #[test]
-fn without_mutation_the_unpinned_component_is_denied() {
-    let d = eval(
-        object(
-            "Deployment",
-            "kube-system",
-            "coredns",
-            &metrics_server_template(),
-        ),
-        json!({"mutate": false}),
+fn without_mutation_only_the_patch_and_its_note_are_dropped() {
+    let coredns = object(
+        "Deployment",
+        "kube-system",
+        "coredns",
+        &metrics_server_template(),
     );
+    let d = eval(coredns.clone(), json!({"mutate": false}));
     assert!(!d.allowed);
     assert_eq!(rules(&d), vec![MISSING_CONTROL_PLANE_AFFINITY]);
     assert_eq!(
@@ -81,11 +91,16 @@ fn without_mutation_the_unpinned_component_is_denied() {
         Some("/spec/template/spec/affinity")
     );
     assert!(
-        d.violations[0].message.contains("k3s-batman"),
+        d.violations[0].message.contains("k3s-batman")
+            && !d.violations[0].message.contains(FIXED_BY_PATCH),
         "{}",
         d.violations[0].message
     );
     assert!(d.patch.is_none());
+    let mutating = eval(coredns, json!({}));
+    assert_eq!((mutating.allowed, rules(&mutating)), (d.allowed, rules(&d)));
+    assert_eq!(mutating.violations[0].path, d.violations[0].path);
+    assert!(mutating.patch.is_some());
 }
 
 #[test]
@@ -108,7 +123,19 @@ fn csi_controller_gets_required_affinity_next_to_its_preference_and_a_toleration
         "hcloud-csi-controller",
         &csi_controller_template(),
     ));
-    let (mutated, after) = mutate::<SystemComponentsOffPools>(&host, json!({}));
+    let RoundTrip {
+        first,
+        mutated,
+        after,
+    } = mutate::<SystemComponentsOffPools>(&host, json!({}));
+    assert_eq!(rules(&first), vec![MISSING_CONTROL_PLANE_AFFINITY]);
+    assert!(
+        first.violations[0]
+            .message
+            .contains("and a toleration of node-role.kubernetes.io/control-plane:NoSchedule."),
+        "{}",
+        first.violations[0].message
+    );
     assert!(after.allowed, "{after:?}");
     let affinity = &mutated["spec"]["template"]["spec"]["affinity"]["nodeAffinity"];
     assert!(
@@ -132,7 +159,7 @@ fn existing_terms_each_get_the_requirement() {
         ]
     });
     let host = host(object("StatefulSet", "kube-system", "csi", &template));
-    let (mutated, after) = mutate::<SystemComponentsOffPools>(&host, json!({}));
+    let RoundTrip { mutated, after, .. } = mutate::<SystemComponentsOffPools>(&host, json!({}));
     assert!(after.allowed, "{after:?}");
     let terms = terms(&mutated, "/spec/template");
     let cp = json!({"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"});
@@ -161,7 +188,24 @@ fn a_term_that_excludes_control_planes_is_denied_not_rewritten() {
         d.violations[0]
             .message
             .contains("not changed automatically")
+            && !d.violations[0].message.contains(FIXED_BY_PATCH)
     );
+}
+
+#[test]
+fn the_patch_pins_an_unpinned_component_but_keeps_its_pool_toleration() {
+    let mut template = metrics_server_template();
+    template["spec"]["tolerations"] = json!([{"key": "dedicated", "operator": "Exists"}]);
+    for obj in every_non_daemonset_kind("kube-system", "metrics-server", &template) {
+        let host = host(obj);
+        let RoundTrip { first, after, .. } = mutate::<SystemComponentsOffPools>(&host, json!({}));
+        assert_eq!(
+            rules(&first),
+            vec![MISSING_CONTROL_PLANE_AFFINITY, TOLERATES_POOL_TAINT]
+        );
+        assert!(!after.allowed);
+        assert_eq!(rules(&after), vec![TOLERATES_POOL_TAINT], "{after:?}");
+    }
 }
 
 #[test]
@@ -199,20 +243,13 @@ fn scope_namespaces_selectors_and_exemptions() {
     let template = metrics_server_template();
     let monitoring = object("Deployment", "monitoring", "metrics-server", &template);
     assert!(
-        eval(monitoring.clone(), json!({"mutate": false})).allowed,
+        eval(monitoring.clone(), json!({})).allowed,
         "not a system namespace"
     );
-    assert!(
-        !eval(
-            monitoring.clone(),
-            json!({"mutate": false, "namespaces": ["monitoring"]})
-        )
-        .allowed
-    );
-    let by_label =
-        json!({"mutate": false, "selectors": [{"matchLabels": {"k8s-app": "metrics-server"}}]});
+    assert!(!eval(monitoring.clone(), json!({"namespaces": ["monitoring"]})).allowed);
+    let by_label = json!({"selectors": [{"matchLabels": {"k8s-app": "metrics-server"}}]});
     assert!(!eval(monitoring, by_label).allowed);
-    let exempt = json!({"mutate": false, "exemptSelectors": [{"matchExpressions": [{"key": "k8s-app", "operator": "Exists"}]}]});
+    let exempt = json!({"exemptSelectors": [{"matchExpressions": [{"key": "k8s-app", "operator": "Exists"}]}]});
     assert!(
         eval(
             object("Deployment", "kube-system", "metrics-server", &template),
@@ -228,16 +265,16 @@ fn daemonsets_daemonset_pods_and_mirror_pods_are_out_of_scope() {
     assert!(
         eval(
             object("DaemonSet", "kube-system", "hcloud-csi-node", &template),
-            json!({"mutate": false})
+            json!({})
         )
         .allowed
     );
     let mut pod = object("Pod", "kube-system", "hcloud-csi-node-x", &template);
     pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "hcloud-csi-node", "controller": true}]);
-    assert!(eval(pod, json!({"mutate": false})).allowed);
+    assert!(eval(pod, json!({})).allowed);
     let mut mirror = object("Pod", "kube-system", "kube-apiserver-cp1", &template);
     mirror["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "hash"});
-    assert!(eval(mirror, json!({"mutate": false})).allowed);
+    assert!(eval(mirror, json!({})).allowed);
 }
 
 #[test]
@@ -272,7 +309,15 @@ fn a_control_plane_node_selector_pins_and_gets_the_toleration() {
         "helm-install-traefik",
         &template,
     ));
-    let (mutated, after) = mutate::<SystemComponentsOffPools>(&host, json!({}));
+    let RoundTrip {
+        first,
+        mutated,
+        after,
+    } = mutate::<SystemComponentsOffPools>(&host, json!({}));
+    assert!(
+        first.allowed && first.violations.is_empty(),
+        "pinned already: only the toleration is added: {first:?}"
+    );
     assert!(after.allowed);
     assert!(
         mutated["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
@@ -293,7 +338,7 @@ fn pod_updates_are_not_judged() {
         "coredns-abc",
         &metrics_server_template(),
     ));
-    let settings = load_settings(json!({"mutate": false}));
+    let settings = load_settings(json!({}));
     let d = SystemComponentsOffPools::evaluate(&host.review(Operation::Update), &settings, &host);
     assert!(d.allowed);
     let d = SystemComponentsOffPools::evaluate(&host.review(Operation::None), &settings, &host);
