@@ -207,15 +207,19 @@ impl PolicySet {
         for source in sources {
             let policy = match source {
                 Source::Wasm { label, bytes, origin } => {
-                    // Name and grants are only known after metadata, so load with the
-                    // widest grant, then check what this policy was granted.
-                    let probe = WasmPolicy::load(runtime, &label, &bytes, Limits::default(), &[Capability::Clocks])?;
-                    let name = probe.name().to_string();
+                    // The name comes from the metadata, so the policy's own
+                    // configuration (limits, grants) is applied after loading.
+                    let loaded = WasmPolicy::load(runtime, &label, &bytes, Limits::default(), &[Capability::Clocks])?;
+                    let name = loaded.name().to_string();
                     let cfg = config.for_policy(&name, only_one);
-                    let policy = if cfg.limits.is_some() || !probe.metadata().capabilities.is_empty() {
-                        WasmPolicy::load(runtime, &label, &bytes, cfg.limits.unwrap_or_default(), &cfg.grant)?
-                    } else {
-                        probe
+                    if let Some(capability) =
+                        loaded.metadata().capabilities.iter().find(|c| !cfg.grant.contains(c))
+                    {
+                        return Err(wasm::Error::CapabilityDenied { policy: name, capability: *capability }.into());
+                    }
+                    let policy = match cfg.limits {
+                        Some(limits) => loaded.with_limits(limits)?,
+                        None => loaded,
                     };
                     let settings = settings_text(&cfg.settings);
                     policy.validate_settings(&settings)?;

@@ -40,8 +40,8 @@ struct Inner {
     records: tollgate_sdk::Review,
     object_text: OnceLock<String>,
     old_object_text: OnceLock<Option<String>>,
-    pub(crate) wasm: OnceLock<crate::wasm::WitReview>,
-    pub(crate) cel: OnceLock<crate::cel::Inputs>,
+    wasm: OnceLock<crate::wasm::WitReview>,
+    cel: OnceLock<crate::cel::Inputs>,
 }
 
 impl std::fmt::Debug for Review {

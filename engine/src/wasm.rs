@@ -188,6 +188,21 @@ impl WasmPolicy {
         Ok(policy)
     }
 
+    /// The same policy with other limits (they apply per evaluation).
+    ///
+    /// # Errors
+    /// A memory limit above the engine's maximum.
+    pub fn with_limits(&self, limits: Limits) -> Result<Self, Error> {
+        if limits.memory_bytes > self.runtime.max_memory_bytes {
+            return Err(Error::LimitTooHigh {
+                policy: self.name.to_string(),
+                asked: limits.memory_bytes,
+                max: self.runtime.max_memory_bytes,
+            });
+        }
+        Ok(WasmPolicy { limits, ..self.clone() })
+    }
+
     /// The policy's name (from its metadata).
     pub fn name(&self) -> &str {
         &self.name

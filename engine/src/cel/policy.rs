@@ -190,6 +190,7 @@ impl CelPolicy {
         }
         let name = parsed.metadata.name;
         let env = environment();
+        let uses_pools = std::cell::Cell::new(false);
         let compile = |field: String, source: &str| -> Result<Compiled, Error> {
             let program = env.compile(source).map_err(|e| Error::Compile {
                 file: file_name.clone(),
@@ -198,6 +199,7 @@ impl CelPolicy {
                 expression: source.to_string(),
                 message: e.to_string().replace("<input>", "expression"),
             })?;
+            uses_pools.set(uses_pools.get() || program.references().has_variable("pools"));
             let bound = cost::bound(program.expression());
             if bound.floor() > cost::PER_EXPRESSION_BUDGET {
                 return Err(Error::OverBudget {
@@ -212,14 +214,10 @@ impl CelPolicy {
             Ok(Compiled { source: source.to_string(), program, bound })
         };
         let spec = parsed.spec;
-        let mut uses_pools = false;
-        let mut named = |kind: &str, list: Vec<NamedExpression>| -> Result<Vec<(String, Compiled)>, Error> {
+        let named = |kind: &str, list: Vec<NamedExpression>| -> Result<Vec<(String, Compiled)>, Error> {
             list.into_iter()
                 .enumerate()
-                .map(|(i, n)| {
-                    uses_pools |= n.expression.contains("pools");
-                    Ok((n.name, compile(format!("spec.{kind}[{i}].expression"), &n.expression)?))
-                })
+                .map(|(i, n)| Ok((n.name, compile(format!("spec.{kind}[{i}].expression"), &n.expression)?)))
                 .collect()
         };
         let match_conditions = named("matchConditions", spec.match_conditions)?;
@@ -229,7 +227,6 @@ impl CelPolicy {
             .into_iter()
             .enumerate()
             .map(|(i, v)| {
-                uses_pools |= v.expression.contains("pools");
                 Ok(Validation {
                     rule: v.rule.unwrap_or_else(|| format!("{name}-{i}")),
                     expression: compile(format!("spec.validations[{i}].expression"), &v.expression)?,
@@ -254,7 +251,7 @@ impl CelPolicy {
             match_conditions,
             variables,
             validations,
-            uses_pools,
+            uses_pools: uses_pools.get(),
         };
         let mut policy = CelPolicy { inner: Arc::new(loaded), params: Arc::new(map_of(vec![])), settings: Value::Null };
         policy = policy.with_settings(&Value::Null);
