@@ -48,16 +48,19 @@ impl Inputs {
     /// Convert a review's object, old object and request.
     pub fn new(review: &Review) -> Self {
         let mut longest = 0;
-        let object = to_cel(review.object(), &mut longest);
-        let old_object = match review.old_object() {
-            Some(old) => to_cel(old, &mut longest),
-            None => Box::new(cel::common::types::CelNull),
+        let null = || -> CelVal { Box::new(cel::common::types::CelNull) };
+        // A DELETE has no object; the judged (deleted) object is oldObject, as in Kubernetes.
+        let (object, old_object) = if review.is_delete() {
+            (null(), to_cel(review.object(), &mut longest))
+        } else {
+            let old = review.old_object().map_or_else(null, |old| to_cel(old, &mut longest));
+            (to_cel(review.object(), &mut longest), old)
         };
         let request = match review.request() {
             Some(r) => to_cel(r, &mut longest),
             None => map_of(vec![("operation".into(), Box::new(cel::common::types::CelString::from(String::new())))]),
         };
-        let pod_path = review.records().pod.as_ref().map(|p| {
+        let pod_path = review.records().pod.as_ref().filter(|_| !review.is_delete()).map(|p| {
             p.template_path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect()
         });
         Inputs { object, old_object, request, pod_path, longest }

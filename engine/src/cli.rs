@@ -5,6 +5,7 @@
 mod audit;
 mod common;
 mod eval;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Audit a cluster snapshot and explain why pool nodes cannot scale down.
     Audit(audit::AuditArgs),
+    /// Serve the policies as a validating and mutating admission webhook over HTTPS.
+    Serve(serve::ServeArgs),
 }
 
 /// Run the parsed command line.
@@ -36,5 +39,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Eval(args) => eval::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -29,6 +29,7 @@
 //! [`evaluator`], [`wasm`], [`cel`], [`cluster`], [`pack`].
 //! Modes and edges: [`audit`], [`defaulting`], [`cli`], [`output`], [`telemetry`].
 
+pub mod admission;
 pub mod audit;
 pub mod cel;
 pub mod cli;

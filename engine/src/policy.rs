@@ -93,6 +93,8 @@ pub struct PolicyConfig {
 /// The configuration of a whole set, keyed by policy name.
 #[derive(Debug, Clone, Default)]
 pub struct SetConfig {
+    /// The file the configuration came from (for messages).
+    path: PathBuf,
     per_policy: std::collections::BTreeMap<String, PolicyConfig>,
     /// Settings for the only policy, when the file was plain settings.
     single: Option<Value>,
@@ -123,9 +125,9 @@ impl SetConfig {
         if doc.get("policies").is_some_and(Value::is_object) {
             let file: SetConfigFile = serde_json::from_value(doc)
                 .map_err(|e| Error::Settings { path: path.into(), message: e.to_string() })?;
-            Ok(SetConfig { per_policy: file.policies, single: None })
+            Ok(SetConfig { path: path.into(), per_policy: file.policies, single: None })
         } else {
-            Ok(SetConfig { per_policy: Default::default(), single: Some(doc) })
+            Ok(SetConfig { path: path.into(), per_policy: Default::default(), single: Some(doc) })
         }
     }
 
@@ -268,7 +270,7 @@ impl PolicySet {
         let names: Vec<&str> = policies.iter().map(|p| p.name.as_str()).collect();
         if let Some(unknown) = config.unknown(&names).next() {
             return Err(Error::Settings {
-                path: PathBuf::from("settings"),
+                path: config.path.clone(),
                 message: format!("settings name policy {unknown}, which is not loaded (loaded: {})", names.join(", ")),
             });
         }

@@ -35,6 +35,8 @@ pub struct Review {
 
 struct Inner {
     object: Value,
+    /// A DELETE: `object` is the deleted object (the request's oldObject).
+    deleted: bool,
     old_object: Option<Value>,
     request: Option<Value>,
     records: tollgate_sdk::Review,
@@ -60,12 +62,13 @@ impl Review {
     /// When the object lacks `apiVersion` or `kind`.
     pub fn from_object(object: Value) -> Result<Self, Error> {
         let records = placement::review(&object, Operation::None)?;
-        Ok(Self::build(object, None, None, records))
+        Ok(Self::build(object, None, None, records, false))
     }
 
     /// Review the request of an AdmissionReview (`v1` or `v1beta1`).
     ///
-    /// For a DELETE the old object is judged.
+    /// For a DELETE the old object is judged (the placement records are the
+    /// deleted object's); CEL still sees `object: null` and `oldObject` set.
     ///
     /// # Errors
     /// When the review has no request or object, or an unknown operation.
@@ -97,8 +100,9 @@ impl Review {
             dry_run: request.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
         });
         let judged = judged.clone();
-        let old = if object.is_some() { old_object } else { None };
-        Ok(Self::build(judged, old, Some(request.clone()), records))
+        let deleted = object.is_none();
+        let old = if deleted { None } else { old_object };
+        Ok(Self::build(judged, old, Some(request.clone()), records, deleted))
     }
 
     /// The same review with a replaced object (after a mutation), keeping the
@@ -112,7 +116,7 @@ impl Review {
         if records.namespace.is_empty() {
             records.namespace = self.inner.records.namespace.clone();
         }
-        Ok(Self::build(object, self.inner.old_object.clone(), self.inner.request.clone(), records))
+        Ok(Self::build(object, self.inner.old_object.clone(), self.inner.request.clone(), records, self.inner.deleted))
     }
 
     fn build(
@@ -120,10 +124,12 @@ impl Review {
         old_object: Option<Value>,
         request: Option<Value>,
         records: tollgate_sdk::Review,
+        deleted: bool,
     ) -> Self {
         Review {
             inner: Arc::new(Inner {
                 object,
+                deleted,
                 old_object,
                 request,
                 records,
@@ -138,6 +144,11 @@ impl Review {
     /// The object under review.
     pub fn object(&self) -> &Value {
         &self.inner.object
+    }
+
+    /// Whether this is a DELETE, whose judged object is the deleted one.
+    pub fn is_delete(&self) -> bool {
+        self.inner.deleted
     }
 
     /// The previous object of an UPDATE.

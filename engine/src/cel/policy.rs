@@ -346,15 +346,23 @@ impl CelPolicy {
             match self.run(&validation.expression, &vars, longest, &mut spent)? {
                 CelValue::Bool(true) => {}
                 CelValue::Bool(false) => {
-                    let message = match &validation.message_expression {
-                        Some(m) => match self.run(m, &vars, longest, &mut spent)? {
-                            CelValue::String(s) => s.to_string(),
-                            other => return Err(self.not_bool("messageExpression", m, &other)),
-                        },
-                        None => validation
+                    let static_message = || {
+                        validation
                             .message
                             .clone()
-                            .unwrap_or_else(|| format!("failed expression: {}", validation.expression.source)),
+                            .unwrap_or_else(|| format!("failed expression: {}", validation.expression.source))
+                    };
+                    // As in Kubernetes, a messageExpression that fails or is not
+                    // a string falls back to the static message.
+                    let message = match &validation.message_expression {
+                        Some(m) => match self.run(m, &vars, longest, &mut spent) {
+                            Ok(CelValue::String(s)) if !s.trim().is_empty() => s.to_string(),
+                            Ok(_) | Err(_) => {
+                                tracing::debug!(policy = %self.inner.name, expression = %m.source, "messageExpression failed; using message");
+                                static_message()
+                            }
+                        },
+                        None => static_message(),
                     };
                     violations.push(Violation::new(validation.rule.clone(), message));
                 }

@@ -59,13 +59,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
         (None, None) => bail!("one of --object or --request is required"),
     };
-    let doc = crate::policy::parse_one(&path, &text)?;
+    let doc = single_document(&path, &text)?;
     let review = if admission {
         Review::from_admission(&doc).with_context(|| path.display().to_string())?
     } else {
-        if doc.is_null() {
-            bail!("{}: empty document", path.display());
-        }
         Review::from_object(doc).with_context(|| path.display().to_string())?
     };
     let cluster = load_context(args.context.as_deref(), args.pools.as_deref())?;
@@ -80,4 +77,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     write_verdict(&mut out, args.output, &review.describe(), &verdict)?;
     out.flush()?;
     Ok(if verdict.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The one document of an `--object`/`--request` input.
+fn single_document(path: &std::path::Path, text: &str) -> anyhow::Result<serde_json::Value> {
+    let docs = crate::cluster::snapshot::split_documents(text);
+    match docs.as_slice() {
+        [] => bail!("{}: empty document", path.display()),
+        [(_, doc)] => Ok(crate::policy::parse_one(path, doc)?),
+        more => bail!("{}: {} documents; --object and --request take one", path.display(), more.len()),
+    }
 }

@@ -295,8 +295,9 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// Split YAML text on `---` document markers; each document with its first line number.
-fn split_documents(text: &str) -> Vec<(usize, &str)> {
+/// Split YAML text on `---` document markers; each non-empty document with
+/// its first line number.
+pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
     let mut docs = Vec::new();
     let mut start = 0usize;
     let mut start_line = 1usize;

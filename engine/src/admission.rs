@@ -1,0 +1,43 @@
+//! Admission mode (`tollgate serve`): a validating and mutating webhook for
+//! the Kubernetes API server, over HTTPS.
+//!
+//! The path of one review is short and the same for every request:
+//! body bytes → `serde_json::Value` → [`Review::from_admission`] →
+//! [`Evaluator::evaluate`] (or `evaluate_mutating`) in a bounded blocking
+//! section → AdmissionReview response bytes. Policy logic lives only in the
+//! evaluator; this module owns the HTTP edge.
+//!
+//! | file | owns |
+//! |---|---|
+//! | [`router`] | [`router`]`(state) -> Router`: the routes and the body limit |
+//! | [`handlers`] | thin axum handlers for `/validate`, `/mutate`, `/healthz`, `/readyz`, `/metrics` |
+//! | [`review_protocol`] | the AdmissionReview v1/v1beta1 wire format: parsing requests, writing responses |
+//! | [`state`] | the shared [`State`]: the swappable evaluator, the permits, the deadline |
+//! | [`error`] | [`Error`], the one error type of a request, and its HTTP response |
+//! | [`metrics`] | counters and latency histograms in the Prometheus text format |
+//! | [`tls`] | rustls configuration from PEM files, reloaded when they change |
+//! | [`reload`] | the policy set, rebuilt and swapped when its files change |
+//! | [`server`] | [`server::run`]: bind, serve, reload, drain on SIGTERM/SIGINT |
+//!
+//! Wire contract: <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/#response>.
+//!
+//! [`Review::from_admission`]: crate::review::Review::from_admission
+//! [`Evaluator::evaluate`]: crate::evaluator::Evaluator::evaluate
+
+pub mod error;
+pub mod handlers;
+pub mod metrics;
+pub mod reload;
+pub mod review_protocol;
+pub mod router;
+pub mod server;
+pub mod state;
+pub mod tls;
+mod watch;
+
+pub use error::Error;
+pub use router::router;
+pub use state::{Config, State};
+
+#[cfg(test)]
+mod tests;

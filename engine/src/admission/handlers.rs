@@ -1,0 +1,135 @@
+//! The axum handlers. `/validate` and `/mutate` share one path: check the
+//! content type, parse the AdmissionReview ([`review_protocol::parse`]),
+//! evaluate in the bounded blocking section ([`State::evaluate`]), write the
+//! response ([`review_protocol::respond`]), record metrics. The probes and
+//! `/metrics` only read the state.
+
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State as Extract;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+use super::metrics::{Endpoint, Outcome};
+use super::review_protocol;
+use super::state::Refusal;
+use super::{Error, State};
+
+/// `POST /validate`: judge the review; never patches.
+pub async fn validate(
+    Extract(state): Extract<State>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    admit(&state, Endpoint::Validate, &uri, &headers, body).await
+}
+
+/// `POST /mutate`: apply the policies' patches in order, then judge; an
+/// allowed answer carries the combined JSON Patch.
+pub async fn mutate(
+    Extract(state): Extract<State>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    admit(&state, Endpoint::Mutate, &uri, &headers, body).await
+}
+
+/// `GET /healthz`: the process serves HTTP.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: 200 once every policy of the first set is compiled, 503
+/// before that and while draining at shutdown.
+pub async fn readyz(Extract(state): Extract<State>) -> (StatusCode, &'static str) {
+    if state.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else if state.evaluator().is_none() {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the policies are still loading\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n")
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(Extract(state): Extract<State>) -> Response {
+    let text = state.metrics().render(state.policies_loaded(), state.is_ready());
+    let mut response = text.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
+async fn admit(
+    state: &State,
+    endpoint: Endpoint,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let _in_flight = state.metrics().in_flight();
+    let started = Instant::now();
+    let (outcome, response) = match answer(state, endpoint, uri, headers, body).await {
+        Ok((outcome, bytes)) => {
+            let mut response = bytes.into_response();
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            (outcome, response)
+        }
+        Err(e) => (Outcome::Rejected, e.into_response()),
+    };
+    state.metrics().observe(endpoint, outcome, started.elapsed());
+    response
+}
+
+async fn answer(
+    state: &State,
+    endpoint: Endpoint,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Outcome, Vec<u8>), Error> {
+    check_content_type(headers)?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { limit: state.config().max_body_bytes },
+        _ => Error::Body(axum::Error::new(rejection)),
+    })?;
+    let request = review_protocol::parse(&body)?;
+    drop(body);
+    let Some(review) = request.review else {
+        return Ok((Outcome::Allowed, review_protocol::nothing_to_judge(request.version, &request.uid)));
+    };
+    let mutating = endpoint == Endpoint::Mutate;
+    match state.evaluate(review, mutating, state.timeout(uri.query())).await {
+        Ok(verdict) => {
+            state.metrics().observe_verdict(&verdict);
+            let outcome = if verdict.allowed { Outcome::Allowed } else { Outcome::Denied };
+            Ok((outcome, review_protocol::respond(request.version, &request.uid, &verdict, mutating)))
+        }
+        Err(Refusal::NotReady) => Err(Error::NotReady),
+        Err(refusal) => {
+            let failure_policy = state.config().failure_policy;
+            tracing::warn!(uid = %request.uid, ?failure_policy, "review answered by the failure policy: {refusal}");
+            let message = refusal.to_string();
+            Ok((Outcome::Unavailable, review_protocol::unavailable(request.version, &request.uid, failure_policy, &message)))
+        }
+    }
+}
+
+/// Accept `application/json`, with parameters (`; charset=utf-8`) or not.
+fn check_content_type(headers: &HeaderMap) -> Result<(), Error> {
+    let value = headers.get(header::CONTENT_TYPE);
+    let is_json = value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        return Ok(());
+    }
+    let value = value.map_or_else(|| "(none)".into(), |v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    Err(Error::ContentType(value))
+}

@@ -1,0 +1,170 @@
+//! [`run`]: the webhook server. It binds first (so `/healthz` answers while
+//! policies compile), loads the policy set in the background (`/readyz` turns
+//! 200 when it is installed), watches the certificate and the policy files,
+//! and on SIGTERM or SIGINT stops accepting connections, lets in-flight
+//! requests finish (up to a grace period), and returns. A second signal stops
+//! at once.
+//!
+//! If the first policy set cannot be loaded the server stops and `run`
+//! returns the error: a webhook without policies would only ever answer 503.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::reload::{self, Source};
+use super::{Config, State, router, tls};
+use crate::cluster::ClusterView;
+use crate::evaluator::Evaluator;
+use crate::wasm::{Runtime, RuntimeConfig};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The certificate or key is unusable.
+    #[error(transparent)]
+    Tls(#[from] tls::Error),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The WASM engine could not be set up.
+    #[error(transparent)]
+    Wasm(#[from] crate::wasm::Error),
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+    /// The first policy set did not load.
+    #[error("the policies could not be loaded")]
+    Policies(#[source] reload::Error),
+    /// The server failed while serving.
+    #[error("server error")]
+    Serve(#[source] std::io::Error),
+}
+
+/// What to serve, and how.
+pub struct Options {
+    /// The address to listen on.
+    pub addr: SocketAddr,
+    /// The certificate and key.
+    pub tls: tls::Files,
+    /// The policy set's source.
+    pub policies: Source,
+    /// The cluster view policies read.
+    pub cluster: Arc<dyn ClusterView>,
+    /// How requests are answered.
+    pub config: Config,
+    /// How often the certificate and policy files are checked for changes;
+    /// zero disables reloading.
+    pub reload_interval: Duration,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// Serve until SIGTERM or SIGINT.
+///
+/// # Errors
+/// Unusable certificate, address in use, the first policy set failing to
+/// load, or an I/O error of the listener.
+pub async fn run(options: Options) -> Result<(), Error> {
+    let Options { addr, tls: tls_files, policies, cluster, config, reload_interval, shutdown_grace } = options;
+    let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
+
+    let tls_stamp = tls_files.stamp();
+    let tls_config = RustlsConfig::from_config(tls::load(&tls_files)?);
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+    let runtime = Runtime::new(&RuntimeConfig {
+        // One instance per evaluation in flight, plus room for a reload's load-time calls.
+        max_concurrent: config.max_concurrent.max(1) + 2,
+        ..RuntimeConfig::default()
+    })?;
+    let state = State::new(config, cluster);
+    let handle: Handle<SocketAddr> = Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, tls_config.clone())
+        .map_err(|source| Error::Bind { addr, source })?
+        .handle(handle.clone())
+        .serve(router(state.clone()).into_make_service());
+    tracing::info!(addr = %local, "listening");
+
+    let mut tasks = Vec::new();
+    if !reload_interval.is_zero() {
+        tasks.push(tokio::spawn(tls::watch(tls_files, tls_config, state.clone(), reload_interval, tls_stamp)));
+    }
+    let (load_failed, mut load_failure) = tokio::sync::oneshot::channel();
+    tasks.push(tokio::spawn(load_and_watch(
+        Arc::new(policies),
+        runtime,
+        state.clone(),
+        reload_interval,
+        handle.clone(),
+        load_failed,
+    )));
+    tasks.push(tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutting down: draining in-flight requests"),
+            _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "shutting down: draining in-flight requests"),
+        }
+        state.start_draining();
+        handle.graceful_shutdown(Some(shutdown_grace));
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::warn!("second signal: stopping without waiting for in-flight requests");
+        handle.shutdown();
+    }));
+
+    let served = server.await;
+    for task in &tasks {
+        task.abort();
+    }
+    if let Ok(e) = load_failure.try_recv() {
+        return Err(Error::Policies(e));
+    }
+    served.map_err(Error::Serve)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Load the first set, then watch for changes. If the first set fails, send
+/// the error on `failed` and stop the server.
+async fn load_and_watch(
+    source: Arc<Source>,
+    runtime: Runtime,
+    state: State,
+    interval: Duration,
+    handle: Handle<SocketAddr>,
+    failed: tokio::sync::oneshot::Sender<reload::Error>,
+) {
+    let started = Instant::now();
+    let (set, stamp) = match source.load_blocking(&runtime).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::error!("the policies could not be loaded: {e}");
+            let _ = failed.send(e);
+            handle.shutdown();
+            return;
+        }
+    };
+    let names: Vec<&str> = set.policies().iter().map(|p| p.name.as_str()).collect();
+    tracing::info!(
+        policies = %names.join(","),
+        ms = started.elapsed().as_millis() as u64,
+        "policies loaded; ready"
+    );
+    state.install(Evaluator::new(set));
+    if !interval.is_zero() && !source.watched().is_empty() {
+        reload::watch(source, runtime, state, interval, stamp).await;
+    }
+}

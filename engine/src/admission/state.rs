@@ -1,0 +1,257 @@
+//! The webhook's shared [`State`]: the active evaluator (swapped whole on
+//! reload), the cluster view, the evaluation permits, the configuration and
+//! the metrics; and [`State::evaluate`], the bounded blocking section every
+//! review goes through.
+//!
+//! Evaluation is synchronous (WASM policies are epoch-interrupted, CEL runs to
+//! completion), so it runs on tokio's blocking pool, at most
+//! [`Config::max_concurrent`] at a time. A review waits for a permit until its
+//! deadline; past the deadline it is answered by the failure policy while the
+//! evaluation, which cannot be cancelled, finishes in the background and only
+//! then returns its permit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::Semaphore;
+
+use super::metrics::Metrics;
+use crate::cluster::ClusterView;
+use crate::decision::{FailurePolicy, Verdict};
+use crate::evaluator::Evaluator;
+use crate::review::Review;
+
+/// How the webhook answers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The longest a review may take, from its body being read to its answer
+    /// (waiting for a permit included). Keep it below the webhook's
+    /// `timeoutSeconds`; the API server's `?timeout=` shortens it further.
+    pub request_timeout: Duration,
+    /// What to answer when a review cannot be evaluated in time.
+    pub failure_policy: FailurePolicy,
+    /// Reviews evaluated at the same time (the WASM instance pool is sized
+    /// to match).
+    pub max_concurrent: u32,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            request_timeout: Duration::from_secs(9),
+            failure_policy: FailurePolicy::Fail,
+            max_concurrent: 64,
+            max_body_bytes: 3 << 20,
+        }
+    }
+}
+
+/// Why a review was not evaluated.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refusal {
+    /// No policy set is loaded yet.
+    #[error("the policies are still loading")]
+    NotReady,
+    /// Every permit stayed taken until the deadline.
+    #[error("overloaded: no evaluation slot became free within {} ms ({max} reviews already in evaluation)", .waited.as_millis())]
+    Overloaded {
+        /// How long the review waited.
+        waited: Duration,
+        /// The number of permits.
+        max: u32,
+    },
+    /// The evaluation did not finish before the deadline.
+    #[error("policy evaluation did not finish within {} ms", .timeout.as_millis())]
+    Deadline {
+        /// The deadline.
+        timeout: Duration,
+    },
+    /// The evaluation panicked (a bug; logged).
+    #[error("policy evaluation failed unexpectedly")]
+    Panicked,
+}
+
+/// The webhook's shared state. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct State {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    evaluator: ArcSwapOption<Evaluator>,
+    cluster: Arc<dyn ClusterView>,
+    permits: Arc<Semaphore>,
+    config: Config,
+    metrics: Metrics,
+    draining: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// A state with no policy set yet (not ready until [`State::install`]).
+    pub fn new(config: Config, cluster: Arc<dyn ClusterView>) -> Self {
+        let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1) as usize));
+        State {
+            shared: Arc::new(Shared {
+                evaluator: ArcSwapOption::empty(),
+                cluster,
+                permits,
+                config,
+                metrics: Metrics::default(),
+                draining: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Make `evaluator` the one new reviews use. Reviews already in
+    /// evaluation finish with the evaluator they started with.
+    pub fn install(&self, evaluator: Evaluator) {
+        self.shared.evaluator.store(Some(Arc::new(evaluator)));
+    }
+
+    /// The active evaluator, if any.
+    pub fn evaluator(&self) -> Option<Arc<Evaluator>> {
+        self.shared.evaluator.load_full()
+    }
+
+    /// Whether a policy set is loaded and the server is not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.shared.evaluator.load().is_some() && !self.shared.draining.load(Ordering::Relaxed)
+    }
+
+    /// Report not ready from now on (the server is draining).
+    pub fn start_draining(&self) {
+        self.shared.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// The number of policies in the active set.
+    pub fn policies_loaded(&self) -> usize {
+        self.shared.evaluator.load().as_ref().map_or(0, |e| e.policies().policies().len())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The time budget of one review: the configured timeout, shortened to
+    /// 90% of the API server's `timeout` query parameter when that is lower.
+    pub fn timeout(&self, query: Option<&str>) -> Duration {
+        let configured = self.shared.config.request_timeout;
+        query
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("timeout=")))
+            .and_then(parse_go_duration)
+            .map(|asked| asked.mul_f64(0.9).min(configured))
+            .unwrap_or(configured)
+    }
+
+    /// Evaluate `review` (mutating when asked) within `timeout`.
+    ///
+    /// # Errors
+    /// A [`Refusal`] when no set is loaded, no permit came free in time, or
+    /// the evaluation ran past the deadline.
+    pub async fn evaluate(&self, review: Review, mutating: bool, timeout: Duration) -> Result<Verdict, Refusal> {
+        let evaluator = self.shared.evaluator.load_full().ok_or(Refusal::NotReady)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let permit = match self.shared.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => match tokio::time::timeout_at(deadline, self.shared.permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) | Err(_) => {
+                    return Err(Refusal::Overloaded { waited: timeout, max: self.shared.config.max_concurrent });
+                }
+            },
+        };
+        let cluster = self.shared.cluster.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            if mutating {
+                evaluator.evaluate_mutating(&review, &cluster)
+            } else {
+                evaluator.evaluate(&review, &cluster)
+            }
+        });
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(verdict)) => Ok(verdict),
+            Ok(Err(e)) => {
+                tracing::error!("policy evaluation panicked: {e}");
+                Err(Refusal::Panicked)
+            }
+            Err(_) => Err(Refusal::Deadline { timeout }),
+        }
+    }
+}
+
+#[cfg(test)]
+impl State {
+    /// Take every permit, as a saturated server would have them taken.
+    pub(crate) async fn occupy_all_permits(&self) -> tokio::sync::OwnedSemaphorePermit {
+        let all = self.shared.config.max_concurrent.max(1);
+        self.shared.permits.clone().acquire_many_owned(all).await.expect("the semaphore is never closed")
+    }
+}
+
+/// Parse a Go duration as the API server writes it (`10s`, `1m30s`, `500ms`).
+fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += Duration::try_from_secs_f64(value * seconds).ok()?;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("ten"), None);
+        assert_eq!(parse_go_duration("10x"), None);
+    }
+
+    #[test]
+    fn the_api_servers_timeout_shortens_the_budget() {
+        let state = State::new(Config::default(), Arc::new(crate::cluster::Empty::default()));
+        assert_eq!(state.timeout(None), Duration::from_secs(9));
+        assert_eq!(state.timeout(Some("timeout=5s")), Duration::from_millis(4500));
+        assert_eq!(state.timeout(Some("a=b&timeout=30s")), Duration::from_secs(9));
+        assert_eq!(state.timeout(Some("timeout=bogus")), Duration::from_secs(9));
+    }
+}
