@@ -259,13 +259,10 @@ fn pool_from_wit(p: wit::NodePool) -> model::NodePool {
     }
 }
 
-/// Export a type implementing [`crate::Policy`] as the component's `policy` world.
-///
-/// ```ignore
-/// struct MyPolicy;
-/// impl tollgate_sdk::Policy for MyPolicy { /* ... */ }
-/// tollgate_sdk::export_policy!(MyPolicy);
-/// ```
+/// Export a type implementing [`crate::Policy`] as the component's `policy`
+/// world (see the crate documentation for a whole policy). The component's
+/// exports are emitted for wasm targets only, so a policy crate also builds,
+/// links with other policies and tests natively.
 #[macro_export]
 macro_rules! export_policy {
     ($policy:ty) => {

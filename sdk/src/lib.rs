@@ -3,7 +3,7 @@
 //! Write [Tollgate](https://github.com/tollgate-dev/tollgate) placement policies
 //! in Rust and compile them to `wasm32-wasip2` components.
 //!
-//! ```ignore
+//! ```
 //! use tollgate_sdk::{Decision, Host, Metadata, Policy, Review, Violation};
 //!
 //! pub struct NoBlanketTolerations;
