@@ -36,6 +36,17 @@ pub struct Inputs {
     pod_path: Option<Vec<String>>,
     /// The longest list or map in the inputs.
     pub longest: u64,
+    /// The cluster's values (`pools`, `namespaceObject`), converted on first use.
+    /// A review is evaluated against one cluster view, so they are shared too.
+    cluster: std::sync::OnceLock<ClusterValues>,
+}
+
+/// `pools` and `namespaceObject` in CEL form.
+pub(crate) struct ClusterValues {
+    pub(crate) pools: CelVal,
+    pub(crate) namespace_object: CelVal,
+    pub(crate) preset_pools: bool,
+    pub(crate) longest: u64,
 }
 
 impl std::fmt::Debug for Inputs {
@@ -63,7 +74,26 @@ impl Inputs {
         let pod_path = review.records().pod.as_ref().filter(|_| !review.is_delete()).map(|p| {
             p.template_path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect()
         });
-        Inputs { object, old_object, request, pod_path, longest }
+        Inputs { object, old_object, request, pod_path, longest, cluster: std::sync::OnceLock::new() }
+    }
+
+    /// The cluster's values for this review, converted once.
+    pub(crate) fn cluster(&self, namespace: &str, cluster: &dyn crate::cluster::ClusterView) -> &ClusterValues {
+        self.cluster.get_or_init(|| {
+            let mut longest = self.longest;
+            let pools = cluster.node_pools();
+            let pools_json = serde_json::to_value(pools).unwrap_or(serde_json::Value::Null);
+            let namespace_object = cluster
+                .get("v1", "Namespace", "", namespace)
+                .map(|ns| to_cel(&ns, &mut longest))
+                .unwrap_or_else(|| Box::new(cel::common::types::CelNull));
+            ClusterValues {
+                pools: to_cel(&pools_json, &mut longest),
+                namespace_object,
+                preset_pools: pools.iter().any(|p| p.source == crate::cluster::pools::PRESET),
+                longest,
+            }
+        })
     }
 
     /// The pod (template) value, or null.

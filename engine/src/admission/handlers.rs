@@ -7,8 +7,8 @@
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State as Extract;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
@@ -115,7 +115,10 @@ async fn answer(
             let failure_policy = state.config().failure_policy;
             tracing::warn!(uid = %request.uid, ?failure_policy, "review answered by the failure policy: {refusal}");
             let message = refusal.to_string();
-            Ok((Outcome::Unavailable, review_protocol::unavailable(request.version, &request.uid, failure_policy, &message)))
+            Ok((
+                Outcome::Unavailable,
+                review_protocol::unavailable(request.version, &request.uid, failure_policy, &message),
+            ))
         }
     }
 }

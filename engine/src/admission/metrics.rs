@@ -177,7 +177,12 @@ impl Metrics {
     /// The text exposition.
     pub fn render(&self, policies_loaded: usize, ready: bool) -> String {
         let mut out = String::with_capacity(4096);
-        header(&mut out, "tollgate_admission_requests_total", "counter", "AdmissionReviews answered, by endpoint and outcome.");
+        header(
+            &mut out,
+            "tollgate_admission_requests_total",
+            "counter",
+            "AdmissionReviews answered, by endpoint and outcome.",
+        );
         for endpoint in Endpoint::ALL {
             for outcome in Outcome::ALL {
                 let value = self.endpoints[endpoint as usize].outcomes[outcome as usize].load(Ordering::Relaxed);
@@ -207,7 +212,12 @@ impl Metrics {
         }
         header(&mut out, "tollgate_admission_in_flight", "gauge", "Requests being answered now.");
         let _ = writeln!(out, "tollgate_admission_in_flight {}", self.in_flight.load(Ordering::Relaxed));
-        header(&mut out, "tollgate_policy_results_total", "counter", "Policy results in admission, by policy and result.");
+        header(
+            &mut out,
+            "tollgate_policy_results_total",
+            "counter",
+            "Policy results in admission, by policy and result.",
+        );
         if let Ok(policies) = self.policies.lock() {
             for (policy, counts) in policies.iter() {
                 for (result, count) in RESULTS.iter().zip(counts) {
@@ -220,7 +230,11 @@ impl Metrics {
             }
         }
         for (name, help, counters) in [
-            ("tollgate_policy_set_reloads_total", "Policy set reloads after a change, by result.", &self.policy_reloads),
+            (
+                "tollgate_policy_set_reloads_total",
+                "Policy set reloads after a change, by result.",
+                &self.policy_reloads,
+            ),
             ("tollgate_tls_reloads_total", "Certificate reloads after a change, by result.", &self.tls_reloads),
         ] {
             header(&mut out, name, "counter", help);

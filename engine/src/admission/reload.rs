@@ -27,7 +27,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 pub enum Error {
     /// A policy or the settings could not be loaded.
     #[error(transparent)]
-    Policy(#[from] policy::Error),
+    Policy(Box<policy::Error>),
     /// The loading task panicked or was cancelled at shutdown.
     #[error("loading the policies was interrupted: {0}")]
     Interrupted(String),
@@ -45,12 +45,7 @@ pub struct Source {
 impl Source {
     /// The files and directories to watch (bundled packs cannot change).
     pub fn watched(&self) -> Vec<PathBuf> {
-        self.specs
-            .iter()
-            .map(PathBuf::from)
-            .filter(|p| p.exists())
-            .chain(self.settings.iter().cloned())
-            .collect()
+        self.specs.iter().map(PathBuf::from).filter(|p| p.exists()).chain(self.settings.iter().cloned()).collect()
     }
 
     /// The files' current stamp.
@@ -62,12 +57,12 @@ impl Source {
     ///
     /// # Errors
     /// The first policy or settings problem.
-    pub fn load(&self, runtime: &Runtime) -> Result<PolicySet, policy::Error> {
+    pub fn load(&self, runtime: &Runtime) -> Result<PolicySet, Error> {
         let config = match &self.settings {
-            Some(path) => SetConfig::load(path)?,
+            Some(path) => SetConfig::load(path).map_err(|e| Error::Policy(Box::new(e)))?,
             None => SetConfig::default(),
         };
-        PolicySet::load(runtime, &self.specs, &config)
+        PolicySet::load(runtime, &self.specs, &config).map_err(|e| Error::Policy(Box::new(e)))
     }
 
     /// [`Source::load`] on the blocking pool, with the stamp taken before
@@ -84,7 +79,6 @@ impl Source {
         })
         .await
         .map_err(|e| Error::Interrupted(e.to_string()))?
-        .map_err(Error::from)
     }
 }
 

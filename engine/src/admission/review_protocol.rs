@@ -141,7 +141,7 @@ impl<'a> Response<'a> {
         self.status = Some(Status { status: "Failure", code, reason, message });
     }
 
-    fn to_bytes(self, version: Version) -> Vec<u8> {
+    fn into_bytes(self, version: Version) -> Vec<u8> {
         let envelope = Envelope { api_version: version.api_version(), kind: "AdmissionReview", response: self };
         serde_json::to_vec(&envelope).expect("an AdmissionReview response of strings, bools and maps always serializes")
     }
@@ -168,11 +168,14 @@ pub fn respond(version: Version, uid: &str, verdict: &Verdict, mutating: bool) -
         }
         response.audit_annotations.insert(annotation_key(&result.policy), rules.join(","));
     }
-    if mutating && verdict.allowed && let Some(patch) = combined_patch(verdict) {
+    if mutating
+        && verdict.allowed
+        && let Some(patch) = combined_patch(verdict)
+    {
         response.patch_type = Some("JSONPatch");
         response.patch = Some(base64::engine::general_purpose::STANDARD.encode(patch));
     }
-    response.to_bytes(version)
+    response.into_bytes(version)
 }
 
 /// The response when nothing could be judged: no policy judges an absent
@@ -180,7 +183,7 @@ pub fn respond(version: Version, uid: &str, verdict: &Verdict, mutating: bool) -
 pub fn nothing_to_judge(version: Version, uid: &str) -> Vec<u8> {
     let mut response = Response::new(uid, true);
     response.audit_annotations.insert("skipped".into(), "request has neither object nor oldObject".into());
-    response.to_bytes(version)
+    response.into_bytes(version)
 }
 
 /// The response when the review could not be evaluated in time (no free
@@ -191,13 +194,13 @@ pub fn unavailable(version: Version, uid: &str, failure_policy: FailurePolicy, m
         FailurePolicy::Fail => {
             let mut response = Response::new(uid, false);
             response.deny(503, "ServiceUnavailable", message);
-            response.to_bytes(version)
+            response.into_bytes(version)
         }
         FailurePolicy::Ignore => {
             let mut response = Response::new(uid, true);
             response.warnings.push(&message);
             response.audit_annotations.insert("failed-open".into(), message.clone());
-            response.to_bytes(version)
+            response.into_bytes(version)
         }
     }
 }

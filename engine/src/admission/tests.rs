@@ -172,6 +172,22 @@ async fn a_request_without_any_object_is_allowed_and_annotated() {
 }
 
 #[tokio::test]
+async fn connect_and_subresource_requests_are_answered() {
+    let state = state();
+    let exec =
+        json!({"apiVersion": "v1", "kind": "PodExecOptions", "command": ["sh"], "container": "c", "stdin": true});
+    let mut connect = review("admission.k8s.io/v1", "CONNECT", exec, Value::Null);
+    connect["request"]["subResource"] = json!("exec");
+    let (status, answer) = post(&state, "/validate", &connect).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(response(&answer, "admission.k8s.io/v1")["allowed"], true);
+    let mut scale = review("admission.k8s.io/v1", "UPDATE", deployment(5), deployment(2));
+    scale["request"]["subResource"] = json!("status");
+    let (_, answer) = post(&state, "/validate", &scale).await;
+    assert_eq!(response(&answer, "admission.k8s.io/v1")["allowed"], false, "a sub-resource update judges the object");
+}
+
+#[tokio::test]
 async fn warn_mode_allows_with_a_warning() {
     let state = state_with(Config::default(), mode("warn"));
     let (_, answer) = post(&state, "/validate", &create(5)).await;
@@ -226,7 +242,8 @@ fn result(policy: &str, patch: Option<Value>) -> PolicyResult {
 fn the_mutate_answer_carries_every_patch_in_order_as_base64_json_patch() {
     let first = json!([{"op": "add", "path": "/metadata/annotations", "value": {"a": "1"}}]);
     let second = json!([{"op": "add", "path": "/metadata/annotations/b", "value": "2"}]);
-    let verdict = Verdict::new(vec![result("one", Some(first)), result("none", None), result("two", Some(second))], None);
+    let verdict =
+        Verdict::new(vec![result("one", Some(first)), result("none", None), result("two", Some(second))], None);
     let bytes = review_protocol::respond(Version::V1, "u", &verdict, true);
     let answer: Value = serde_json::from_slice(&bytes).expect("JSON");
     assert_eq!(answer["response"]["patchType"], "JSONPatch");
@@ -238,8 +255,8 @@ fn the_mutate_answer_carries_every_patch_in_order_as_base64_json_patch() {
     json_patch::patch(&mut object, &patch).expect("the patch applies");
     assert_eq!(object["metadata"]["annotations"], json!({"a": "1", "b": "2"}));
 
-    let validating = serde_json::from_slice::<Value>(&review_protocol::respond(Version::V1, "u", &verdict, false))
-        .expect("JSON");
+    let validating =
+        serde_json::from_slice::<Value>(&review_protocol::respond(Version::V1, "u", &verdict, false)).expect("JSON");
     assert!(validating["response"].get("patch").is_none(), "/validate never patches");
     let mut denied = verdict.clone();
     denied.results.push(PolicyResult {
@@ -248,7 +265,8 @@ fn the_mutate_answer_carries_every_patch_in_order_as_base64_json_patch() {
         ..result("deny", None)
     });
     denied.allowed = false;
-    let answer: Value = serde_json::from_slice(&review_protocol::respond(Version::V1, "u", &denied, true)).expect("JSON");
+    let answer: Value =
+        serde_json::from_slice(&review_protocol::respond(Version::V1, "u", &denied, true)).expect("JSON");
     assert!(answer["response"].get("patch").is_none(), "a denial carries no patch");
     assert_eq!(answer["response"]["status"]["message"], "deny: no (r)");
 }
@@ -312,16 +330,19 @@ async fn unknown_versions_kinds_and_bad_requests_are_400s() {
         (json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), "no request"),
     ];
     for (body, needle) in cases {
-        let (status, answer) = post_raw(&state, "/validate", Some("application/json"), body.to_string().into_bytes()).await;
+        let (status, answer) =
+            post_raw(&state, "/validate", Some("application/json"), body.to_string().into_bytes()).await;
         assert_rejected(status, &answer, StatusCode::BAD_REQUEST, needle);
     }
     let mut no_uid = create(2);
     no_uid["request"].as_object_mut().expect("object").remove("uid");
-    let (status, answer) = post_raw(&state, "/validate", Some("application/json"), no_uid.to_string().into_bytes()).await;
+    let (status, answer) =
+        post_raw(&state, "/validate", Some("application/json"), no_uid.to_string().into_bytes()).await;
     assert_rejected(status, &answer, StatusCode::BAD_REQUEST, "uid");
     let mut bad_op = create(2);
     bad_op["request"]["operation"] = json!("PATCH");
-    let (status, answer) = post_raw(&state, "/validate", Some("application/json"), bad_op.to_string().into_bytes()).await;
+    let (status, answer) =
+        post_raw(&state, "/validate", Some("application/json"), bad_op.to_string().into_bytes()).await;
     assert_rejected(status, &answer, StatusCode::BAD_REQUEST, "PATCH");
 }
 
@@ -330,7 +351,8 @@ async fn probes_follow_the_policy_set() {
     let state = State::new(Config::default(), Arc::new(Empty::default()));
     assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
     assert_eq!(get(&state, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
-    let (status, body) = post_raw(&state, "/validate", Some("application/json"), create(2).to_string().into_bytes()).await;
+    let (status, body) =
+        post_raw(&state, "/validate", Some("application/json"), create(2).to_string().into_bytes()).await;
     assert_rejected(status, &body, StatusCode::SERVICE_UNAVAILABLE, "loading");
     let ready = self::state();
     assert_eq!(get(&ready, "/readyz").await.0, StatusCode::OK);

@@ -305,21 +305,14 @@ impl CelPolicy {
     /// A fault when an expression errors, returns a non-boolean, or is over budget.
     pub fn evaluate(&self, review: &Review, cluster: &dyn ClusterView) -> Result<Outcome, Fault> {
         let inputs = review.cel_cache().get_or_init(|| Inputs::new(review));
-        let pools = cluster.node_pools();
-        let used_preset_pools =
-            self.inner.uses_pools && pools.iter().any(|p| p.source == crate::cluster::pools::PRESET);
-        let mut longest = inputs.longest;
-        let pools_val = to_cel(&serde_json::to_value(pools).unwrap_or(Value::Null), &mut longest);
-        let namespace = &review.records().namespace;
-        let namespace_object = cluster
-            .get("v1", "Namespace", "", namespace)
-            .map(|ns| to_cel(&ns, &mut longest))
-            .unwrap_or_else(|| Box::new(cel::common::types::CelNull));
+        let values = inputs.cluster(&review.records().namespace, cluster);
+        let used_preset_pools = self.inner.uses_pools && values.preset_pools;
+        let longest = values.longest;
         let mut vars = Vars {
             inputs,
             params: self.params.as_ref().as_ref(),
-            pools: pools_val.as_ref(),
-            namespace_object: namespace_object.as_ref(),
+            pools: values.pools.as_ref(),
+            namespace_object: values.namespace_object.as_ref(),
             variables: map_of(vec![]),
         };
         let mut spent = 0u128;

@@ -125,7 +125,7 @@ impl Policy for PoolOptIn {
                 pod,
                 &all_pools,
                 host,
-                object.value(),
+                &object,
                 &settings.namespace_label,
             )
         } else {

@@ -16,7 +16,7 @@ use tollgate_sdk::{Host, HostExt, NodePool, Patch, PodPlacement, Review, Taint};
 
 use autoscaler_isolation_common::describe;
 use autoscaler_isolation_common::pools::{expected_labels, is_hard};
-use autoscaler_isolation_common::raw::{append, ensure_objects, template_segments};
+use autoscaler_isolation_common::raw::{RawObject, append, ensure_objects, template_segments};
 
 /// The patch (possibly empty) and warnings of the namespace opt-in.
 #[derive(Debug, Default)]
@@ -45,7 +45,7 @@ pub fn opt_in(
     pod: &PodPlacement,
     pools: &[NodePool],
     host: &dyn Host,
-    object: &Value,
+    object: &RawObject<'_>,
     label: &str,
 ) -> OptIn {
     let mut out = OptIn::default();
@@ -90,8 +90,9 @@ pub fn opt_in(
         ));
         return out;
     }
-    add_tolerations(&mut out.patch, object, pod, pool);
-    add_node_selector(&mut out.patch, object, pod, &expected);
+    // Only a pod that is placed needs the raw object (parsed on first use).
+    add_tolerations(&mut out.patch, object.value(), pod, pool);
+    add_node_selector(&mut out.patch, object.value(), pod, &expected);
     if !out.patch.is_empty() {
         out.pool = Some(name);
     }
