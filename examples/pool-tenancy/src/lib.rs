@@ -19,9 +19,26 @@
 //! ([`rules::UNKNOWN_POOL`]), and so is a binding to a pool whose nodes carry
 //! no identifying label ([`rules::POOL_HAS_NO_LABELS`]).
 //!
-//! With `mutate: true` the policy repairs what it safely can: it adds the
-//! pool's labels to `nodeSelector` and a narrow toleration per pool taint, and
-//! the repaired object passes the policy unchanged (the patch is idempotent).
+//! The policy judges the object **as it is**, as the policy contract asks of a
+//! mutating policy (docs/policy-contract.md, "The decision"). With
+//! `mutate: true` its decision also carries a JSON Patch that fixes what it
+//! safely can: the pool's labels added to `nodeSelector` (unless the pod
+//! already selects another value of the label, or its required node affinity
+//! excludes the pool's value) and a narrow toleration per pool taint. The
+//! violations the patch fixes are still reported; their messages add
+//! ([`FIXED_BY_MUTATION`]) that `tollgate eval --mutate` or the mutating
+//! webhook adds what is missing.
+//!
+//! - Mutating (`tollgate eval --mutate`, the `/mutate` webhook), the engine
+//!   applies the patch and runs the policy again on the patched object; that
+//!   second decision is the verdict, so a pod whose only problems the patch
+//!   fixes is admitted, patched. The patched object yields no patch (the patch
+//!   is idempotent).
+//! - Validating (`tollgate eval` without `--mutate`, `tollgate audit`, the
+//!   `/validate` webhook), the violations stand.
+//!
+//! Blanket and foreign tolerations are never removed silently. `mutate: false`
+//! only drops the patch and the notes about it.
 //!
 //! Some problems are the pool's, not the pod's, and come as warnings: a pool
 //! without a taint (anything can land on it), and a pool whose labels another
@@ -58,6 +75,12 @@ pub mod rules {
     /// The pod tolerates the taint of another pool.
     pub const FOREIGN_TOLERATION: &str = "foreign-toleration";
 }
+
+/// How the message of a violation the patch fixes continues (with
+/// `mutate: true`): "…; `tollgate eval --mutate` or the mutating webhook adds
+/// it to nodeSelector". The violation is reported all the same: it describes
+/// the object as it is.
+pub const FIXED_BY_MUTATION: &str = "; `tollgate eval --mutate` or the mutating webhook adds ";
 
 /// Kinds judged: Pods and the workloads that stamp pods out of a template.
 /// DaemonSets are left out on purpose (see the crate documentation).
@@ -163,7 +186,8 @@ impl Policy for PoolTenancy {
     }
 }
 
-/// One evaluation: the pod, its pool, and what is found and repaired.
+/// One evaluation: the pod, its pool, what is wrong with it, and (when
+/// mutating) the patch that fixes what it can.
 struct Judgement<'a> {
     pod: &'a PodPlacement,
     tenancy: &'a Tenancy,
@@ -174,11 +198,11 @@ struct Judgement<'a> {
     object: Value,
     /// JSON pointer of the pod spec inside the object.
     spec: String,
+    /// Everything wrong with the object as it is, fixed by the patch or not.
     violations: Vec<Violation>,
-    /// Advice that stands whatever the verdict.
+    /// Problems of the pool rather than the pod: warnings.
     notes: Vec<String>,
-    /// What the patch does, reported only when the object is allowed.
-    repairs: Vec<String>,
+    /// Empty unless mutating.
     patch: Patch,
 }
 
@@ -201,7 +225,6 @@ impl<'a> Judgement<'a> {
             spec: format!("{}/spec", pod.template_path),
             violations: Vec::new(),
             notes: Vec::new(),
-            repairs: Vec::new(),
             patch: Patch::new(),
         }
     }
@@ -209,7 +232,7 @@ impl<'a> Judgement<'a> {
     fn run(mut self) -> Decision {
         let identity = placement::identity(self.pool);
         if identity.is_empty() {
-            self.deny(Violation::new(
+            self.report(Violation::new(
                 rules::POOL_HAS_NO_LABELS,
                 format!(
                     "namespace {} is bound to node pool {}, but the pool's nodes carry no \
@@ -231,34 +254,32 @@ impl<'a> Judgement<'a> {
         let missing = placement::unpinned(self.pod, identity);
         let mut added: Vec<(&str, &str)> = Vec::new();
         for (key, value) in &missing {
-            match placement::selector_conflict(self.pod, key, value) {
-                None if self.mutate => added.push((key, value)),
-                conflict => {
-                    let why = conflict.map(|c| format!(" ({c})")).unwrap_or_default();
-                    self.deny(
-                        Violation::new(
-                            rules::MUST_SELECT_POOL,
-                            format!(
-                                "pods of namespace {} must run on node pool {}: select \
-                                 {key}={value} in nodeSelector or in every required \
-                                 node-affinity term{why}",
-                                self.tenancy.namespace, self.pool.name
-                            ),
-                        )
-                        .at(format!("{}/nodeSelector", self.spec)),
-                    );
-                }
+            let conflict = placement::selector_conflict(self.pod, key, value);
+            let fixed = self.mutate && conflict.is_none();
+            let why = conflict.map(|c| format!(" ({c})")).unwrap_or_default();
+            let mut message = format!(
+                "pods of namespace {} must run on node pool {}: select {key}={value} in \
+                 nodeSelector or in every required node-affinity term{why}",
+                self.tenancy.namespace, self.pool.name
+            );
+            if fixed {
+                message.push_str(FIXED_BY_MUTATION);
+                message.push_str("it to nodeSelector");
+                added.push((key, value));
             }
+            self.report(
+                Violation::new(rules::MUST_SELECT_POOL, message)
+                    .at(format!("{}/nodeSelector", self.spec)),
+            );
         }
         if !added.is_empty() {
             self.add_node_selector(&added);
         }
-        if missing.len() == added.len() {
-            // The pod selects the pool (possibly after the repair). If another
-            // pool is expected to carry the same labels, the pod cannot do
-            // better: the pool needs a label of its own.
-            let effective = placement::with_selector(self.pod, &added);
-            for other in placement::other_pools_selected(&effective, self.pool, self.pools) {
+        if missing.is_empty() {
+            // The pod selects the pool. If another pool is expected to carry
+            // the same labels, the pod cannot do better: the pool needs a
+            // label of its own.
+            for other in placement::other_pools_selected(self.pod, self.pool, self.pools) {
                 self.notes.push(format!(
                     "node pool {} is expected to carry the same labels as {}, so selecting \
                      them may also place pods of namespace {} on {}; give pool {} a label of \
@@ -280,32 +301,26 @@ impl<'a> Judgement<'a> {
             ));
             return;
         }
-        let missing = placement::untolerated(self.pod, self.pool);
-        if missing.is_empty() {
-            return;
-        }
-        if self.mutate {
-            let added: Vec<Value> = missing
-                .iter()
-                .map(|t| placement::toleration_for(t))
-                .collect();
-            self.add_tolerations(added);
-            return;
-        }
-        for taint in missing {
-            self.deny(
-                Violation::new(
-                    rules::MUST_TOLERATE_POOL_TAINT,
-                    format!(
-                        "pods of namespace {} must tolerate the taint {taint} of node pool {}; \
-                         add the toleration {}",
-                        self.tenancy.namespace,
-                        self.pool.name,
-                        placement::toleration_for(taint)
-                    ),
-                )
-                .at(format!("{}/tolerations", self.spec)),
+        let mut added = Vec::new();
+        for taint in placement::untolerated(self.pod, self.pool) {
+            let toleration = placement::toleration_for(taint);
+            let mut message = format!(
+                "pods of namespace {} must tolerate the taint {taint} of node pool {}; add the \
+                 toleration {toleration}",
+                self.tenancy.namespace, self.pool.name,
             );
+            if self.mutate {
+                message.push_str(FIXED_BY_MUTATION);
+                message.push_str("it");
+                added.push(toleration);
+            }
+            self.report(
+                Violation::new(rules::MUST_TOLERATE_POOL_TAINT, message)
+                    .at(format!("{}/tolerations", self.spec)),
+            );
+        }
+        if !added.is_empty() {
+            self.add_tolerations(added);
         }
     }
 
@@ -315,7 +330,7 @@ impl<'a> Judgement<'a> {
         for (i, toleration) in self.pod.tolerations.iter().enumerate() {
             let path = format!("{}/tolerations/{i}", self.spec);
             if toleration.is_blanket() {
-                self.deny(
+                self.report(
                     Violation::new(
                         rules::BLANKET_TOLERATION,
                         format!(
@@ -331,7 +346,7 @@ impl<'a> Judgement<'a> {
             } else if let Some((other, taint)) =
                 placement::foreign_taint(toleration, self.pool, self.pools)
             {
-                self.deny(
+                self.report(
                     Violation::new(
                         rules::FOREIGN_TOLERATION,
                         format!(
@@ -347,7 +362,7 @@ impl<'a> Judgement<'a> {
         }
     }
 
-    fn deny(&mut self, violation: Violation) {
+    fn report(&mut self, violation: Violation) {
         self.violations.push(violation);
     }
 
@@ -371,20 +386,12 @@ impl<'a> Judgement<'a> {
                 .collect();
             self.patch.add(path, Value::Object(map));
         }
-        let listed: Vec<String> = added.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        self.repairs.push(format!(
-            "added nodeSelector {} (namespace {} runs on node pool {})",
-            listed.join(", "),
-            self.tenancy.namespace,
-            self.pool.name
-        ));
     }
 
     /// Patch `spec.tolerations`: append to the object's list, or create it.
     fn add_tolerations(&mut self, added: Vec<Value>) {
         let path = format!("{}/tolerations", self.spec);
         self.ensure_spec();
-        let listed: Vec<String> = added.iter().map(Value::to_string).collect();
         if self.raw_field("tolerations").is_some_and(|v| v.is_array()) {
             for toleration in added {
                 self.patch.add(format!("{path}/-"), toleration);
@@ -392,11 +399,6 @@ impl<'a> Judgement<'a> {
         } else {
             self.patch.add(path, Value::Array(added));
         }
-        self.repairs.push(format!(
-            "added toleration {} for node pool {}",
-            listed.join(", "),
-            self.pool.name
-        ));
     }
 
     /// A field of the pod spec as the object spells it (the review's records
@@ -425,29 +427,109 @@ impl<'a> Judgement<'a> {
         }
     }
 
-    /// Deny with the violations, or allow with the repairs; the notes go
-    /// along either way.
+    /// The violations of the object as it is, the patch (when mutating) and
+    /// the notes; allowed when nothing is wrong.
     fn decision(self) -> Decision {
         let Judgement {
             violations,
-            mut notes,
-            repairs,
+            notes,
             patch,
             ..
         } = self;
-        if violations.is_empty() {
-            notes.extend(repairs);
-            Decision {
-                warnings: notes,
-                ..Decision::allow().with_patch(patch)
-            }
-        } else {
-            Decision {
-                warnings: notes,
-                ..Decision::from_violations(violations)
-            }
+        Decision {
+            warnings: notes,
+            ..Decision::from_violations(violations).with_patch(patch)
         }
     }
 }
 
 tollgate_sdk::export_policy!(PoolTenancy);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_sdk::serde_json::json;
+    use tollgate_sdk::{Taint, TaintEffect, Toleration, TolerationOperator};
+
+    fn pool() -> NodePool {
+        NodePool {
+            name: "k3s-batman".into(),
+            labels: [("role".to_string(), "ci".to_string())].into(),
+            taints: vec![Taint {
+                key: "dedicated".into(),
+                value: Some("ci".into()),
+                effect: TaintEffect::NoSchedule,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn judge(pod: &PodPlacement, mutate: bool) -> Decision {
+        let tenancy = Tenancy {
+            namespace: "ci".into(),
+            pool: "k3s-batman".into(),
+        };
+        let pool = pool();
+        let pools = [pool.clone()];
+        let object = json!({"apiVersion": "v1", "kind": "Pod", "spec": {}});
+        Judgement::new(pod, &tenancy, &pool, &pools, mutate, object).run()
+    }
+
+    #[test]
+    fn the_object_is_judged_as_it_is_and_the_patch_comes_along() {
+        let bare = PodPlacement::default();
+        let validating = judge(&bare, false);
+        let mutating = judge(&bare, true);
+        for decision in [&validating, &mutating] {
+            assert!(!decision.allowed);
+            let rules: Vec<&str> = decision
+                .violations
+                .iter()
+                .map(|v| v.rule.as_str())
+                .collect();
+            assert_eq!(
+                rules,
+                [rules::MUST_SELECT_POOL, rules::MUST_TOLERATE_POOL_TAINT]
+            );
+        }
+        assert_eq!(validating.patch, None);
+        assert!(
+            validating
+                .violations
+                .iter()
+                .all(|v| !v.message.contains(FIXED_BY_MUTATION))
+        );
+        assert!(
+            mutating
+                .violations
+                .iter()
+                .all(|v| v.message.contains(FIXED_BY_MUTATION))
+        );
+        let ops: Vec<Value> = mutating
+            .patch
+            .as_deref()
+            .and_then(|p| tollgate_sdk::serde_json::from_str(p).ok())
+            .unwrap_or_default();
+        let paths: Vec<&str> = ops.iter().filter_map(|op| op["path"].as_str()).collect();
+        assert_eq!(paths, ["/spec/nodeSelector", "/spec/tolerations"]);
+    }
+
+    #[test]
+    fn a_compliant_pod_gets_no_patch() {
+        let mut pod = PodPlacement::default();
+        pod.node_selector.insert("role".into(), "ci".into());
+        pod.tolerations = vec![Toleration {
+            key: Some("dedicated".into()),
+            operator: TolerationOperator::Equal,
+            value: Some("ci".into()),
+            effect: Some(TaintEffect::NoSchedule),
+            toleration_seconds: None,
+        }];
+        let decision = judge(&pod, true);
+        assert!(
+            decision.allowed && decision.violations.is_empty(),
+            "{decision:?}"
+        );
+        assert_eq!(decision.patch, None);
+    }
+}

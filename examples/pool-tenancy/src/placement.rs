@@ -66,15 +66,6 @@ pub fn selector_conflict(pod: &PodPlacement, key: &str, value: &str) -> Option<S
     (!admitted).then(|| format!("its required node affinity excludes {key}={value}"))
 }
 
-/// The pod as it would read with `added` merged into its nodeSelector.
-pub fn with_selector(pod: &PodPlacement, added: &[(&str, &str)]) -> PodPlacement {
-    let mut pod = pod.clone();
-    for (k, v) in added {
-        pod.node_selector.insert((*k).to_string(), (*v).to_string());
-    }
-    pod
-}
-
 /// Taints that keep pods off a node: `NoSchedule` and `NoExecute`.
 /// (`PreferNoSchedule` only lowers a node's score.)
 pub fn repels(taint: &Taint) -> bool {

@@ -1,5 +1,5 @@
 //! The policy's settings: which namespace is bound to which node pool, and
-//! whether the policy repairs pods (mutation) or only judges them.
+//! whether the decision carries a patch that fixes what it can (mutation).
 //!
 //! ```yaml
 //! tenancies:
@@ -17,10 +17,13 @@ pub struct Settings {
     /// One entry per bound namespace. Namespaces without an entry are not judged.
     #[serde(default)]
     pub tenancies: Vec<Tenancy>,
-    /// When true, a pod that does not select its pool, or does not tolerate the
-    /// pool's taints, is repaired with a JSON Patch (nodeSelector and
-    /// tolerations added) instead of being denied. Conflicting selections,
-    /// blanket tolerations and tolerations of other pools are still denied.
+    /// When true, the decision also carries a JSON Patch that adds the pool's
+    /// missing nodeSelector entries and tolerations, and the messages of the
+    /// violations it fixes say so. The violations are reported either way:
+    /// the policy judges the object as it is, and the engine, when it mutates
+    /// (`tollgate eval --mutate`, the mutating webhook), applies the patch and
+    /// judges the patched object again. Conflicting selections, blanket
+    /// tolerations and tolerations of other pools are never patched.
     #[serde(default)]
     pub mutate: bool,
 }

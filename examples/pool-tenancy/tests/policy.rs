@@ -1,9 +1,11 @@
 //! Native tests of the `pool-tenancy` policy with the SDK's in-memory host:
-//! allow, deny and mutate, each for a Pod and for a Deployment; the mutation
-//! is applied with `tollgate_sdk::patch::apply` and must then pass the policy
-//! and be idempotent.
+//! allow, deny and mutate, each for a Pod and for a Deployment. Mutation is
+//! tested as the engine runs it: the policy reports the violations of the
+//! object as it is together with its patch; the patch is applied with
+//! `tollgate_sdk::patch::apply` and the patched object judged again, where
+//! what the patch fixes is gone and mutating again yields no patch.
 
-use pool_tenancy::{PoolTenancy, rules};
+use pool_tenancy::{FIXED_BY_MUTATION, PoolTenancy, rules};
 use tollgate_sdk::model::{Decision, NodePool, Operation, Taint, TaintEffect};
 use tollgate_sdk::patch;
 use tollgate_sdk::policy::Policy;
@@ -346,31 +348,67 @@ fn denies_bindings_the_cluster_cannot_honour() {
 
 // ---------------------------------------------------------------- mutate
 
-/// Mutate `object`, apply the patch, and check that the result passes both
-/// with and without mutation, and that a second round changes nothing.
+/// The engine's mutating path, natively: judge `object` with `settings`,
+/// apply the patch, and judge the patched object again (that second decision
+/// is the verdict). Returns the first decision, the patched object and the
+/// verdict; the verdict must carry no patch (the patch is idempotent).
+fn mutate(object: &Value, settings: Value) -> (Decision, Value, Decision) {
+    let first = eval(object, settings.clone());
+    let patched = patched(object, &first);
+    let verdict = eval(&patched, settings);
+    assert_eq!(
+        verdict.patch, None,
+        "mutating again patches nothing: {verdict:?}"
+    );
+    (first, patched, verdict)
+}
+
+/// Round trip of an object whose every violation the patch fixes: the first
+/// decision reports them (each message says the patch fixes it), and the
+/// patched object passes with and without mutation.
 fn assert_repairs(object: &Value) -> Value {
-    let first = eval(object, mutating());
-    assert!(first.allowed, "{first:?}");
+    let (first, patched, verdict) = mutate(object, mutating());
+    assert!(!first.allowed, "the object as it is is reported: {first:?}");
     assert!(
-        first.warnings.iter().any(|w| w.starts_with("added ")),
+        first
+            .violations
+            .iter()
+            .all(|v| v.message.contains(FIXED_BY_MUTATION)),
         "{first:?}"
     );
-    let repaired = patched(object, &first);
-
-    let again = eval(&repaired, mutating());
-    assert!(again.allowed, "{again:?}");
-    assert_eq!(again.patch, None, "the repair is idempotent");
-    let judged = eval(&repaired, settings());
+    assert!(
+        verdict.allowed && verdict.violations.is_empty(),
+        "{verdict:?}"
+    );
+    let judged = eval(&patched, settings());
     assert!(
         judged.allowed,
-        "the repaired object passes without mutation: {judged:?}"
+        "the patched object passes without mutation: {judged:?}"
     );
-    repaired
+    patched
 }
 
 #[test]
 fn mutates_a_bare_pod() {
-    let repaired = assert_repairs(&pod("ci", json!({})));
+    let object = pod("ci", json!({}));
+    let first = eval(&object, mutating());
+    assert_eq!(
+        rules_of(&first),
+        [rules::MUST_SELECT_POOL, rules::MUST_TOLERATE_POOL_TAINT]
+    );
+    assert!(
+        first.violations[0].message.ends_with(
+            "; `tollgate eval --mutate` or the mutating webhook adds it to nodeSelector"
+        ),
+        "{first:?}"
+    );
+    assert!(
+        first.violations[1]
+            .message
+            .ends_with("; `tollgate eval --mutate` or the mutating webhook adds it"),
+        "{first:?}"
+    );
+    let repaired = assert_repairs(&object);
     assert_eq!(
         repaired["spec"]["nodeSelector"],
         json!({"node.kubernetes.io/role": "autoscaler"})
@@ -438,26 +476,105 @@ fn mutates_a_template_without_spec() {
 }
 
 #[test]
-fn mutation_does_not_override_an_explicit_choice() {
-    let spec = json!({"nodeSelector": {"node.kubernetes.io/role": "robin"}});
-    let decision = eval(&pod("ci", spec), mutating());
-    assert!(!decision.allowed);
-    assert_eq!(rules_of(&decision), [rules::MUST_SELECT_POOL]);
-    assert!(
-        decision.violations[0]
-            .message
-            .contains("node.kubernetes.io/role=robin")
-    );
-    assert_eq!(decision.patch, None, "a denied object is not patched");
-    assert!(decision.warnings.iter().all(|w| !w.starts_with("added ")));
+fn mutation_reports_what_it_fixes_as_validation_does() {
+    // Only the patch and the note of what it fixes depend on `mutate`: the
+    // violations are those of the object as it is.
+    let objects = [
+        pod("ci", json!({})),
+        deployment("ci", json!({"tolerations": [{"operator": "Exists"}]})),
+        pod(
+            "ci",
+            json!({"nodeSelector": {"node.kubernetes.io/role": "robin"}}),
+        ),
+        pod("legacy", json!({})),
+        pod("ci", placed()),
+    ];
+    for object in &objects {
+        let validating = eval(object, settings());
+        let mutating = eval(object, mutating());
+        assert_eq!(validating.patch, None);
+        assert_eq!(mutating.allowed, validating.allowed, "{mutating:?}");
+        assert_eq!(mutating.warnings, validating.warnings);
+        let strip = |d: &Decision| -> Vec<(String, String, Option<String>)> {
+            d.violations
+                .iter()
+                .map(|v| {
+                    let message = v
+                        .message
+                        .split(FIXED_BY_MUTATION)
+                        .next()
+                        .unwrap_or_default();
+                    (v.rule.clone(), message.to_string(), v.path.clone())
+                })
+                .collect()
+        };
+        assert_eq!(strip(&mutating), strip(&validating));
+        assert!(
+            validating
+                .violations
+                .iter()
+                .all(|v| !v.message.contains(FIXED_BY_MUTATION)),
+            "no note without a patch: {validating:?}"
+        );
+    }
+}
 
-    let spec = json!({"tolerations": [{"operator": "Exists"}]});
-    let decision = eval(&deployment("ci", spec), mutating());
+#[test]
+fn mutation_does_not_override_an_explicit_choice() {
+    // The pod selects another pool: the selection is reported and left alone;
+    // the missing toleration is reported and patched.
+    let object = pod(
+        "ci",
+        json!({"nodeSelector": {"node.kubernetes.io/role": "robin"}}),
+    );
+    let (first, patched, verdict) = mutate(&object, mutating());
     assert_eq!(
-        rules_of(&decision),
+        rules_of(&first),
+        [rules::MUST_SELECT_POOL, rules::MUST_TOLERATE_POOL_TAINT]
+    );
+    assert!(
+        first.violations[0]
+            .message
+            .contains("its nodeSelector asks for node.kubernetes.io/role=robin")
+    );
+    assert!(!first.violations[0].message.contains(FIXED_BY_MUTATION));
+    assert!(first.violations[1].message.contains(FIXED_BY_MUTATION));
+    assert_eq!(
+        patched["spec"]["nodeSelector"],
+        json!({"node.kubernetes.io/role": "robin"}),
+        "the pod's choice stays"
+    );
+    assert!(!verdict.allowed);
+    assert_eq!(
+        rules_of(&verdict),
+        [rules::MUST_SELECT_POOL],
+        "what the patch fixes is gone: {verdict:?}"
+    );
+
+    // A blanket toleration: the selector is patched, the toleration is not
+    // removed silently.
+    let object = deployment("ci", json!({"tolerations": [{"operator": "Exists"}]}));
+    let (first, patched, verdict) = mutate(&object, mutating());
+    assert_eq!(
+        rules_of(&first),
+        [rules::MUST_SELECT_POOL, rules::BLANKET_TOLERATION]
+    );
+    assert!(first.violations[0].message.contains(FIXED_BY_MUTATION));
+    assert!(!first.violations[1].message.contains(FIXED_BY_MUTATION));
+    assert_eq!(
+        patched["spec"]["template"]["spec"]["tolerations"],
+        json!([{"operator": "Exists"}])
+    );
+    assert_eq!(
+        rules_of(&verdict),
         [rules::BLANKET_TOLERATION],
         "blanket tolerations are not removed silently"
     );
+
+    // Nothing the patch could fix: no patch.
+    let decision = eval(&pod("legacy", json!({})), mutating());
+    assert_eq!(rules_of(&decision), [rules::POOL_HAS_NO_LABELS]);
+    assert_eq!(decision.patch, None);
 }
 
 // ---------------------------------------------------------------- settings and metadata
@@ -521,15 +638,19 @@ fn the_sample_files_give_the_documented_verdict() {
         rules_of(&decision),
         [rules::MUST_SELECT_POOL, rules::MUST_TOLERATE_POOL_TAINT]
     );
+    assert_eq!(decision.patch, None);
 
-    let decision = eval(&pod, sample("settings-mutate.yaml"));
-    assert!(decision.allowed, "{decision:?}");
-    let repaired = patched(&pod, &decision);
+    // With mutation on, the pod as it is is reported the same way, with the
+    // patch; mutating (apply, judge again) admits it.
+    let (first, patched, verdict) = mutate(&pod, sample("settings-mutate.yaml"));
+    assert!(!first.allowed);
+    assert_eq!(rules_of(&first), rules_of(&decision));
+    assert!(verdict.allowed, "{verdict:?}");
     assert_eq!(
-        repaired["spec"]["nodeSelector"]["node.kubernetes.io/role"],
+        patched["spec"]["nodeSelector"]["node.kubernetes.io/role"],
         "autoscaler"
     );
-    assert!(eval(&repaired, sample("settings.yaml")).allowed);
+    assert!(eval(&patched, sample("settings.yaml")).allowed);
 }
 
 #[test]
@@ -550,14 +671,19 @@ fn the_sample_files_against_the_kube_hetzner_example_pools() {
         [rules::MUST_SELECT_POOL, rules::MUST_TOLERATE_POOL_TAINT]
     );
 
-    let mutated = host(pod.clone()).evaluate::<PoolTenancy>(sample("settings-mutate.yaml"));
-    assert!(mutated.allowed, "{mutated:?}");
+    let first = host(pod.clone()).evaluate::<PoolTenancy>(sample("settings-mutate.yaml"));
+    assert_eq!(rules_of(&first), rules_of(&denied));
+    let patched = patched(&pod, &first);
+    let verdict = host(patched.clone()).evaluate::<PoolTenancy>(sample("settings-mutate.yaml"));
     assert!(
-        mutated.warnings.iter().any(|w| w.contains("k3s-robin")),
-        "{mutated:?}"
+        verdict.allowed && verdict.violations.is_empty(),
+        "{verdict:?}"
     );
-    let repaired = patched(&pod, &mutated);
-    let again = host(repaired).evaluate::<PoolTenancy>(sample("settings.yaml"));
+    assert_eq!(verdict.patch, None);
+    assert!(
+        verdict.warnings.iter().any(|w| w.contains("k3s-robin")),
+        "the patched pod selects labels robin carries too: {verdict:?}"
+    );
+    let again = host(patched).evaluate::<PoolTenancy>(sample("settings.yaml"));
     assert!(again.allowed && again.violations.is_empty(), "{again:?}");
-    assert_eq!(again.patch, None);
 }
