@@ -182,7 +182,11 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("wait for the server") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the server did not exit within {timeout:?}; logs:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit within {timeout:?}; logs:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -261,8 +265,17 @@ impl Client {
     }
 
     fn config(&self, protocol: Protocol, verify: bool) -> ClientConfig {
+        self.config_with(protocol, verify, rustls::DEFAULT_VERSIONS)
+    }
+
+    fn config_with(
+        &self,
+        protocol: Protocol,
+        verify: bool,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> ClientConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().expect("versions");
+        let builder = ClientConfig::builder_with_provider(provider).with_protocol_versions(versions).expect("versions");
         let mut config = if verify {
             builder.with_root_certificates(self.roots.clone()).with_no_client_auth()
         } else {
@@ -278,6 +291,11 @@ impl Client {
     /// Connect, verifying the server against the trusted certificates.
     async fn connect(&self, protocol: Protocol) -> Result<Conn, String> {
         self.open(self.config(protocol, true), protocol).await
+    }
+
+    /// Connect with TLS 1.2 only.
+    async fn connect_tls12(&self) -> Result<Conn, String> {
+        self.open(self.config_with(Protocol::Http1, true, &[&rustls::version::TLS12]), Protocol::Http1).await
     }
 
     /// Connect without verifying (readiness probing before a test's checks).
@@ -497,8 +515,14 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
         // The bare AdmissionRequest samples, in a v1beta1 envelope.
         let beta = envelope("admission.k8s.io/v1beta1", kubewarden("kwctl/tests/data/privileged-pod.json"));
         assert_denied(&conn.review("/validate", &beta).await, &["no-privileged"]);
-        let many = envelope("admission.k8s.io/v1", kubewarden("policies/policies/cel-policy/test_data/deployment_gt_max_replicas.json"));
-        assert_denied(&conn.review("/validate", &many).await, &["replica-limit", "too-many-replicas", "at most 3 replicas"]);
+        let many = envelope(
+            "admission.k8s.io/v1",
+            kubewarden("policies/policies/cel-policy/test_data/deployment_gt_max_replicas.json"),
+        );
+        assert_denied(
+            &conn.review("/validate", &many).await,
+            &["replica-limit", "too-many-replicas", "at most 3 replicas"],
+        );
         let three = envelope("admission.k8s.io/v1", kubewarden("policy-evaluator/tests/data/app_deployment.json"));
         assert_eq!(conn.review("/validate", &three).await["allowed"], true);
 
@@ -532,6 +556,10 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
         let delete = admission_review("uid-delete", "DELETE", "default", Value::Null, Some(deployment.clone()));
         assert_eq!(conn.review("/validate", &delete).await["allowed"], true);
 
+        // TLS 1.2 is accepted too.
+        let mut tls12 = client.connect_tls12().await.expect("connect with TLS 1.2");
+        assert_eq!(tls12.review("/validate", &create).await["allowed"], true);
+
         // The same over HTTP/2.
         let mut h2 = client.connect(Protocol::Http2).await.expect("connect with h2");
         assert_eq!(h2.alpn.as_deref(), Some(&b"h2"[..]));
@@ -540,7 +568,9 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
     });
     let metrics = server.metrics(&cert);
     assert!(
-        metrics.lines().any(|l| l.starts_with("tollgate_admission_requests_total{endpoint=\"validate\",outcome=\"denied\"} ")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tollgate_admission_requests_total{endpoint=\"validate\",outcome=\"denied\"} ")),
         "{metrics}"
     );
     assert!(metrics.contains("tollgate_policies_loaded 3"), "{metrics}");
@@ -593,13 +623,15 @@ fn bad_requests_get_clear_4xx_answers_and_the_bundled_pack_keeps_serving() {
             assert_eq!(answer["kind"], "Status");
             answer["message"].as_str().expect("a message").to_string()
         };
-        let malformed = conn.post_raw("/validate", "application/json", b"{\"request\": [".to_vec()).await.expect("answered");
+        let malformed =
+            conn.post_raw("/validate", "application/json", b"{\"request\": [".to_vec()).await.expect("answered");
         assert!(status_message(malformed, StatusCode::BAD_REQUEST).contains("not valid JSON"));
         let text = conn.post_raw("/validate", "text/plain", review.to_string().into_bytes()).await.expect("answered");
         assert!(status_message(text, StatusCode::UNSUPPORTED_MEDIA_TYPE).contains("application/json"));
         let mut unknown = review.clone();
         unknown["apiVersion"] = json!("admission.k8s.io/v2");
-        let unknown = conn.post_raw("/mutate", "application/json", unknown.to_string().into_bytes()).await.expect("answered");
+        let unknown =
+            conn.post_raw("/mutate", "application/json", unknown.to_string().into_bytes()).await.expect("answered");
         assert!(status_message(unknown, StatusCode::BAD_REQUEST).contains("admission.k8s.io/v2"));
 
         // The bundled pack answers a real review, whatever it decides.
@@ -631,10 +663,8 @@ fn startup_failures_exit_2_with_one_clear_line() {
 
     let cert = Cert::new();
     let (cert_path, key_path) = cert.install(&sandbox);
-    let broken = sandbox.write_cel_policy(
-        "broken/bad",
-        "  validations:\n    - rule: broken\n      expression: \"object.spec.(\"\n",
-    );
+    let broken = sandbox
+        .write_cel_policy("broken/bad", "  validations:\n    - rule: broken\n      expression: \"object.spec.(\"\n");
     let run = tollgate(
         &[
             "serve",
@@ -709,7 +739,8 @@ fn policy_changes_are_reloaded_while_requests_flow_without_failures() {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) || started.elapsed() > Duration::from_secs(30) {
                         break;
                     }
-                    let review = admission_review(&format!("uid-{worker}-{n}"), "CREATE", "default", deployment.clone(), None);
+                    let review =
+                        admission_review(&format!("uid-{worker}-{n}"), "CREATE", "default", deployment.clone(), None);
                     let response = conn.review("/validate", &review).await;
                     seen.push(response["allowed"].as_bool().expect("allowed is a bool"));
                 }
@@ -727,7 +758,10 @@ fn policy_changes_are_reloaded_while_requests_flow_without_failures() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         // A set that does not load is logged, and the current one kept.
-        sandbox.write_cel_policy("policies/broken", "  validations:\n    - rule: broken\n      expression: \"object.(\"\n");
+        sandbox.write_cel_policy(
+            "policies/broken",
+            "  validations:\n    - rule: broken\n      expression: \"object.(\"\n",
+        );
         let deadline = Instant::now() + Duration::from_secs(15);
         while server.wait_for_log(Duration::ZERO, |l| l["level"] == "ERROR").is_none() {
             assert!(Instant::now() < deadline, "the broken set was not reported within 15 s");
@@ -745,7 +779,10 @@ fn policy_changes_are_reloaded_while_requests_flow_without_failures() {
     for seen in &answers {
         assert!(seen.len() >= 2, "each worker sent requests across the reload: {seen:?}");
         let first_denial = seen.iter().position(|allowed| !allowed).unwrap_or(seen.len());
-        assert!(seen[first_denial..].iter().all(|allowed| !allowed), "after the new set answered, the old one never did again");
+        assert!(
+            seen[first_denial..].iter().all(|allowed| !allowed),
+            "after the new set answered, the old one never did again"
+        );
         assert!(seen[..first_denial].iter().all(|allowed| *allowed));
     }
     assert!(answers.iter().any(|seen| seen.contains(&false)), "requests flowed after the reload");
@@ -773,11 +810,8 @@ fn a_review_past_the_deadline_is_answered_by_the_failure_policy() {
     let sandbox = Sandbox::new();
     let cert = Cert::new();
     let (policy, settings) = slow_policy(&sandbox, 3000);
-    let server = Server::start(
-        &sandbox,
-        &cert,
-        &["--policies", &policy, "--settings", &settings, "--request-timeout", "300ms"],
-    );
+    let server =
+        Server::start(&sandbox, &cert, &["--policies", &policy, "--settings", &settings, "--request-timeout", "300ms"]);
     let review = admission_review("uid-slow", "CREATE", "default", kubectl_deployment(), None);
     block_on(async {
         let mut conn = server.client(&[&cert]).connect(Protocol::Http1).await.expect("connect");
@@ -804,7 +838,17 @@ fn sigterm_under_load_completes_in_flight_requests_and_exits_0() {
             let review = admission_review(&format!("uid-drain-{n}"), "CREATE", "default", kubectl_deployment(), None);
             in_flight.push(tokio::spawn(async move { conn.review("/validate", &review).await }));
         }
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // SIGTERM once all four are being evaluated (bounded wait).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut probe = client.connect(Protocol::Http1).await.expect("connect");
+            let (_, metrics) = probe.get("/metrics").await.expect("GET /metrics");
+            if String::from_utf8_lossy(&metrics).lines().any(|l| l == "tollgate_admission_in_flight 4") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the four requests were not in flight within 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         server.terminate();
         let mut answers = Vec::new();
         for request in in_flight {

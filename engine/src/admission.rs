@@ -1,15 +1,17 @@
 //! Admission mode (`tollgate serve`): a validating and mutating webhook for
 //! the Kubernetes API server, over HTTPS.
 //!
-//! The path of one review is short and the same for every request:
-//! body bytes → `serde_json::Value` → [`Review::from_admission`] →
-//! [`Evaluator::evaluate`] (or `evaluate_mutating`) in a bounded blocking
-//! section → AdmissionReview response bytes. Policy logic lives only in the
+//! The path of one review is short and the same for every request: body
+//! bytes → (envelope version and uid, read without building a tree) →
+//! a permit → on the blocking pool: `serde_json::Value` →
+//! [`Review::from_admission`] → [`Evaluator::evaluate`] (or
+//! `evaluate_mutating`) → AdmissionReview response bytes. The request's JSON
+//! is built and freed on that one thread. Policy logic lives only in the
 //! evaluator; this module owns the HTTP edge.
 //!
 //! | file | owns |
 //! |---|---|
-//! | [`router`] | [`router`]`(state) -> Router`: the routes and the body limit |
+//! | [`router`](mod@router) | [`router`](fn@router)`(state) -> Router`: the routes and the body limit |
 //! | [`handlers`] | thin axum handlers for `/validate`, `/mutate`, `/healthz`, `/readyz`, `/metrics` |
 //! | [`review_protocol`] | the AdmissionReview v1/v1beta1 wire format: parsing requests, writing responses |
 //! | [`state`] | the shared [`State`]: the swappable evaluator, the permits, the deadline |
@@ -17,6 +19,7 @@
 //! | [`metrics`] | counters and latency histograms in the Prometheus text format |
 //! | [`tls`] | rustls configuration from PEM files, reloaded when they change |
 //! | [`reload`] | the policy set, rebuilt and swapped when its files change |
+//! | `watch` | change detection by polling file stamps (certificate and policies) |
 //! | [`server`] | [`server::run`]: bind, serve, reload, drain on SIGTERM/SIGINT |
 //!
 //! Wire contract: <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/#response>.

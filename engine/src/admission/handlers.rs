@@ -1,9 +1,12 @@
 //! The axum handlers. `/validate` and `/mutate` share one path: check the
-//! content type, parse the AdmissionReview ([`review_protocol::parse`]),
-//! evaluate in the bounded blocking section ([`State::evaluate`]), write the
-//! response ([`review_protocol::respond`]), record metrics. The probes and
-//! `/metrics` only read the state.
+//! content type, read the envelope's version and uid
+//! ([`review_protocol::head`], to answer even when no evaluation slot comes
+//! free), then in the bounded blocking section ([`State::run_blocking`])
+//! parse the AdmissionReview ([`review_protocol::parse`]), evaluate, and
+//! write the response ([`review_protocol::respond`]); record metrics. The
+//! probes and `/metrics` only read the state.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -16,6 +19,8 @@ use super::metrics::{Endpoint, Outcome};
 use super::review_protocol;
 use super::state::Refusal;
 use super::{Error, State};
+use crate::cluster::ClusterView;
+use crate::evaluator::Evaluator;
 
 /// `POST /validate`: judge the review; never patches.
 pub async fn validate(
@@ -98,29 +103,43 @@ async fn answer(
         StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { limit: state.config().max_body_bytes },
         _ => Error::Body(axum::Error::new(rejection)),
     })?;
-    let request = review_protocol::parse(&body)?;
-    drop(body);
-    let Some(review) = request.review else {
-        return Ok((Outcome::Allowed, review_protocol::nothing_to_judge(request.version, &request.uid)));
-    };
+    let head = review_protocol::head(&body)?;
     let mutating = endpoint == Endpoint::Mutate;
-    match state.evaluate(review, mutating, state.timeout(uri.query())).await {
-        Ok(verdict) => {
-            state.metrics().observe_verdict(&verdict);
-            let outcome = if verdict.allowed { Outcome::Allowed } else { Outcome::Denied };
-            Ok((outcome, review_protocol::respond(request.version, &request.uid, &verdict, mutating)))
-        }
+    let metrics = state.clone();
+    let judged = state
+        .run_blocking(state.timeout(uri.query()), move |evaluator, cluster| {
+            judge(&body, mutating, evaluator, cluster, &metrics)
+        })
+        .await;
+    match judged {
+        Ok(answer) => answer,
         Err(Refusal::NotReady) => Err(Error::NotReady),
         Err(refusal) => {
             let failure_policy = state.config().failure_policy;
-            tracing::warn!(uid = %request.uid, ?failure_policy, "review answered by the failure policy: {refusal}");
-            let message = refusal.to_string();
-            Ok((
-                Outcome::Unavailable,
-                review_protocol::unavailable(request.version, &request.uid, failure_policy, &message),
-            ))
+            tracing::warn!(uid = %head.uid, ?failure_policy, "review answered by the failure policy: {refusal}");
+            let answer = review_protocol::unavailable(head.version, &head.uid, failure_policy, &refusal.to_string());
+            Ok((Outcome::Unavailable, answer))
         }
     }
+}
+
+/// Inside the blocking section: parse, evaluate, count, write the answer.
+fn judge(
+    body: &[u8],
+    mutating: bool,
+    evaluator: &Evaluator,
+    cluster: &Arc<dyn ClusterView>,
+    state: &State,
+) -> Result<(Outcome, Vec<u8>), Error> {
+    let request = review_protocol::parse(body)?;
+    let Some(review) = request.review else {
+        return Ok((Outcome::Allowed, review_protocol::nothing_to_judge(request.version, &request.uid)));
+    };
+    let verdict =
+        if mutating { evaluator.evaluate_mutating(&review, cluster) } else { evaluator.evaluate(&review, cluster) };
+    state.metrics().observe_verdict(&verdict);
+    let outcome = if verdict.allowed { Outcome::Allowed } else { Outcome::Denied };
+    Ok((outcome, review_protocol::respond(request.version, &request.uid, &verdict, mutating)))
 }
 
 /// Accept `application/json`, with parameters (`; charset=utf-8`) or not.

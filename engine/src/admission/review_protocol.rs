@@ -20,10 +20,11 @@
 //! See <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/#response>
 //! and `VerifyAdmissionResponse` in kubernetes/apiserver.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Error;
@@ -61,6 +62,61 @@ pub struct Request {
     pub review: Option<Review>,
 }
 
+/// The envelope's version and the request's uid: enough to answer.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// The version to answer with.
+    pub version: Version,
+    /// `request.uid`.
+    pub uid: String,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeHead<'a> {
+    #[serde(rename = "apiVersion", borrow, default)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    request: Option<RequestHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RequestHead<'a> {
+    #[serde(borrow, default)]
+    uid: Option<Cow<'a, str>>,
+}
+
+/// Read only the envelope's version and the request's uid, skipping the
+/// rest (no tree is built). On any problem, the error is the one [`parse`]
+/// gives, so messages are the same either way.
+///
+/// # Errors
+/// As [`parse`].
+pub fn head(body: &[u8]) -> Result<Head, Error> {
+    let full_error = || match parse(body) {
+        Err(e) => e,
+        Ok(_) => Error::NoUid,
+    };
+    let Ok(envelope) = serde_json::from_slice::<EnvelopeHead<'_>>(body) else {
+        return Err(full_error());
+    };
+    let version =
+        version(envelope.api_version.as_deref().unwrap_or_default(), envelope.kind.as_deref().unwrap_or_default())?;
+    match envelope.request.and_then(|r| r.uid).filter(|uid| !uid.is_empty()) {
+        Some(uid) => Ok(Head { version, uid: uid.into_owned() }),
+        None => Err(full_error()),
+    }
+}
+
+fn version(api_version: &str, kind: &str) -> Result<Version, Error> {
+    match (api_version, kind) {
+        ("admission.k8s.io/v1", "AdmissionReview") => Ok(Version::V1),
+        ("admission.k8s.io/v1beta1", "AdmissionReview") => Ok(Version::V1Beta1),
+        (api_version, kind) => Err(Error::NotAReview { api_version: api_version.to_string(), kind: kind.to_string() }),
+    }
+}
+
 /// Parse a request body.
 ///
 /// # Errors
@@ -69,13 +125,7 @@ pub struct Request {
 pub fn parse(body: &[u8]) -> Result<Request, Error> {
     let doc: Value = serde_json::from_slice(body).map_err(Error::Json)?;
     let text = |field: &str| doc.get(field).and_then(Value::as_str).unwrap_or_default();
-    let version = match (text("apiVersion"), text("kind")) {
-        ("admission.k8s.io/v1", "AdmissionReview") => Version::V1,
-        ("admission.k8s.io/v1beta1", "AdmissionReview") => Version::V1Beta1,
-        (api_version, kind) => {
-            return Err(Error::NotAReview { api_version: api_version.to_string(), kind: kind.to_string() });
-        }
-    };
+    let version = version(text("apiVersion"), text("kind"))?;
     let review = match Review::from_admission(&doc) {
         Ok(review) => Some(review),
         Err(review::Error::NoObject) => None,

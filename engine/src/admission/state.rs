@@ -1,6 +1,6 @@
 //! The webhook's shared [`State`]: the active evaluator (swapped whole on
 //! reload), the cluster view, the evaluation permits, the configuration and
-//! the metrics; and [`State::evaluate`], the bounded blocking section every
+//! the metrics; and [`State::run_blocking`], the bounded blocking section every
 //! review goes through.
 //!
 //! Evaluation is synchronous (WASM policies are epoch-interrupted, CEL runs to
@@ -19,9 +19,8 @@ use tokio::sync::Semaphore;
 
 use super::metrics::Metrics;
 use crate::cluster::ClusterView;
-use crate::decision::{FailurePolicy, Verdict};
+use crate::decision::FailurePolicy;
 use crate::evaluator::Evaluator;
-use crate::review::Review;
 
 /// How the webhook answers.
 #[derive(Debug, Clone)]
@@ -159,12 +158,23 @@ impl State {
             .unwrap_or(configured)
     }
 
-    /// Evaluate `review` (mutating when asked) within `timeout`.
+    /// Run `work` with the active evaluator in the bounded blocking section:
+    /// wait for a permit until `timeout`, then run it on the blocking pool,
+    /// answering no later than `timeout` after the call.
+    ///
+    /// `work` should own the request's bytes and do the parsing, evaluation
+    /// and response writing itself, so the request's JSON is allocated and
+    /// freed on one thread.
     ///
     /// # Errors
     /// A [`Refusal`] when no set is loaded, no permit came free in time, or
-    /// the evaluation ran past the deadline.
-    pub async fn evaluate(&self, review: Review, mutating: bool, timeout: Duration) -> Result<Verdict, Refusal> {
+    /// `work` ran past the deadline (it then finishes in the background and
+    /// its result is dropped).
+    pub async fn run_blocking<R, F>(&self, timeout: Duration, work: F) -> Result<R, Refusal>
+    where
+        F: FnOnce(&Evaluator, &Arc<dyn ClusterView>) -> R + Send + 'static,
+        R: Send + 'static,
+    {
         let evaluator = self.shared.evaluator.load_full().ok_or(Refusal::NotReady)?;
         let deadline = tokio::time::Instant::now() + timeout;
         let permit = match self.shared.permits.clone().try_acquire_owned() {
@@ -179,14 +189,10 @@ impl State {
         let cluster = self.shared.cluster.clone();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            if mutating {
-                evaluator.evaluate_mutating(&review, &cluster)
-            } else {
-                evaluator.evaluate(&review, &cluster)
-            }
+            work(&evaluator, &cluster)
         });
         match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(verdict)) => Ok(verdict),
+            Ok(Ok(result)) => Ok(result),
             Ok(Err(e)) => {
                 tracing::error!("policy evaluation panicked: {e}");
                 Err(Refusal::Panicked)
