@@ -36,9 +36,10 @@ pub struct Inputs {
     pod_path: Option<Vec<String>>,
     /// The longest list or map in the inputs.
     pub longest: u64,
-    /// The cluster's values (`pools`, `namespaceObject`), converted on first use.
-    /// A review is evaluated against one cluster view, so they are shared too.
-    cluster: std::sync::OnceLock<ClusterValues>,
+    /// The cluster's values (`pools`, `namespaceObject`), converted on first
+    /// use and shared by the CEL policies evaluating this review against the
+    /// same cluster view (identified by address).
+    cluster: std::sync::OnceLock<(usize, std::sync::Arc<ClusterValues>)>,
 }
 
 /// `pools` and `namespaceObject` in CEL form.
@@ -77,23 +78,32 @@ impl Inputs {
         Inputs { object, old_object, request, pod_path, longest, cluster: std::sync::OnceLock::new() }
     }
 
-    /// The cluster's values for this review, converted once.
-    pub(crate) fn cluster(&self, namespace: &str, cluster: &dyn crate::cluster::ClusterView) -> &ClusterValues {
-        self.cluster.get_or_init(|| {
-            let mut longest = self.longest;
-            let pools = cluster.node_pools();
-            let pools_json = serde_json::to_value(pools).unwrap_or(serde_json::Value::Null);
-            let namespace_object = cluster
-                .get("v1", "Namespace", "", namespace)
-                .map(|ns| to_cel(&ns, &mut longest))
-                .unwrap_or_else(|| Box::new(cel::common::types::CelNull));
-            ClusterValues {
-                pools: to_cel(&pools_json, &mut longest),
-                namespace_object,
-                preset_pools: pools.iter().any(|p| p.source == crate::cluster::pools::PRESET),
-                longest,
-            }
-        })
+    /// The cluster's values for this review, converted once per cluster view.
+    pub(crate) fn cluster(&self, namespace: &str, cluster: &dyn crate::cluster::ClusterView) -> std::sync::Arc<ClusterValues> {
+        let id = cluster as *const dyn crate::cluster::ClusterView as *const () as usize;
+        let (cached_id, values) =
+            self.cluster.get_or_init(|| (id, std::sync::Arc::new(self.convert_cluster(namespace, cluster))));
+        if *cached_id == id {
+            values.clone()
+        } else {
+            std::sync::Arc::new(self.convert_cluster(namespace, cluster))
+        }
+    }
+
+    fn convert_cluster(&self, namespace: &str, cluster: &dyn crate::cluster::ClusterView) -> ClusterValues {
+        let mut longest = self.longest;
+        let pools = cluster.node_pools();
+        let pools_json = serde_json::to_value(pools).unwrap_or(serde_json::Value::Null);
+        let namespace_object = cluster
+            .get("v1", "Namespace", "", namespace)
+            .map(|ns| to_cel(&ns, &mut longest))
+            .unwrap_or_else(|| Box::new(cel::common::types::CelNull));
+        ClusterValues {
+            pools: to_cel(&pools_json, &mut longest),
+            namespace_object,
+            preset_pools: pools.iter().any(|p| p.source == crate::cluster::pools::PRESET),
+            longest,
+        }
     }
 
     /// The pod (template) value, or null.
