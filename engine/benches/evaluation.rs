@@ -34,6 +34,15 @@ fn wasm(c: &mut Criterion) {
             b.iter(|| policy.evaluate(&review, "", cluster.clone()).expect("evaluates"))
         });
     }
+    // The fixed cost of a fresh instance: the same policy on a minimal Pod.
+    let (name, bytes) = tollgate::pack::policies("autoscaler-isolation").expect("bundled pack")[3];
+    let policy = WasmPolicy::load(&runtime, name, bytes, Limits::default(), &[]).expect("loads");
+    let minimal = Review::from_object(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}}))
+    .expect("pod");
+    group.bench_function(format!("fresh_instance_minimal_pod/{name}"), |b| {
+        b.iter(|| policy.evaluate(&minimal, "", cluster.clone()).expect("evaluates"))
+    });
     group.finish();
 
     let set = PolicySet::load(&runtime, &["autoscaler-isolation".into()], &SetConfig::default()).expect("pack");

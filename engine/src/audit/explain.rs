@@ -289,7 +289,14 @@ pub fn explain(snapshot: &Snapshot, assumptions: &Assumptions) -> ScaleDown {
             u
         })
         .collect();
-    let ctx = Ctx { snapshot, flags, version, now: assumptions.now };
+    let mut pdbs: BTreeMap<String, Vec<(LabelSelector, Arc<Value>)>> = BTreeMap::new();
+    for pdb in snapshot.of_kind("PodDisruptionBudget") {
+        // A PDB without a selector selects nothing.
+        let Some(selector) = pdb.pointer("/spec/selector").and_then(LabelSelector::from_json) else { continue };
+        let namespace = pdb.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
+        pdbs.entry(namespace.to_string()).or_default().push((selector, pdb.clone()));
+    }
+    let ctx = Ctx { snapshot, pdbs, flags, version, now: assumptions.now };
     let mut explanations: Vec<NodeExplanation> = nodes
         .iter()
         .zip(&membership)
@@ -305,6 +312,8 @@ pub fn explain(snapshot: &Snapshot, assumptions: &Assumptions) -> ScaleDown {
 
 struct Ctx<'a> {
     snapshot: &'a Snapshot,
+    /// PodDisruptionBudgets by namespace, with their parsed selectors.
+    pdbs: BTreeMap<String, Vec<(LabelSelector, Arc<Value>)>>,
     flags: &'a Flags,
     version: Version,
     now: i64,
@@ -561,14 +570,12 @@ impl Ctx<'_> {
     }
 
     fn pdbs_for(&self, pod: &Pod) -> Vec<Arc<Value>> {
-        self.snapshot
-            .list("policy/v1", "PodDisruptionBudget", Some(&pod.namespace), &LabelSelector::default())
+        self.pdbs
+            .get(&pod.namespace)
             .into_iter()
-            .filter(|pdb| {
-                pdb.pointer("/spec/selector")
-                    .and_then(LabelSelector::from_json)
-                    .is_some_and(|s| s.matches(&pod.placement.labels))
-            })
+            .flatten()
+            .filter(|(selector, _)| selector.matches(&pod.placement.labels))
+            .map(|(_, pdb)| pdb.clone())
             .collect()
     }
 

@@ -59,6 +59,7 @@ impl std::fmt::Display for LoadWarning {
 pub struct Snapshot {
     objects: Vec<Arc<Value>>,
     by_kind: HashMap<(String, String), Vec<usize>>,
+    by_namespace: HashMap<(String, String, String), Vec<usize>>,
     by_name: HashMap<(String, String, String, String), usize>,
     pools: Vec<NodePool>,
     autoscaler: Option<Autoscaler>,
@@ -129,6 +130,7 @@ impl Snapshot {
         };
         self.objects.push(Arc::new(object));
         self.by_kind.entry(key).or_default().push(index);
+        self.by_namespace.entry((name_key.0.clone(), name_key.1.clone(), name_key.2.clone())).or_default().push(index);
         self.by_name.insert(name_key, index);
     }
 
@@ -179,14 +181,18 @@ impl ClusterView for Snapshot {
         namespace: Option<&str>,
         selector: &LabelSelector,
     ) -> Vec<Arc<Value>> {
-        let key = (group(api_version).to_string(), kind.to_string());
-        self.by_kind
-            .get(&key)
+        let indices = match namespace {
+            Some(ns) => self.by_namespace.get(&(group(api_version).to_string(), kind.to_string(), ns.to_string())),
+            None => self.by_kind.get(&(group(api_version).to_string(), kind.to_string())),
+        };
+        indices
             .into_iter()
             .flatten()
             .map(|&i| &self.objects[i])
-            .filter(|o| namespace.is_none_or(|ns| o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns)))
-            .filter(|o| selector.requirements.is_empty() || selector.matches(&string_map(o.pointer("/metadata/labels"))))
+            .filter(|o| {
+                selector.requirements.is_empty()
+                    || selector.matches(&string_map(o.get("metadata").and_then(|m| m.get("labels"))))
+            })
             .cloned()
             .collect()
     }
