@@ -27,7 +27,7 @@
 //! ## Modules
 //! Core (no CLI, HTTP or mode code): [`review`], [`decision`], [`policy`],
 //! [`evaluator`], [`wasm`], [`cel`], [`cluster`], [`pack`].
-//! Modes and edges: [`audit`], [`defaulting`], [`cli`], [`output`], [`telemetry`].
+//! Modes and edges: [`admission`], [`audit`], [`defaulting`], [`cli`], [`output`], [`telemetry`].
 
 pub mod admission;
 pub mod audit;
