@@ -44,9 +44,16 @@ struct Cert {
 
 impl Cert {
     fn new() -> Self {
-        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .expect("generate a self-signed certificate");
-        Cert { cert_pem: made.cert.pem(), key_pem: made.signing_key.serialize_pem(), der: made.cert.der().clone() }
+        let made = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+        ])
+        .expect("generate a self-signed certificate");
+        Cert {
+            cert_pem: made.cert.pem(),
+            key_pem: made.signing_key.serialize_pem(),
+            der: made.cert.der().clone(),
+        }
     }
 
     /// Write `tls/tls.crt` and `tls/tls.key` in `sandbox`, each replaced in
@@ -96,7 +103,10 @@ impl Server {
             .arg(&key_path)
             .args(["--addr", "127.0.0.1:0", "--reload-interval", "250ms"])
             .args(args)
-            .env("TOLLGATE_CACHE_DIR", workspace().join("target").join("integration-cache"))
+            .env(
+                "TOLLGATE_CACHE_DIR",
+                workspace().join("target").join("integration-cache"),
+            )
             .env_remove("TOLLGATE_LOG")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
@@ -112,11 +122,25 @@ impl Server {
                 sink.lock().expect("log lock").push(line);
             }
         });
-        let mut server = Server { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), logs };
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            logs,
+        };
         let listening = server
-            .wait_for_log(Duration::from_secs(60), |log| log["fields"]["message"] == "listening")
-            .unwrap_or_else(|| panic!("the server did not log \"listening\"; logs:\n{}", server.log_text()));
-        server.addr = listening["fields"]["addr"].as_str().and_then(|a| a.parse().ok()).expect("an addr field");
+            .wait_for_log(Duration::from_secs(60), |log| {
+                log["fields"]["message"] == "listening"
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "the server did not log \"listening\"; logs:\n{}",
+                    server.log_text()
+                )
+            });
+        server.addr = listening["fields"]["addr"]
+            .as_str()
+            .and_then(|a| a.parse().ok())
+            .expect("an addr field");
         server
     }
 
@@ -134,9 +158,16 @@ impl Server {
                 return;
             }
             if let Some(status) = self.child.try_wait().expect("poll the server") {
-                panic!("the server exited ({status}) before it was ready; logs:\n{}", self.log_text());
+                panic!(
+                    "the server exited ({status}) before it was ready; logs:\n{}",
+                    self.log_text()
+                );
             }
-            assert!(Instant::now() < deadline, "the server was not ready within 240 s; logs:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "the server was not ready within 240 s; logs:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -147,7 +178,10 @@ impl Server {
             .lock()
             .expect("log lock")
             .iter()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}")))
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"))
+            })
             .collect()
     }
 
@@ -171,7 +205,10 @@ impl Server {
 
     /// Send SIGTERM to the server (by its pid).
     fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
     }
 
@@ -221,7 +258,11 @@ impl Drop for Server {
 // The HTTPS client
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -259,9 +300,14 @@ impl Client {
     fn new(addr: SocketAddr, certs: &[&Cert]) -> Self {
         let mut roots = RootCertStore::empty();
         for cert in certs {
-            roots.add(cert.der.clone()).expect("add a trusted certificate");
+            roots
+                .add(cert.der.clone())
+                .expect("add a trusted certificate");
         }
-        Client { addr, roots: Arc::new(roots) }
+        Client {
+            addr,
+            roots: Arc::new(roots),
+        }
     }
 
     fn config(&self, protocol: Protocol, verify: bool) -> ClientConfig {
@@ -275,11 +321,18 @@ impl Client {
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> ClientConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider).with_protocol_versions(versions).expect("versions");
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .expect("versions");
         let mut config = if verify {
-            builder.with_root_certificates(self.roots.clone()).with_no_client_auth()
+            builder
+                .with_root_certificates(self.roots.clone())
+                .with_no_client_auth()
         } else {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAny)).with_no_client_auth()
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAny))
+                .with_no_client_auth()
         };
         config.alpn_protocols = match protocol {
             Protocol::Http1 => vec![b"http/1.1".to_vec()],
@@ -295,32 +348,49 @@ impl Client {
 
     /// Connect with TLS 1.2 only.
     async fn connect_tls12(&self) -> Result<Conn, String> {
-        self.open(self.config_with(Protocol::Http1, true, &[&rustls::version::TLS12]), Protocol::Http1).await
+        self.open(
+            self.config_with(Protocol::Http1, true, &[&rustls::version::TLS12]),
+            Protocol::Http1,
+        )
+        .await
     }
 
     /// Connect without verifying (readiness probing before a test's checks).
     async fn connect_insecure(&self) -> Result<Conn, String> {
-        self.open(self.config(Protocol::Http1, false), Protocol::Http1).await
+        self.open(self.config(Protocol::Http1, false), Protocol::Http1)
+            .await
     }
 
     async fn open(&self, config: ClientConfig, protocol: Protocol) -> Result<Conn, String> {
-        let tcp = tokio::net::TcpStream::connect(self.addr).await.map_err(|e| format!("connect: {e}"))?;
+        let tcp = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
         let name = ServerName::try_from("localhost").expect("a DNS name");
-        let tls = TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(|e| format!("TLS: {e}"))?;
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
         let (_, session) = tls.get_ref();
-        let peer = session.peer_certificates().and_then(|c| c.first()).cloned().ok_or("no peer certificate")?;
+        let peer = session
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .cloned()
+            .ok_or("no peer certificate")?;
         let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
         let io = TokioIo::new(tls);
         let sender = match protocol {
             Protocol::Http1 => {
-                let (sender, connection) = http1::handshake(io).await.map_err(|e| format!("HTTP/1.1: {e}"))?;
+                let (sender, connection) = http1::handshake(io)
+                    .await
+                    .map_err(|e| format!("HTTP/1.1: {e}"))?;
                 tokio::spawn(connection);
                 Sender::Http1(sender)
             }
             Protocol::Http2 => {
-                let (sender, connection) =
-                    http2::handshake(TokioExecutor::new(), io).await.map_err(|e| format!("HTTP/2: {e}"))?;
+                let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(|e| format!("HTTP/2: {e}"))?;
                 tokio::spawn(connection);
                 Sender::Http2(sender)
             }
@@ -343,23 +413,41 @@ impl Conn {
         }
         .map_err(|e| format!("request failed: {e}"))?;
         let status = response.status();
-        let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
         Ok((status, body))
     }
 
     fn request(&self, method: &str, path: &str) -> hyper::http::request::Builder {
         match self.sender {
-            Sender::Http1(_) => Request::builder().method(method).uri(path).header("host", "localhost"),
-            Sender::Http2(_) => Request::builder().method(method).uri(format!("https://localhost{path}")),
+            Sender::Http1(_) => Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", "localhost"),
+            Sender::Http2(_) => Request::builder()
+                .method(method)
+                .uri(format!("https://localhost{path}")),
         }
     }
 
     async fn get(&mut self, path: &str) -> Result<(StatusCode, Bytes), String> {
-        let request = self.request("GET", path).body(Full::new(Bytes::new())).expect("request");
+        let request = self
+            .request("GET", path)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
         self.send(request).await
     }
 
-    async fn post_raw(&mut self, path: &str, content_type: &str, body: Vec<u8>) -> Result<(StatusCode, Bytes), String> {
+    async fn post_raw(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes), String> {
         let request = self
             .request("POST", path)
             .header("content-type", content_type)
@@ -371,14 +459,20 @@ impl Conn {
     /// POST an AdmissionReview and return the `response` of the 200 answer,
     /// after checking the envelope echoes the request's apiVersion and uid.
     async fn review(&mut self, path: &str, review: &Value) -> Value {
-        let (status, body) =
-            self.post_raw(path, "application/json", review.to_string().into_bytes()).await.expect("POST a review");
+        let (status, body) = self
+            .post_raw(path, "application/json", review.to_string().into_bytes())
+            .await
+            .expect("POST a review");
         let text = String::from_utf8_lossy(&body);
         assert_eq!(status, StatusCode::OK, "{text}");
-        let answer: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        let answer: Value =
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
         assert_eq!(answer["apiVersion"], review["apiVersion"], "{answer}");
         assert_eq!(answer["kind"], "AdmissionReview", "{answer}");
-        assert_eq!(answer["response"]["uid"], review["request"]["uid"], "{answer}");
+        assert_eq!(
+            answer["response"]["uid"], review["request"]["uid"],
+            "{answer}"
+        );
         answer["response"].clone()
     }
 }
@@ -420,7 +514,9 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -430,10 +526,22 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
 /// The Deployment kubectl generates for `kubectl create deployment web --image=nginx`.
 fn kubectl_deployment() -> Value {
     let output = Command::new("kubectl")
-        .args(["create", "deployment", "web", "--image=nginx", "--dry-run=client", "-o", "json"])
+        .args([
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ])
         .output()
         .expect("kubectl is installed");
-    assert!(output.status.success(), "kubectl failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "kubectl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("kubectl prints JSON")
 }
 
@@ -477,7 +585,10 @@ fn write_policies(sandbox: &Sandbox) -> PathBuf {
 }
 
 fn message(response: &Value) -> String {
-    response["status"]["message"].as_str().unwrap_or_default().to_string()
+    response["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn assert_denied(response: &Value, mentions: &[&str]) {
@@ -485,7 +596,10 @@ fn assert_denied(response: &Value, mentions: &[&str]) {
     assert_eq!(response["status"]["code"], 403, "{response}");
     let message = message(response);
     for needle in mentions {
-        assert!(message.contains(needle), "denial message {message:?} does not mention {needle:?}");
+        assert!(
+            message.contains(needle),
+            "denial message {message:?} does not mention {needle:?}"
+        );
     }
 }
 
@@ -497,7 +611,11 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
     let sandbox = Sandbox::new();
     let cert = Cert::new();
     let policies = write_policies(&sandbox);
-    let server = Server::start(&sandbox, &cert, &["--policies", &policies.display().to_string()]);
+    let server = Server::start(
+        &sandbox,
+        &cert,
+        &["--policies", &policies.display().to_string()],
+    );
     let client = server.client(&[&cert]);
     let deployment = kubectl_deployment();
     block_on(async {
@@ -508,12 +626,25 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
         // Kubewarden's full AdmissionReview v1 samples, as they are.
         let privileged = kubewarden("kwctl/tests/data/privileged-pod-admission-review.json");
         let response = conn.review("/validate", &privileged).await;
-        assert_denied(&response, &["no-privileged", "privileged-container", "privileged containers are not allowed"]);
+        assert_denied(
+            &response,
+            &[
+                "no-privileged",
+                "privileged-container",
+                "privileged containers are not allowed",
+            ],
+        );
         let unprivileged = kubewarden("kwctl/tests/data/unprivileged-pod-admission-review.json");
-        assert_eq!(conn.review("/validate", &unprivileged).await["allowed"], true);
+        assert_eq!(
+            conn.review("/validate", &unprivileged).await["allowed"],
+            true
+        );
 
         // The bare AdmissionRequest samples, in a v1beta1 envelope.
-        let beta = envelope("admission.k8s.io/v1beta1", kubewarden("kwctl/tests/data/privileged-pod.json"));
+        let beta = envelope(
+            "admission.k8s.io/v1beta1",
+            kubewarden("kwctl/tests/data/privileged-pod.json"),
+        );
         assert_denied(&conn.review("/validate", &beta).await, &["no-privileged"]);
         let many = envelope(
             "admission.k8s.io/v1",
@@ -523,7 +654,10 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
             &conn.review("/validate", &many).await,
             &["replica-limit", "too-many-replicas", "at most 3 replicas"],
         );
-        let three = envelope("admission.k8s.io/v1", kubewarden("policy-evaluator/tests/data/app_deployment.json"));
+        let three = envelope(
+            "admission.k8s.io/v1",
+            kubewarden("policy-evaluator/tests/data/app_deployment.json"),
+        );
         assert_eq!(conn.review("/validate", &three).await["allowed"], true);
 
         // kubectl's Deployment: CREATE, dryRun, UPDATE with oldObject, DELETE.
@@ -531,12 +665,24 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
         let response = conn.review("/validate", &create).await;
         assert_eq!(response["allowed"], true, "{response}");
         assert!(response.get("patch").is_none());
-        let too_many = admission_review("uid-10", "CREATE", "default", with_replicas(deployment.clone(), 10), None);
-        assert_denied(&conn.review("/validate", &too_many).await, &["replica-limit", "too-many-replicas"]);
+        let too_many = admission_review(
+            "uid-10",
+            "CREATE",
+            "default",
+            with_replicas(deployment.clone(), 10),
+            None,
+        );
+        assert_denied(
+            &conn.review("/validate", &too_many).await,
+            &["replica-limit", "too-many-replicas"],
+        );
         let mut dry_run = too_many.clone();
         dry_run["request"]["dryRun"] = json!(true);
         dry_run["request"]["uid"] = json!("uid-dry-run");
-        assert_denied(&conn.review("/validate", &dry_run).await, &["replica-limit"]);
+        assert_denied(
+            &conn.review("/validate", &dry_run).await,
+            &["replica-limit"],
+        );
         let shrink = admission_review(
             "uid-shrink",
             "UPDATE",
@@ -544,7 +690,10 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
             with_replicas(deployment.clone(), 2),
             Some(with_replicas(deployment.clone(), 3)),
         );
-        assert_denied(&conn.review("/validate", &shrink).await, &["no-scale-down", "scale-down"]);
+        assert_denied(
+            &conn.review("/validate", &shrink).await,
+            &["no-scale-down", "scale-down"],
+        );
         let grow = admission_review(
             "uid-grow",
             "UPDATE",
@@ -553,7 +702,13 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
             Some(with_replicas(deployment.clone(), 2)),
         );
         assert_eq!(conn.review("/validate", &grow).await["allowed"], true);
-        let delete = admission_review("uid-delete", "DELETE", "default", Value::Null, Some(deployment.clone()));
+        let delete = admission_review(
+            "uid-delete",
+            "DELETE",
+            "default",
+            Value::Null,
+            Some(deployment.clone()),
+        );
         assert_eq!(conn.review("/validate", &delete).await["allowed"], true);
 
         // TLS 1.2 is accepted too.
@@ -561,21 +716,28 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
         assert_eq!(tls12.review("/validate", &create).await["allowed"], true);
 
         // The same over HTTP/2.
-        let mut h2 = client.connect(Protocol::Http2).await.expect("connect with h2");
+        let mut h2 = client
+            .connect(Protocol::Http2)
+            .await
+            .expect("connect with h2");
         assert_eq!(h2.alpn.as_deref(), Some(&b"h2"[..]));
         assert_denied(&h2.review("/validate", &too_many).await, &["replica-limit"]);
         assert_eq!(h2.review("/mutate", &create).await["allowed"], true);
     });
     let metrics = server.metrics(&cert);
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("tollgate_admission_requests_total{endpoint=\"validate\",outcome=\"denied\"} ")),
+        metrics.lines().any(|l| l.starts_with(
+            "tollgate_admission_requests_total{endpoint=\"validate\",outcome=\"denied\"} "
+        )),
         "{metrics}"
     );
     assert!(metrics.contains("tollgate_policies_loaded 3"), "{metrics}");
     let logs = server.logs();
-    assert!(logs.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()), "structured logs: {logs:?}");
+    assert!(
+        logs.iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string()),
+        "structured logs: {logs:?}"
+    );
 }
 
 #[test]
@@ -584,11 +746,24 @@ fn mutate_answers_with_a_json_patch_that_applies() {
     let cert = Cert::new();
     let settings = sandbox.write_json("echo-settings.json", &json!({"allow": true, "patch": true}));
     let echo = Guest::Echo.arg();
-    let server = Server::start(&sandbox, &cert, &["--policies", &echo, "--settings", &settings.display().to_string()]);
+    let server = Server::start(
+        &sandbox,
+        &cert,
+        &[
+            "--policies",
+            &echo,
+            "--settings",
+            &settings.display().to_string(),
+        ],
+    );
     let deployment = kubectl_deployment();
     let review = admission_review("uid-mutate", "CREATE", "default", deployment.clone(), None);
     block_on(async {
-        let mut conn = server.client(&[&cert]).connect(Protocol::Http1).await.expect("connect");
+        let mut conn = server
+            .client(&[&cert])
+            .connect(Protocol::Http1)
+            .await
+            .expect("connect");
         let response = conn.review("/mutate", &review).await;
         assert_eq!(response["allowed"], true, "{response}");
         assert_eq!(response["patchType"], "JSONPatch", "{response}");
@@ -598,13 +773,24 @@ fn mutate_answers_with_a_json_patch_that_applies() {
         let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("a JSON Patch");
         let mut object = deployment.clone();
         json_patch::patch(&mut object, &patch).expect("the patch applies to the request's object");
-        assert_eq!(object["metadata"]["annotations"]["tollgate.dev/echo"], "seen");
-        let warnings = response["warnings"].as_array().expect("echo's facts come back as warnings");
-        assert!(warnings.iter().any(|w| w == "seen-request-uid: uid-mutate"), "{warnings:?}");
+        assert_eq!(
+            object["metadata"]["annotations"]["tollgate.dev/echo"],
+            "seen"
+        );
+        let warnings = response["warnings"]
+            .as_array()
+            .expect("echo's facts come back as warnings");
+        assert!(
+            warnings.iter().any(|w| w == "seen-request-uid: uid-mutate"),
+            "{warnings:?}"
+        );
 
         let validated = conn.review("/validate", &review).await;
         assert_eq!(validated["allowed"], true);
-        assert!(validated.get("patch").is_none() && validated.get("patchType").is_none(), "{validated}");
+        assert!(
+            validated.get("patch").is_none() && validated.get("patchType").is_none(),
+            "{validated}"
+        );
     });
 }
 
@@ -623,15 +809,28 @@ fn bad_requests_get_clear_4xx_answers_and_the_bundled_pack_keeps_serving() {
             assert_eq!(answer["kind"], "Status");
             answer["message"].as_str().expect("a message").to_string()
         };
-        let malformed =
-            conn.post_raw("/validate", "application/json", b"{\"request\": [".to_vec()).await.expect("answered");
+        let malformed = conn
+            .post_raw("/validate", "application/json", b"{\"request\": [".to_vec())
+            .await
+            .expect("answered");
         assert!(status_message(malformed, StatusCode::BAD_REQUEST).contains("not valid JSON"));
-        let text = conn.post_raw("/validate", "text/plain", review.to_string().into_bytes()).await.expect("answered");
-        assert!(status_message(text, StatusCode::UNSUPPORTED_MEDIA_TYPE).contains("application/json"));
+        let text = conn
+            .post_raw("/validate", "text/plain", review.to_string().into_bytes())
+            .await
+            .expect("answered");
+        assert!(
+            status_message(text, StatusCode::UNSUPPORTED_MEDIA_TYPE).contains("application/json")
+        );
         let mut unknown = review.clone();
         unknown["apiVersion"] = json!("admission.k8s.io/v2");
-        let unknown =
-            conn.post_raw("/mutate", "application/json", unknown.to_string().into_bytes()).await.expect("answered");
+        let unknown = conn
+            .post_raw(
+                "/mutate",
+                "application/json",
+                unknown.to_string().into_bytes(),
+            )
+            .await
+            .expect("answered");
         assert!(status_message(unknown, StatusCode::BAD_REQUEST).contains("admission.k8s.io/v2"));
 
         // The bundled pack answers a real review, whatever it decides.
@@ -640,16 +839,29 @@ fn bad_requests_get_clear_4xx_answers_and_the_bundled_pack_keeps_serving() {
 
         // Over the 3 MiB default limit.
         let mut oversized = review.clone();
-        oversized["request"]["object"]["metadata"]["annotations"] = json!({"filler": "x".repeat(4 << 20)});
+        oversized["request"]["object"]["metadata"]["annotations"] =
+            json!({"filler": "x".repeat(4 << 20)});
         let mut big = client.connect(Protocol::Http1).await.expect("connect");
-        let answer = big.post_raw("/validate", "application/json", oversized.to_string().into_bytes()).await;
+        let answer = big
+            .post_raw(
+                "/validate",
+                "application/json",
+                oversized.to_string().into_bytes(),
+            )
+            .await;
         let answer = answer.expect("the oversized request is answered, not dropped");
         assert!(status_message(answer, StatusCode::PAYLOAD_TOO_LARGE).contains("limit"));
 
         // Still serving.
-        let mut fresh = client.connect(Protocol::Http2).await.expect("connect again");
+        let mut fresh = client
+            .connect(Protocol::Http2)
+            .await
+            .expect("connect again");
         assert!(fresh.review("/validate", &review).await["allowed"].is_boolean());
-        assert_eq!(fresh.get("/healthz").await.expect("healthz").0, StatusCode::OK);
+        assert_eq!(
+            fresh.get("/healthz").await.expect("healthz").0,
+            StatusCode::OK
+        );
     });
 }
 
@@ -657,14 +869,27 @@ fn bad_requests_get_clear_4xx_answers_and_the_bundled_pack_keeps_serving() {
 fn startup_failures_exit_2_with_one_clear_line() {
     let sandbox = Sandbox::new();
     let missing = sandbox.path().join("missing.crt").display().to_string();
-    let run = tollgate(&["serve", "--tls-cert", &missing, "--tls-key", &missing, "--addr", "127.0.0.1:0"], None);
+    let run = tollgate(
+        &[
+            "serve",
+            "--tls-cert",
+            &missing,
+            "--tls-key",
+            &missing,
+            "--addr",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
     run.assert_code(2);
     assert!(run.stderr.contains("missing.crt"), "{}", run.stderr);
 
     let cert = Cert::new();
     let (cert_path, key_path) = cert.install(&sandbox);
-    let broken = sandbox
-        .write_cel_policy("broken/bad", "  validations:\n    - rule: broken\n      expression: \"object.spec.(\"\n");
+    let broken = sandbox.write_cel_policy(
+        "broken/bad",
+        "  validations:\n    - rule: broken\n      expression: \"object.spec.(\"\n",
+    );
     let run = tollgate(
         &[
             "serve",
@@ -680,8 +905,17 @@ fn startup_failures_exit_2_with_one_clear_line() {
         None,
     );
     run.assert_code(2);
-    let last = run.stderr_lines().last().copied().unwrap_or_default().to_string();
-    assert!(last.starts_with("tollgate: the policies could not be loaded"), "{}", run.stderr);
+    let last = run
+        .stderr_lines()
+        .last()
+        .copied()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.starts_with("tollgate: the policies could not be loaded"),
+        "{}",
+        run.stderr
+    );
     assert!(last.contains("bad.yaml"), "{last}");
 }
 
@@ -690,7 +924,11 @@ fn a_rotated_certificate_is_served_without_a_restart() {
     let sandbox = Sandbox::new();
     let first = Cert::new();
     let policies = write_policies(&sandbox);
-    let server = Server::start(&sandbox, &first, &["--policies", &policies.display().to_string()]);
+    let server = Server::start(
+        &sandbox,
+        &first,
+        &["--policies", &policies.display().to_string()],
+    );
     let second = Cert::new();
     let client = server.client(&[&first, &second]);
     block_on(async {
@@ -699,19 +937,38 @@ fn a_rotated_certificate_is_served_without_a_restart() {
         second.install(&sandbox);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let conn = client.connect(Protocol::Http1).await.expect("connect during rotation");
+            let conn = client
+                .connect(Protocol::Http1)
+                .await
+                .expect("connect during rotation");
             if conn.peer == second.der {
                 break;
             }
-            assert!(Instant::now() < deadline, "the new certificate was not served within 15 s");
+            assert!(
+                Instant::now() < deadline,
+                "the new certificate was not served within 15 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         // The connection made before the rotation still works.
-        assert_eq!(old.get("/healthz").await.expect("old connection").0, StatusCode::OK);
+        assert_eq!(
+            old.get("/healthz").await.expect("old connection").0,
+            StatusCode::OK
+        );
     });
     let metrics = server.metrics(&second);
-    assert!(metrics.lines().any(|l| l.starts_with("tollgate_tls_reloads_total{result=\"success\"} ")), "{metrics}");
-    assert!(server.logs().iter().any(|l| l["fields"]["message"] == "certificate reloaded"));
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tollgate_tls_reloads_total{result=\"success\"} ")),
+        "{metrics}"
+    );
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|l| l["fields"]["message"] == "certificate reloaded")
+    );
 }
 
 #[test]
@@ -720,7 +977,11 @@ fn policy_changes_are_reloaded_while_requests_flow_without_failures() {
     let cert = Cert::new();
     sandbox.write_cel_policy("policies/replica-limit", &replica_limit(5));
     let policies = sandbox.path().join("policies");
-    let server = Server::start(&sandbox, &cert, &["--policies", &policies.display().to_string()]);
+    let server = Server::start(
+        &sandbox,
+        &cert,
+        &["--policies", &policies.display().to_string()],
+    );
     let client = server.client(&[&cert]);
     let deployment = with_replicas(kubectl_deployment(), 4);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -736,11 +997,18 @@ fn policy_changes_are_reloaded_while_requests_flow_without_failures() {
                 let started = Instant::now();
                 // Bounded: 30 s or 100,000 requests per worker.
                 for n in 0..100_000 {
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) || started.elapsed() > Duration::from_secs(30) {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed)
+                        || started.elapsed() > Duration::from_secs(30)
+                    {
                         break;
                     }
-                    let review =
-                        admission_review(&format!("uid-{worker}-{n}"), "CREATE", "default", deployment.clone(), None);
+                    let review = admission_review(
+                        &format!("uid-{worker}-{n}"),
+                        "CREATE",
+                        "default",
+                        deployment.clone(),
+                        None,
+                    );
                     let response = conn.review("/validate", &review).await;
                     seen.push(response["allowed"].as_bool().expect("allowed is a bool"));
                 }
@@ -748,12 +1016,19 @@ fn policy_changes_are_reloaded_while_requests_flow_without_failures() {
             }));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        replace(&sandbox, "policies/replica-limit.yaml", policy_text("replica-limit", &replica_limit(3)).as_bytes());
+        replace(
+            &sandbox,
+            "policies/replica-limit.yaml",
+            policy_text("replica-limit", &replica_limit(3)).as_bytes(),
+        );
         let mut probe = client.connect(Protocol::Http1).await.expect("connect");
         let review = admission_review("uid-probe", "CREATE", "default", deployment.clone(), None);
         let deadline = Instant::now() + Duration::from_secs(15);
         while probe.review("/validate", &review).await["allowed"] == true {
-            assert!(Instant::now() < deadline, "the new policy set was not in force within 15 s");
+            assert!(
+                Instant::now() < deadline,
+                "the new policy set was not in force within 15 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -763,37 +1038,68 @@ fn policy_changes_are_reloaded_while_requests_flow_without_failures() {
             "  validations:\n    - rule: broken\n      expression: \"object.(\"\n",
         );
         let deadline = Instant::now() + Duration::from_secs(15);
-        while server.wait_for_log(Duration::ZERO, |l| l["level"] == "ERROR").is_none() {
-            assert!(Instant::now() < deadline, "the broken set was not reported within 15 s");
+        while server
+            .wait_for_log(Duration::ZERO, |l| l["level"] == "ERROR")
+            .is_none()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the broken set was not reported within 15 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(probe.review("/validate", &review).await["allowed"], false, "the last good set stays in force");
+        assert_eq!(
+            probe.review("/validate", &review).await["allowed"],
+            false,
+            "the last good set stays in force"
+        );
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut answers = Vec::new();
         for worker in workers {
-            answers.push(worker.await.expect("a worker got an answer to every request"));
+            answers.push(
+                worker
+                    .await
+                    .expect("a worker got an answer to every request"),
+            );
         }
         answers
     });
     for seen in &answers {
-        assert!(seen.len() >= 2, "each worker sent requests across the reload: {seen:?}");
-        let first_denial = seen.iter().position(|allowed| !allowed).unwrap_or(seen.len());
+        assert!(
+            seen.len() >= 2,
+            "each worker sent requests across the reload: {seen:?}"
+        );
+        let first_denial = seen
+            .iter()
+            .position(|allowed| !allowed)
+            .unwrap_or(seen.len());
         assert!(
             seen[first_denial..].iter().all(|allowed| !allowed),
             "after the new set answered, the old one never did again"
         );
         assert!(seen[..first_denial].iter().all(|allowed| *allowed));
     }
-    assert!(answers.iter().any(|seen| seen.contains(&false)), "requests flowed after the reload");
+    assert!(
+        answers.iter().any(|seen| seen.contains(&false)),
+        "requests flowed after the reload"
+    );
     let metrics = server.metrics(&cert);
-    assert!(metrics.contains("tollgate_policy_set_reloads_total{result=\"success\"} 1"), "{metrics}");
-    assert!(metrics.contains("tollgate_policy_set_reloads_total{result=\"failure\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("tollgate_policy_set_reloads_total{result=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tollgate_policy_set_reloads_total{result=\"failure\"} 1"),
+        "{metrics}"
+    );
 }
 
 /// A CelPolicy document named `name` with `spec`.
 fn policy_text(name: &str, spec: &str) -> String {
-    format!("apiVersion: tollgate.dev/v1alpha1\nkind: CelPolicy\nmetadata:\n  name: {name}\nspec:\n{spec}")
+    format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: CelPolicy\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
 }
 
 /// Settings for the `infinite-loop` guest: spin for `ms`, then fault, ignored.
@@ -810,17 +1116,37 @@ fn a_review_past_the_deadline_is_answered_by_the_failure_policy() {
     let sandbox = Sandbox::new();
     let cert = Cert::new();
     let (policy, settings) = slow_policy(&sandbox, 3000);
-    let server =
-        Server::start(&sandbox, &cert, &["--policies", &policy, "--settings", &settings, "--request-timeout", "300ms"]);
+    let server = Server::start(
+        &sandbox,
+        &cert,
+        &[
+            "--policies",
+            &policy,
+            "--settings",
+            &settings,
+            "--request-timeout",
+            "300ms",
+        ],
+    );
     let review = admission_review("uid-slow", "CREATE", "default", kubectl_deployment(), None);
     block_on(async {
-        let mut conn = server.client(&[&cert]).connect(Protocol::Http1).await.expect("connect");
+        let mut conn = server
+            .client(&[&cert])
+            .connect(Protocol::Http1)
+            .await
+            .expect("connect");
         let started = Instant::now();
         let response = conn.review("/validate", &review).await;
-        assert!(started.elapsed() < Duration::from_millis(2500), "answered at the deadline, not after the policy");
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "answered at the deadline, not after the policy"
+        );
         assert_eq!(response["allowed"], false, "{response}");
         assert_eq!(response["status"]["code"], 503);
-        assert!(message(&response).contains("did not finish within 300 ms"), "{response}");
+        assert!(
+            message(&response).contains("did not finish within 300 ms"),
+            "{response}"
+        );
     });
 }
 
@@ -829,24 +1155,42 @@ fn sigterm_under_load_completes_in_flight_requests_and_exits_0() {
     let sandbox = Sandbox::new();
     let cert = Cert::new();
     let (policy, settings) = slow_policy(&sandbox, 1500);
-    let mut server = Server::start(&sandbox, &cert, &["--policies", &policy, "--settings", &settings]);
+    let mut server = Server::start(
+        &sandbox,
+        &cert,
+        &["--policies", &policy, "--settings", &settings],
+    );
     let client = server.client(&[&cert]);
     let answers = runtime().block_on(async {
         let mut in_flight = Vec::new();
         for n in 0..4 {
             let mut conn = client.connect(Protocol::Http1).await.expect("connect");
-            let review = admission_review(&format!("uid-drain-{n}"), "CREATE", "default", kubectl_deployment(), None);
-            in_flight.push(tokio::spawn(async move { conn.review("/validate", &review).await }));
+            let review = admission_review(
+                &format!("uid-drain-{n}"),
+                "CREATE",
+                "default",
+                kubectl_deployment(),
+                None,
+            );
+            in_flight.push(tokio::spawn(async move {
+                conn.review("/validate", &review).await
+            }));
         }
         // SIGTERM once all four are being evaluated (bounded wait).
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let mut probe = client.connect(Protocol::Http1).await.expect("connect");
             let (_, metrics) = probe.get("/metrics").await.expect("GET /metrics");
-            if String::from_utf8_lossy(&metrics).lines().any(|l| l == "tollgate_admission_in_flight 4") {
+            if String::from_utf8_lossy(&metrics)
+                .lines()
+                .any(|l| l == "tollgate_admission_in_flight 4")
+            {
                 break;
             }
-            assert!(Instant::now() < deadline, "the four requests were not in flight within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "the four requests were not in flight within 10 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         server.terminate();
@@ -857,13 +1201,24 @@ fn sigterm_under_load_completes_in_flight_requests_and_exits_0() {
         answers
     });
     for response in &answers {
-        assert_eq!(response["allowed"], true, "the ignored fault allows: {response}");
+        assert_eq!(
+            response["allowed"], true,
+            "the ignored fault allows: {response}"
+        );
         let warnings = response["warnings"].to_string();
         assert!(warnings.contains("infinite-loop"), "{warnings}");
     }
     let status = server.wait_exit(Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "logs:\n{}", server.log_text());
-    assert!(server.logs().iter().any(|l| l["fields"]["signal"] == "SIGTERM"));
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|l| l["fields"]["signal"] == "SIGTERM")
+    );
     let refused = block_on(client.connect(Protocol::Http1));
-    assert!(refused.is_err(), "the server still accepts connections after exiting");
+    assert!(
+        refused.is_err(),
+        "the server still accepts connections after exiting"
+    );
 }

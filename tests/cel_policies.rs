@@ -42,7 +42,12 @@ fn widget(n: usize) -> Value {
 }
 
 /// Evaluate `policy` on `object` (written to the sandbox), optionally with settings.
-fn judge(sandbox: &Sandbox, policy: &Path, object: &Value, settings: Option<Value>) -> (Run, Verdict) {
+fn judge(
+    sandbox: &Sandbox,
+    policy: &Path,
+    object: &Value,
+    settings: Option<Value>,
+) -> (Run, Verdict) {
     let object = sandbox.write_json("object.json", object);
     let mut eval = Eval::new(&[policy]).object(&object);
     if let Some(settings) = settings {
@@ -56,7 +61,11 @@ fn line_column(text: &str) -> Option<(u32, u32)> {
     text.match_indices(':').find_map(|(i, _)| {
         let mut parts = text[i + 1..].splitn(3, ':');
         let line = parts.next()?.parse().ok()?;
-        let column: String = parts.next()?.chars().take_while(char::is_ascii_digit).collect();
+        let column: String = parts
+            .next()?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         Some((line, column.parse().ok()?))
     })
 }
@@ -77,16 +86,29 @@ const MAX_REPLICAS: &str = r#"  kinds: [Deployment]
 fn validations_allow_and_deny() {
     let sandbox = Sandbox::new();
     let policy = sandbox.write_cel_policy("max-replicas", MAX_REPLICAS);
-    let (run, verdict) = judge(&sandbox, &policy, &deployment("default", 3, json!({})), None);
+    let (run, verdict) = judge(
+        &sandbox,
+        &policy,
+        &deployment("default", 3, json!({})),
+        None,
+    );
     run.assert_code(0);
     assert!(verdict.result("max-replicas").violations.is_empty());
 
-    let (run, verdict) = judge(&sandbox, &policy, &deployment("default", 10, json!({})), None);
+    let (run, verdict) = judge(
+        &sandbox,
+        &policy,
+        &deployment("default", 10, json!({})),
+        None,
+    );
     run.assert_code(1);
     let result = verdict.result("max-replicas");
     assert_eq!(result.violations.len(), 1, "{result:#?}");
     assert_eq!(result.violations[0].rule, "max-replicas");
-    assert_eq!(result.violations[0].message, "team blue: 10 replicas, at most 5", "messageExpression");
+    assert_eq!(
+        result.violations[0].message, "team blue: 10 replicas, at most 5",
+        "messageExpression"
+    );
 
     let mut forbidden = deployment("default", 1, json!({}));
     forbidden["metadata"]["name"] = json!("forbidden");
@@ -94,7 +116,9 @@ fn validations_allow_and_deny() {
     let violation = &verdict.result("max-replicas").violations[0];
     assert_eq!(violation.rule, "named");
     assert!(
-        violation.message.contains("object.metadata.name != 'forbidden'"),
+        violation
+            .message
+            .contains("object.metadata.name != 'forbidden'"),
         "without a message, the expression: {violation:?}"
     );
 }
@@ -115,7 +139,10 @@ fn operator_settings_are_merged_over_spec_settings() {
     );
     let per_policy = json!({"policies": {"max-replicas": {"settings": {"team": "red"}}}});
     let (_, verdict) = judge(&sandbox, &policy, &ten, Some(per_policy));
-    assert_eq!(verdict.result("max-replicas").violations[0].message, "team red: 10 replicas, at most 5");
+    assert_eq!(
+        verdict.result("max-replicas").violations[0].message,
+        "team red: 10 replicas, at most 5"
+    );
 }
 
 #[test]
@@ -134,10 +161,18 @@ fn variables_are_computed_in_order() {
       messageExpression: "'image ' + variables.image + ' is not from registry.example.com'"
 "#,
     );
-    let (_, verdict) = judge(&sandbox, &policy, &deployment("default", 1, json!({})), None);
+    let (_, verdict) = judge(
+        &sandbox,
+        &policy,
+        &deployment("default", 1, json!({})),
+        None,
+    );
     let result = verdict.result("registry");
     assert_eq!(result.error, None, "{result:#?}");
-    assert_eq!(result.violations[0].message, "image nginx is not from registry.example.com");
+    assert_eq!(
+        result.violations[0].message,
+        "image nginx is not from registry.example.com"
+    );
 }
 
 #[test]
@@ -159,7 +194,10 @@ fn match_conditions_decide_whether_the_policy_applies() {
     assert!(verdict.result("prod-only").violations.is_empty());
     let (run, verdict) = judge(&sandbox, &policy, &deployment("prod", 1, json!({})), None);
     run.assert_code(1);
-    assert_eq!(verdict.result("prod-only").violations[0].message, "denied in prod");
+    assert_eq!(
+        verdict.result("prod-only").violations[0].message,
+        "denied in prod"
+    );
 }
 
 #[test]
@@ -175,7 +213,12 @@ fn pod_is_the_template_of_a_controller_and_the_object_of_a_pod() {
       expression: "object.kind != 'Pod' || pod.metadata.name == object.metadata.name"
 "#,
     );
-    let (run, verdict) = judge(&sandbox, &policy, &deployment("default", 1, json!({})), None);
+    let (run, verdict) = judge(
+        &sandbox,
+        &policy,
+        &deployment("default", 1, json!({})),
+        None,
+    );
     run.assert_code(0);
     assert_eq!(verdict.result("pod-view").error, None);
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"app": "web"}},
@@ -196,7 +239,12 @@ fn json_integers_are_cel_ints() {
       expression: "object.spec.replicas - 5 == -2"
 "#,
     );
-    let (run, verdict) = judge(&sandbox, &policy, &deployment("default", 3, json!({})), None);
+    let (run, verdict) = judge(
+        &sandbox,
+        &policy,
+        &deployment("default", 3, json!({})),
+        None,
+    );
     run.assert_code(0);
     let result = verdict.result("ints");
     assert_eq!(result.error, None, "{result:#?}");
@@ -216,7 +264,12 @@ fn label_keys_with_dots_and_slashes_are_map_keys() {
     );
     let labelled = deployment("default", 1, json!({"app.kubernetes.io/name": "web"}));
     judge(&sandbox, &policy, &labelled, None).0.assert_code(0);
-    let (run, verdict) = judge(&sandbox, &policy, &deployment("default", 1, json!({"app": "web"})), None);
+    let (run, verdict) = judge(
+        &sandbox,
+        &policy,
+        &deployment("default", 1, json!({"app": "web"})),
+        None,
+    );
     run.assert_code(1);
     assert_eq!(verdict.result("named-app").violations[0].rule, "app-name");
 }
@@ -235,18 +288,31 @@ fn pools_and_namespace_object_come_from_the_context() {
 "#,
     );
     let object = sandbox.write_json("object.json", &deployment("team", 1, json!({})));
-    let (run, verdict) = Eval::new(&[&policy]).context(sandbox.write_cluster()).object(&object).verdict();
+    let (run, verdict) = Eval::new(&[&policy])
+        .context(sandbox.write_cluster())
+        .object(&object)
+        .verdict();
     run.assert_code(0);
     let result = verdict.result("context");
-    assert!(result.violations.is_empty() && result.error.is_none(), "{result:#?}");
+    assert!(
+        result.violations.is_empty() && result.error.is_none(),
+        "{result:#?}"
+    );
     assert!(!result.warnings.iter().any(|w| w == PRESET_POOLS_WARNING));
 
     let (run, verdict) = Eval::new(&[&policy]).object(&object).verdict();
     run.assert_code(1);
     let result = verdict.result("context");
     let rules: Vec<&str> = result.violations.iter().map(|v| v.rule.as_str()).collect();
-    assert_eq!(rules, ["pool", "tenant"], "no context: the preset pool and no namespace");
-    assert!(result.warnings.iter().any(|w| w == PRESET_POOLS_WARNING), "{result:#?}");
+    assert_eq!(
+        rules,
+        ["pool", "tenant"],
+        "no context: the preset pool and no namespace"
+    );
+    assert!(
+        result.warnings.iter().any(|w| w == PRESET_POOLS_WARNING),
+        "{result:#?}"
+    );
 }
 
 /// docs/cel-policies.md: for a DELETE `object` is null; as in Kubernetes,
@@ -266,7 +332,13 @@ fn on_delete_object_is_null_and_old_object_is_the_deleted_object() {
       expression: "request.operation == 'DELETE'"
 "#,
     );
-    let review = admission_review("d-1", "DELETE", "default", Value::Null, Some(deployment("default", 1, json!({}))));
+    let review = admission_review(
+        "d-1",
+        "DELETE",
+        "default",
+        Value::Null,
+        Some(deployment("default", 1, json!({}))),
+    );
     let request = sandbox.write_json("review.json", &review);
     let (_, verdict) = Eval::new(&[&policy]).request(&request).verdict();
     let result = verdict.result("deletes");
@@ -285,8 +357,13 @@ fn compile_error_names_the_file_and_expression_with_line_and_column() {
     let run = Eval::new(&[&policy]).object(&object).run();
     let file = policy.display().to_string();
     run.assert_bad_input(&[&file, "object.spec.replicas >", "validations[1]"]);
-    let (line, column) = line_column(run.stderr_lines()[0].split(&file).nth(1).unwrap_or_default())
-        .unwrap_or_else(|| panic!("no line:column in {}", run.stderr));
+    let (line, column) = line_column(
+        run.stderr_lines()[0]
+            .split(&file)
+            .nth(1)
+            .unwrap_or_default(),
+    )
+    .unwrap_or_else(|| panic!("no line:column in {}", run.stderr));
     assert_eq!(line, 1, "{}", run.stderr);
     assert!(column > 0, "{}", run.stderr);
 }
@@ -301,13 +378,25 @@ fn runtime_error_is_a_fault_decided_by_the_failure_policy() {
                 "  kinds: [Deployment]\n  failurePolicy: {failure_policy}\n  validations:\n    - rule: strategy\n      expression: \"object.spec.strategy.type == 'Recreate'\"\n"
             ),
         );
-        let (run, verdict) = judge(&sandbox, &policy, &deployment("default", 1, json!({})), None);
+        let (run, verdict) = judge(
+            &sandbox,
+            &policy,
+            &deployment("default", 1, json!({})),
+            None,
+        );
         run.assert_code(code);
         let result = verdict.result("missing-key");
         assert_eq!(result.fault(), Some(FaultKind::Expression), "{result:#?}");
         let message = &result.error.as_ref().expect("fault").message;
-        assert!(message.contains("missing-key") && message.contains("object.spec.strategy.type"), "{message}");
-        assert_eq!(result.warnings.iter().any(|w| w.contains("ignored")), failure_policy == "Ignore", "{result:#?}");
+        assert!(
+            message.contains("missing-key") && message.contains("object.spec.strategy.type"),
+            "{message}"
+        );
+        assert_eq!(
+            result.warnings.iter().any(|w| w.contains("ignored")),
+            failure_policy == "Ignore",
+            "{result:#?}"
+        );
     }
 }
 
@@ -320,7 +409,10 @@ fn an_expression_over_budget_for_every_input_is_refused_at_load() {
     );
     let object = sandbox.write_json("object.json", &deployment("default", 1, json!({})));
     let file = policy.display().to_string();
-    Eval::new(&[&policy]).object(&object).run().assert_bad_input(&[&file, "lists.range(1000)", "budget"]);
+    Eval::new(&[&policy])
+        .object(&object)
+        .run()
+        .assert_bad_input(&[&file, "lists.range(1000)", "budget"]);
 }
 
 #[test]
@@ -334,9 +426,19 @@ fn a_nested_comprehension_over_a_huge_list_is_refused_not_run() {
     run.assert_code(1);
     let result = verdict.result("pairs");
     assert_eq!(result.fault(), Some(FaultKind::Budget), "{result:#?}");
-    assert!(result.error.as_ref().is_some_and(|f| f.message.contains("object.spec.items.all")), "{result:#?}");
+    assert!(
+        result
+            .error
+            .as_ref()
+            .is_some_and(|f| f.message.contains("object.spec.items.all")),
+        "{result:#?}"
+    );
 
     let (run, verdict) = judge(&sandbox, &policy, &widget(10), None);
     run.assert_code(0);
-    assert_eq!(verdict.result("pairs").error, None, "a small list is within budget");
+    assert_eq!(
+        verdict.result("pairs").error,
+        None,
+        "a small list is within budget"
+    );
 }

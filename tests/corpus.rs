@@ -14,18 +14,48 @@ use crate::util::corpus_dir;
 
 /// The corpus files that hold complete objects, and how to render them.
 const FILES: &[(&str, Render)] = &[
-    ("k3s/manifests/metrics-server/metrics-server-deployment.yaml", Render::K3s),
+    (
+        "k3s/manifests/metrics-server/metrics-server-deployment.yaml",
+        Render::K3s,
+    ),
     ("k3s/manifests/coredns.yaml", Render::K3s),
     ("k3s/manifests/local-storage.yaml", Render::K3s),
-    ("metrics-server/manifests/base/deployment.yaml", Render::AsIs),
-    ("metrics-server/manifests/components/high-availability/pdb.yaml", Render::AsIs),
-    ("kubernetes-autoscaler/cluster-autoscaler/cloudprovider/hetzner/examples/cluster-autoscaler-run-on-master.yaml", Render::AsIs),
-    ("kube-hetzner/templates/autoscaler.yaml.tpl", Render::Terraform),
-    ("hcloud-csi-driver/deploy/kubernetes/hcloud-csi.yml", Render::AsIs),
-    ("hcloud-cloud-controller-manager/deploy/ccm.yaml", Render::AsIs),
-    ("hcloud-cloud-controller-manager/deploy/ccm-networks.yaml", Render::AsIs),
-    ("hcloud-cloud-controller-manager/README-node-examples/node-metadata-example-2025.yaml", Render::AsIs),
-    ("hcloud-cloud-controller-manager/README-node-examples/node-metadata-example-2023.yaml", Render::AsIs),
+    (
+        "metrics-server/manifests/base/deployment.yaml",
+        Render::AsIs,
+    ),
+    (
+        "metrics-server/manifests/components/high-availability/pdb.yaml",
+        Render::AsIs,
+    ),
+    (
+        "kubernetes-autoscaler/cluster-autoscaler/cloudprovider/hetzner/examples/cluster-autoscaler-run-on-master.yaml",
+        Render::AsIs,
+    ),
+    (
+        "kube-hetzner/templates/autoscaler.yaml.tpl",
+        Render::Terraform,
+    ),
+    (
+        "hcloud-csi-driver/deploy/kubernetes/hcloud-csi.yml",
+        Render::AsIs,
+    ),
+    (
+        "hcloud-cloud-controller-manager/deploy/ccm.yaml",
+        Render::AsIs,
+    ),
+    (
+        "hcloud-cloud-controller-manager/deploy/ccm-networks.yaml",
+        Render::AsIs,
+    ),
+    (
+        "hcloud-cloud-controller-manager/README-node-examples/node-metadata-example-2025.yaml",
+        Render::AsIs,
+    ),
+    (
+        "hcloud-cloud-controller-manager/README-node-examples/node-metadata-example-2023.yaml",
+        Render::AsIs,
+    ),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -40,14 +70,18 @@ pub fn objects() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for (file, render) in FILES {
         let path = corpus_dir().join(file);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let text = match render {
             Render::AsIs => text,
             Render::K3s => k3s(&text),
             Render::Terraform => terraform(&text, &kube_hetzner_vars()),
         };
         let (docs, warnings) = Snapshot::parse_documents(Path::new(file), &text);
-        assert!(warnings.is_empty(), "{file} should parse once rendered: {warnings:?}");
+        assert!(
+            warnings.is_empty(),
+            "{file} should parse once rendered: {warnings:?}"
+        );
         out.extend(docs.into_iter().map(|d| (file.to_string(), d)));
     }
     out
@@ -58,12 +92,18 @@ fn k3s(text: &str) -> String {
     [
         ("%{SYSTEM_DEFAULT_REGISTRY}%", ""),
         ("%{SYSTEM_DEFAULT_REGISTRY_RAW}%", ""),
-        ("%{PREFERRED_ADDRESS_TYPES}%", "InternalIP,ExternalIP,Hostname"),
+        (
+            "%{PREFERRED_ADDRESS_TYPES}%",
+            "InternalIP,ExternalIP,Hostname",
+        ),
         ("%{CLUSTER_DOMAIN}%", "cluster.local"),
         ("%{CLUSTER_DNS}%", "10.43.0.10"),
         ("%{CLUSTER_DNS_LIST}%", "[10.43.0.10]"),
         ("%{CLUSTER_DNS_IPFAMILYPOLICY}%", "SingleStack"),
-        ("%{DEFAULT_LOCAL_STORAGE_PATH}%", "/var/lib/rancher/k3s/storage"),
+        (
+            "%{DEFAULT_LOCAL_STORAGE_PATH}%",
+            "/var/lib/rancher/k3s/storage",
+        ),
         ("%{KUBERNETES_API}%", "10.43.0.1:443"),
     ]
     .iter()
@@ -74,16 +114,31 @@ fn k3s(text: &str) -> String {
 fn kube_hetzner_vars() -> BTreeMap<&'static str, Vec<BTreeMap<&'static str, &'static str>>> {
     let scalar = |v: &'static str| vec![BTreeMap::from([("", v)])];
     let pool = |name, min, max, server_type, location| {
-        BTreeMap::from([("name", name), ("min_nodes", min), ("max_nodes", max), ("server_type", server_type), ("location", location)])
+        BTreeMap::from([
+            ("name", name),
+            ("min_nodes", min),
+            ("max_nodes", max),
+            ("server_type", server_type),
+            ("location", location),
+        ])
     };
     BTreeMap::from([
-        ("ca_image", scalar("registry.k8s.io/autoscaling/cluster-autoscaler")),
+        (
+            "ca_image",
+            scalar("registry.k8s.io/autoscaling/cluster-autoscaler"),
+        ),
         ("ca_version", scalar("v1.32.0")),
         ("cluster_autoscaler_log_level", scalar("4")),
         ("cluster_autoscaler_log_to_stderr", scalar("true")),
         ("cluster_autoscaler_stderr_threshold", scalar("INFO")),
         ("cluster_name", scalar("k3s-")),
-        ("node_pools", vec![pool("batman", "0", "3", "cx32", "fsn1"), pool("robin", "0", "2", "cx22", "nbg1")]),
+        (
+            "node_pools",
+            vec![
+                pool("batman", "0", "3", "cx32", "fsn1"),
+                pool("robin", "0", "2", "cx22", "nbg1"),
+            ],
+        ),
         ("cluster_autoscaler_extra_args", vec![]),
         ("cloudinit_config", scalar("\"\"")),
         ("cluster_config", scalar("e30=")),
@@ -115,21 +170,39 @@ fn render_lines(
 ) {
     let mut i = 0;
     while i < lines.len() {
-        let directive = lines[i].trim().trim_start_matches("%{").trim_start_matches('~').trim();
-        if lines[i].trim().starts_with("%{") && (directive.starts_with("for ") || directive.starts_with("if ")) {
+        let directive = lines[i]
+            .trim()
+            .trim_start_matches("%{")
+            .trim_start_matches('~')
+            .trim();
+        if lines[i].trim().starts_with("%{")
+            && (directive.starts_with("for ") || directive.starts_with("if "))
+        {
             let end = block_end(lines, i);
             let body = &lines[i + 1..end];
             if let Some(rest) = directive.strip_prefix("for ") {
                 let mut words = rest.split_whitespace();
-                let (item, list) = (words.next().unwrap_or_default(), words.nth(1).unwrap_or_default());
+                let (item, list) = (
+                    words.next().unwrap_or_default(),
+                    words.nth(1).unwrap_or_default(),
+                );
                 for element in vars.get(list).into_iter().flatten() {
                     let mut inner = scope.clone();
                     inner.insert(item.to_string(), element.clone());
                     render_lines(body, vars, &inner, out);
                 }
             } else {
-                let var = directive.trim_start_matches("if ").split_whitespace().next().unwrap_or_default();
-                let value = vars.get(var).and_then(|v| v.first()).and_then(|m| m.get("")).copied().unwrap_or("");
+                let var = directive
+                    .trim_start_matches("if ")
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default();
+                let value = vars
+                    .get(var)
+                    .and_then(|v| v.first())
+                    .and_then(|m| m.get(""))
+                    .copied()
+                    .unwrap_or("");
                 if !value.is_empty() && value != "false" {
                     render_lines(body, vars, scope, out);
                 }
@@ -147,7 +220,11 @@ fn render_lines(
 fn block_end(lines: &[&str], start: usize) -> usize {
     let mut depth = 0;
     for (i, line) in lines.iter().enumerate().skip(start) {
-        let d = line.trim().trim_start_matches("%{").trim_start_matches('~').trim();
+        let d = line
+            .trim()
+            .trim_start_matches("%{")
+            .trim_start_matches('~')
+            .trim();
         if !line.trim().starts_with("%{") {
             continue;
         }
@@ -163,16 +240,26 @@ fn block_end(lines: &[&str], start: usize) -> usize {
     panic!("unclosed template block at line {}", start + 1)
 }
 
-fn substitute(line: &str, vars: &BTreeMap<&str, Vec<BTreeMap<&str, &str>>>, scope: &BTreeMap<String, BTreeMap<&str, &str>>) -> String {
+fn substitute(
+    line: &str,
+    vars: &BTreeMap<&str, Vec<BTreeMap<&str, &str>>>,
+    scope: &BTreeMap<String, BTreeMap<&str, &str>>,
+) -> String {
     let mut out = String::new();
     let mut rest = line;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('}') else { break };
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
         let name = &rest[start + 2..start + end];
         let value = match name.split_once('.') {
             Some((item, field)) => scope.get(item).and_then(|m| m.get(field)).copied(),
-            None => vars.get(name).and_then(|v| v.first()).and_then(|m| m.get("")).copied(),
+            None => vars
+                .get(name)
+                .and_then(|v| v.first())
+                .and_then(|m| m.get(""))
+                .copied(),
         };
         out.push_str(value.unwrap_or_else(|| panic!("template variable {name} has no value")));
         rest = &rest[start + end + 1..];

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use tollgate::decision::{FailurePolicy, FaultKind};
 
 use crate::util::{
-    Eval, Guest, ResultExt, Sandbox, VerdictExt, assert_echo_ran, load, no_context, pod, review, try_load,
+    Eval, Guest, ResultExt, Sandbox, VerdictExt, assert_echo_ran, load, no_context, pod, review,
+    try_load,
 };
 
 /// Far above every limit under test, far below "hung".
@@ -46,30 +47,53 @@ fn settings(hostile: &Hostile, failure_policy: FailurePolicy) -> Value {
 fn assert_contained(hostile: Hostile) {
     let subject = review(pod("default", "victim"));
     for failure_policy in [FailurePolicy::Fail, FailurePolicy::Ignore] {
-        let evaluator = load(&[hostile.guest.wasm(), Guest::Echo.wasm()], settings(&hostile, failure_policy));
+        let evaluator = load(
+            &[hostile.guest.wasm(), Guest::Echo.wasm()],
+            settings(&hostile, failure_policy),
+        );
         let started = Instant::now();
         let verdict = evaluator.evaluate(&subject, &no_context());
         let elapsed = started.elapsed();
-        assert!(elapsed < CONTAINED_WITHIN, "{} ran for {elapsed:?}", hostile.name);
+        assert!(
+            elapsed < CONTAINED_WITHIN,
+            "{} ran for {elapsed:?}",
+            hostile.name
+        );
 
         let result = verdict.result(hostile.name);
         assert_eq!(result.fault(), Some(hostile.fault), "{result:#?}");
         let message = &result.error.as_ref().expect("a fault").message;
-        assert!(message.contains(hostile.name), "the fault does not name the policy: {message}");
-        assert!(result.violations.is_empty(), "a faulted policy reports no violations: {result:#?}");
+        assert!(
+            message.contains(hostile.name),
+            "the fault does not name the policy: {message}"
+        );
+        assert!(
+            result.violations.is_empty(),
+            "a faulted policy reports no violations: {result:#?}"
+        );
         let ignored = failure_policy == FailurePolicy::Ignore;
-        assert_eq!(result.allowed, ignored, "failurePolicy {failure_policy:?} decides: {result:#?}");
-        assert_eq!(verdict.allowed, ignored, "failurePolicy {failure_policy:?} decides the verdict");
+        assert_eq!(
+            result.allowed, ignored,
+            "failurePolicy {failure_policy:?} decides: {result:#?}"
+        );
+        assert_eq!(
+            verdict.allowed, ignored,
+            "failurePolicy {failure_policy:?} decides the verdict"
+        );
         if ignored {
             assert!(
-                result.warnings.iter().any(|w| w.contains(hostile.name) && w.contains("ignored")),
+                result
+                    .warnings
+                    .iter()
+                    .any(|w| w.contains(hostile.name) && w.contains("ignored")),
                 "an ignored fault is a warning: {result:#?}"
             );
         }
         assert_echo_ran(&verdict, "default", "victim");
 
         // The runtime is not poisoned: a fresh set and the same set both work again.
-        let next = load(&[Guest::Echo.wasm()], json!({"allow": true})).evaluate(&subject, &no_context());
+        let next =
+            load(&[Guest::Echo.wasm()], json!({"allow": true})).evaluate(&subject, &no_context());
         assert!(next.allowed, "{next:#?}");
         assert_echo_ran(&next, "default", "victim");
         let again = evaluator.evaluate(&subject, &no_context());
@@ -144,23 +168,37 @@ fn default_limits_stop_an_infinite_loop() {
     let evaluator = load(&[Guest::InfiniteLoop.wasm()], Value::Null);
     let started = Instant::now();
     let verdict = evaluator.evaluate(&review(pod("default", "victim")), &no_context());
-    assert!(started.elapsed() < CONTAINED_WITHIN, "ran for {:?}", started.elapsed());
-    assert_eq!(verdict.result("infinite-loop").fault(), Some(FaultKind::Timeout));
+    assert!(
+        started.elapsed() < CONTAINED_WITHIN,
+        "ran for {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        verdict.result("infinite-loop").fault(),
+        Some(FaultKind::Timeout)
+    );
     assert!(!verdict.allowed, "the default failure policy is Fail");
 }
 
 #[test]
 fn memory_limit_above_the_engine_maximum_is_refused_at_load() {
     let settings = json!({"policies": {"echo": {"limits": {"memoryBytes": 64_u64 << 30}}}});
-    let error = try_load(&[Guest::Echo.wasm()], settings).expect_err("a 64 GiB memory limit must be refused");
-    assert!(error.contains("memory limit") && error.contains("maximum"), "{error}");
+    let error = try_load(&[Guest::Echo.wasm()], settings)
+        .expect_err("a 64 GiB memory limit must be refused");
+    assert!(
+        error.contains("memory limit") && error.contains("maximum"),
+        "{error}"
+    );
 }
 
 #[test]
 fn wrong_world_is_refused_at_load_naming_the_file() {
     let path = Guest::WrongWorld.wasm();
     let error = try_load(&[path], Value::Null).expect_err("not a policy component");
-    assert!(error.contains(&path.display().to_string()), "the error does not name the file: {error}");
+    assert!(
+        error.contains(&path.display().to_string()),
+        "the error does not name the file: {error}"
+    );
     assert!(error.contains("does not implement"), "{error}");
 }
 
@@ -169,7 +207,10 @@ fn wrong_world_is_bad_input_for_the_cli() {
     let sandbox = Sandbox::new();
     let object = sandbox.write_json("pod.json", &pod("default", "victim"));
     let path = Guest::WrongWorld.arg();
-    Eval::new(&[&path]).object(&object).run().assert_bad_input(&[&path, "does not implement"]);
+    Eval::new(&[&path])
+        .object(&object)
+        .run()
+        .assert_bad_input(&[&path, "does not implement"]);
 }
 
 /// Settings YAML for `infinite-loop` with a 50 ms deadline, as an operator writes it.
@@ -208,6 +249,9 @@ fn cli_infinite_loop_times_out_and_ignore_allows_with_a_warning() {
     run.assert_code(0);
     let result = verdict.result("infinite-loop");
     assert_eq!(result.fault(), Some(FaultKind::Timeout), "{result:#?}");
-    assert!(result.warnings.iter().any(|w| w.contains("ignored")), "{result:#?}");
+    assert!(
+        result.warnings.iter().any(|w| w.contains("ignored")),
+        "{result:#?}"
+    );
     assert_echo_ran(&verdict, "default", "victim");
 }

@@ -20,18 +20,33 @@ mod snapshots;
 /// guest is used by a test outside util.rs, so an orphan guest fails the suite.
 #[test]
 fn every_guest_is_listed_and_used_by_a_test() {
-    let listed: std::collections::BTreeSet<String> = util::Guest::ALL.iter().map(|g| g.dir().to_string()).collect();
-    assert_eq!(util::guest_directories(), listed, "tests/guests/* and util::Guest must list the same guests");
+    let listed: std::collections::BTreeSet<String> = util::Guest::ALL
+        .iter()
+        .map(|g| g.dir().to_string())
+        .collect();
+    assert_eq!(
+        util::guest_directories(),
+        listed,
+        "tests/guests/* and util::Guest must list the same guests"
+    );
     let tests_dir = util::workspace().join("tests");
     let sources: String = std::fs::read_dir(&tests_dir)
         .expect("tests/ exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "rs") && !p.ends_with("util.rs") && !p.ends_with("main.rs"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "rs")
+                && !p.ends_with("util.rs")
+                && !p.ends_with("main.rs")
+        })
         .map(|p| std::fs::read_to_string(&p).expect("read test source"))
         .collect();
     for guest in util::Guest::ALL {
         let usage = format!("Guest::{}", guest.variant());
-        assert!(sources.contains(&usage), "guest {} is not used by any test ({usage} appears nowhere)", guest.dir());
+        assert!(
+            sources.contains(&usage),
+            "guest {} is not used by any test ({usage} appears nowhere)",
+            guest.dir()
+        );
     }
 }
 mod admission;

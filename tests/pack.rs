@@ -26,7 +26,12 @@ fn example_cluster() -> PathBuf {
 fn pack() -> &'static Evaluator {
     static PACK: OnceLock<Evaluator> = OnceLock::new();
     PACK.get_or_init(|| {
-        let set = PolicySet::load(runtime(), &["autoscaler-isolation".into()], &SetConfig::default()).expect("pack loads");
+        let set = PolicySet::load(
+            runtime(),
+            &["autoscaler-isolation".into()],
+            &SetConfig::default(),
+        )
+        .expect("pack loads");
         Evaluator::new(set)
     })
 }
@@ -34,13 +39,21 @@ fn pack() -> &'static Evaluator {
 /// The example cluster as the cluster view (its cluster-autoscaler gives the pools).
 fn cluster() -> Arc<dyn ClusterView> {
     static CLUSTER: OnceLock<Arc<Snapshot>> = OnceLock::new();
-    CLUSTER.get_or_init(|| Arc::new(Snapshot::load(&example_cluster()).expect("example cluster loads"))).clone()
+    CLUSTER
+        .get_or_init(|| {
+            Arc::new(Snapshot::load(&example_cluster()).expect("example cluster loads"))
+        })
+        .clone()
 }
 
 /// `policy: [rules]` of the denying results of a verdict.
 fn denials(verdict: &Verdict) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for r in verdict.results.iter().filter(|r| !r.violations.is_empty() || r.error.is_some()) {
+    for r in verdict
+        .results
+        .iter()
+        .filter(|r| !r.violations.is_empty() || r.error.is_some())
+    {
         let rules = out.entry(r.policy.clone()).or_default();
         rules.extend(r.violations.iter().map(|v| v.rule.clone()));
         if let Some(e) = &r.error {
@@ -51,7 +64,13 @@ fn denials(verdict: &Verdict) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 fn describe(object: &Value) -> String {
-    let s = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let s = |p: &str| {
+        object
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     format!("{} {}", s("/kind"), s("/metadata/name"))
 }
 
@@ -61,17 +80,31 @@ fn corpus_findings() -> Vec<String> {
     let cluster = cluster();
     let mut lines = Vec::new();
     for (file, object) in corpus::objects() {
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if !pack().policies().policies().iter().any(|p| p.judges(&kind)) {
             continue;
         }
-        let review = Review::from_object(object.clone()).expect("corpus objects are Kubernetes objects");
+        let review =
+            Review::from_object(object.clone()).expect("corpus objects are Kubernetes objects");
         let verdict = pack().evaluate(&review, &cluster);
         let found: Vec<String> = denials(&verdict)
             .into_iter()
-            .map(|(policy, rules)| format!("{policy}: {}", rules.into_iter().collect::<Vec<_>>().join(", ")))
+            .map(|(policy, rules)| {
+                format!(
+                    "{policy}: {}",
+                    rules.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            })
             .collect();
-        let found = if found.is_empty() { "allowed".to_string() } else { found.join("; ") };
+        let found = if found.is_empty() {
+            "allowed".to_string()
+        } else {
+            found.join("; ")
+        };
         lines.push(format!("{file} | {} | {found}", describe(&object)));
     }
     lines
@@ -79,12 +112,19 @@ fn corpus_findings() -> Vec<String> {
 
 #[test]
 fn corpus_verdicts_are_pinned() {
-    let expected: Vec<&str> = PINNED.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let expected: Vec<&str> = PINNED
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let got = corpus_findings();
     if std::env::var_os("TOLLGATE_PRINT_CORPUS").is_some() {
         println!("{}", got.join("\n"));
     }
-    assert_eq!(got, expected, "the pack's verdicts on the corpus changed; update PINNED and policies/README.md");
+    assert_eq!(
+        got, expected,
+        "the pack's verdicts on the corpus changed; update PINNED and policies/README.md"
+    );
 }
 
 /// What the pack says about the corpus (see policies/README.md).
@@ -109,22 +149,40 @@ fn mutations_are_self_consistent_and_idempotent() {
     let cluster = cluster();
     let mut mutated_some = 0;
     for (file, object) in corpus::objects() {
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if tollgate_sdk::placement::template_path(&kind).is_none() {
             continue;
         }
         let review = Review::from_object(object.clone()).expect("object");
         let first = pack().evaluate_mutating(&review, &cluster);
-        let mutated = first.mutated.clone().expect("mutating evaluation returns the object");
-        let patched_policies: BTreeSet<String> =
-            first.results.iter().filter(|r| r.patch.is_some()).map(|r| r.policy.clone()).collect();
+        let mutated = first
+            .mutated
+            .clone()
+            .expect("mutating evaluation returns the object");
+        let patched_policies: BTreeSet<String> = first
+            .results
+            .iter()
+            .filter(|r| r.patch.is_some())
+            .map(|r| r.policy.clone())
+            .collect();
         if patched_policies.is_empty() {
             continue;
         }
         mutated_some += 1;
         // Self-consistent: the mutated object passes every policy that patched it.
-        let validated = pack().evaluate(&Review::from_object(mutated.clone()).expect("mutated object"), &cluster);
-        for result in validated.results.iter().filter(|r| patched_policies.contains(&r.policy)) {
+        let validated = pack().evaluate(
+            &Review::from_object(mutated.clone()).expect("mutated object"),
+            &cluster,
+        );
+        for result in validated
+            .results
+            .iter()
+            .filter(|r| patched_policies.contains(&r.policy))
+        {
             assert!(
                 result.violations.is_empty() && result.patch.is_none(),
                 "{file} {}: after its own mutation, {} still says {:?} (patch {:?})",
@@ -135,11 +193,21 @@ fn mutations_are_self_consistent_and_idempotent() {
             );
         }
         // Idempotent: mutating the mutated object changes nothing.
-        let again = pack().evaluate_mutating(&Review::from_object(mutated.clone()).expect("mutated"), &cluster);
-        assert!(again.results.iter().all(|r| r.patch.is_none()), "{file} {}: mutating twice patches again", describe(&object));
+        let again = pack().evaluate_mutating(
+            &Review::from_object(mutated.clone()).expect("mutated"),
+            &cluster,
+        );
+        assert!(
+            again.results.iter().all(|r| r.patch.is_none()),
+            "{file} {}: mutating twice patches again",
+            describe(&object)
+        );
         assert_eq!(again.mutated.as_ref(), Some(&mutated));
     }
-    assert!(mutated_some >= 3, "the corpus has system components the pack pins; only {mutated_some} were mutated");
+    assert!(
+        mutated_some >= 3,
+        "the corpus has system components the pack pins; only {mutated_some} were mutated"
+    );
 }
 
 /// Inputs for the CEL parity check: the corpus objects and variants of each
@@ -147,9 +215,15 @@ fn mutations_are_self_consistent_and_idempotent() {
 fn parity_inputs() -> Vec<Value> {
     let mut inputs = Vec::new();
     for (_, object) in corpus::objects() {
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         inputs.push(object.clone());
-        let Some(path) = tollgate_sdk::placement::template_path(&kind) else { continue };
+        let Some(path) = tollgate_sdk::placement::template_path(&kind) else {
+            continue;
+        };
         let spec = format!("{path}/spec");
         let variants: Vec<Box<dyn Fn(&mut Value)>> = vec![
             Box::new(|o| o["metadata"]["namespace"] = json!("shop")),
@@ -159,14 +233,18 @@ fn parity_inputs() -> Vec<Value> {
                 }
             }),
             Box::new(|o| {
-                let spec = tollgate_sdk::placement::template_path(o["kind"].as_str().unwrap_or_default()).unwrap_or_default();
+                let spec =
+                    tollgate_sdk::placement::template_path(o["kind"].as_str().unwrap_or_default())
+                        .unwrap_or_default();
                 if let Some(s) = o.pointer_mut(&format!("{spec}/spec")) {
                     s["tolerations"] = json!([{"key": "dedicated", "operator": "Equal", "value": "autoscaler", "effect": "NoSchedule"}]);
                     s["priorityClassName"] = json!("system-cluster-critical");
                 }
             }),
             Box::new(|o| {
-                let spec = tollgate_sdk::placement::template_path(o["kind"].as_str().unwrap_or_default()).unwrap_or_default();
+                let spec =
+                    tollgate_sdk::placement::template_path(o["kind"].as_str().unwrap_or_default())
+                        .unwrap_or_default();
                 if let Some(s) = o.pointer_mut(&format!("{spec}/spec")) {
                     s["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                         {"matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}]}}});
@@ -182,7 +260,11 @@ fn parity_inputs() -> Vec<Value> {
     }
     let snapshot = Snapshot::load(&example_cluster()).expect("example cluster");
     inputs.extend(snapshot.of_kind("Node").map(|n| n.as_ref().clone()));
-    for taint in ["CriticalAddonsOnly=true:NoExecute", "dedicated=autoscaler:NoSchedule", "node-role.kubernetes.io/control-plane:NoSchedule"] {
+    for taint in [
+        "CriticalAddonsOnly=true:NoExecute",
+        "dedicated=autoscaler:NoSchedule",
+        "node-role.kubernetes.io/control-plane:NoSchedule",
+    ] {
         for node in snapshot.of_kind("Node") {
             let mut n = node.as_ref().clone();
             let (kv, effect) = taint.rsplit_once(':').expect("taint");
@@ -202,18 +284,39 @@ fn cel_twins_give_the_same_verdicts_as_the_wasm_policies() {
         .filter_map(|e| e.ok().map(|e| e.path().join("policy.cel.yaml")))
         .filter(|p| p.is_file())
         .collect();
-    assert!(twins.len() >= 4, "at least four policies ship a CEL twin, found {}", twins.len());
+    assert!(
+        twins.len() >= 4,
+        "at least four policies ship a CEL twin, found {}",
+        twins.len()
+    );
     let inputs = parity_inputs();
-    let contexts: Vec<(&str, Arc<dyn ClusterView>)> = vec![("example cluster", cluster()), ("no context", Arc::new(Empty::default()))];
+    let contexts: Vec<(&str, Arc<dyn ClusterView>)> = vec![
+        ("example cluster", cluster()),
+        ("no context", Arc::new(Empty::default())),
+    ];
     for twin in &twins {
         let cel = Evaluator::new(
-            PolicySet::load(runtime(), &[twin.display().to_string()], &SetConfig::default()).expect("CEL twin compiles"),
+            PolicySet::load(
+                runtime(),
+                &[twin.display().to_string()],
+                &SetConfig::default(),
+            )
+            .expect("CEL twin compiles"),
         );
         let name = cel.policies().policies()[0].name.clone();
-        let wasm = pack().policies().policies().iter().find(|p| p.name == name).expect("twin of a pack policy").clone();
+        let wasm = pack()
+            .policies()
+            .policies()
+            .iter()
+            .find(|p| p.name == name)
+            .expect("twin of a pack policy")
+            .clone();
         let mut compared = 0;
         for input in &inputs {
-            let kind = input.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let kind = input
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if !wasm.judges(kind) {
                 continue;
             }
@@ -221,10 +324,24 @@ fn cel_twins_give_the_same_verdicts_as_the_wasm_policies() {
             for (context, cluster) in &contexts {
                 let cel_verdict = cel.evaluate(&review, cluster);
                 let wasm_verdict = pack().evaluate(&review, cluster);
-                let wasm_result = wasm_verdict.results.iter().find(|r| r.policy == name).expect("judged");
+                let wasm_result = wasm_verdict
+                    .results
+                    .iter()
+                    .find(|r| r.policy == name)
+                    .expect("judged");
                 let cel_result = &cel_verdict.results[0];
-                assert!(cel_result.error.is_none(), "{name} CEL twin failed on {} ({context}): {:?}", describe(input), cel_result.error);
-                let rules = |r: &tollgate::decision::PolicyResult| r.violations.iter().map(|v| v.rule.clone()).collect::<BTreeSet<_>>();
+                assert!(
+                    cel_result.error.is_none(),
+                    "{name} CEL twin failed on {} ({context}): {:?}",
+                    describe(input),
+                    cel_result.error
+                );
+                let rules = |r: &tollgate::decision::PolicyResult| {
+                    r.violations
+                        .iter()
+                        .map(|v| v.rule.clone())
+                        .collect::<BTreeSet<_>>()
+                };
                 assert_eq!(
                     (cel_result.allowed, rules(cel_result)),
                     (wasm_result.allowed, rules(wasm_result)),
@@ -240,7 +357,18 @@ fn cel_twins_give_the_same_verdicts_as_the_wasm_policies() {
 
 #[test]
 fn readme_demo_audit_explains_the_stranded_system_pods() {
-    let out = tollgate(&["audit", "--snapshot", &example_cluster().display().to_string(), "-o", "json", "--now", "2026-11-27T12:00:00Z"], None);
+    let out = tollgate(
+        &[
+            "audit",
+            "--snapshot",
+            &example_cluster().display().to_string(),
+            "-o",
+            "json",
+            "--now",
+            "2026-11-27T12:00:00Z",
+        ],
+        None,
+    );
     assert_eq!(out.code, 1, "the demo cluster has findings: {}", out.stderr);
     let report: Value = serde_json::from_str(&out.stdout).expect("JSON report");
     let blocked: Vec<(String, String)> = report["scaleDown"]["nodes"]
@@ -249,26 +377,42 @@ fn readme_demo_audit_explains_the_stranded_system_pods() {
         .iter()
         .flat_map(|n| {
             n["blockers"].as_array().into_iter().flatten().map(|b| {
-                (b["pod"].as_str().unwrap_or_default().to_string(), b["reason"].as_str().unwrap_or_default().to_string())
+                (
+                    b["pod"].as_str().unwrap_or_default().to_string(),
+                    b["reason"].as_str().unwrap_or_default().to_string(),
+                )
             })
         })
         .collect();
     for (prefix, reason) in [
         ("kube-system/metrics-server-", "UnmovableKubeSystemPod"),
         ("kube-system/coredns-", "UnmovableKubeSystemPod"),
-        ("kube-system/hcloud-csi-controller-", "UnmovableKubeSystemPod"),
+        (
+            "kube-system/hcloud-csi-controller-",
+            "UnmovableKubeSystemPod",
+        ),
     ] {
         assert!(
-            blocked.iter().any(|(pod, r)| pod.starts_with(prefix) && r == reason),
+            blocked
+                .iter()
+                .any(|(pod, r)| pod.starts_with(prefix) && r == reason),
             "{prefix}* should block with {reason}; blockers: {blocked:?}"
         );
     }
     let findings = report["findings"].as_array().expect("findings");
     assert!(
-        findings.iter().any(|f| f["policy"] == "system-components-off-pools"
-            && f["resource"]["kind"] == "Deployment"
-            && f["resource"]["name"] == "metrics-server"),
+        findings
+            .iter()
+            .any(|f| f["policy"] == "system-components-off-pools"
+                && f["resource"]["kind"] == "Deployment"
+                && f["resource"]["name"] == "metrics-server"),
         "the audit names the metrics-server Deployment as the thing to fix"
     );
-    assert!(report["scaleDown"]["nodes"].as_array().expect("nodes").iter().any(|n| n["removable"] == true));
+    assert!(
+        report["scaleDown"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .any(|n| n["removable"] == true)
+    );
 }

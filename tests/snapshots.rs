@@ -31,7 +31,10 @@ fn write_snapshot(sandbox: &Sandbox) -> Layout {
         "snap/workloads/multi.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: multi-1, namespace: team}\n---\napiVersion: v1\nkind: Pod\nmetadata: {namespace: team}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: multi-2, namespace: team}\n",
     );
-    sandbox.write_json("snap/workloads/nested/deeper/pod.json", &pod("team", "json-pod"));
+    sandbox.write_json(
+        "snap/workloads/nested/deeper/pod.json",
+        &pod("team", "json-pod"),
+    );
     sandbox.write(
         "snap/workloads/list.yaml",
         "apiVersion: v1\nkind: List\nitems:\n  - {apiVersion: v1, kind: Pod, metadata: {name: list-1, namespace: team}}\n  - {apiVersion: v1, kind: Pod, metadata: {name: list-2, namespace: team}}\n",
@@ -40,10 +43,20 @@ fn write_snapshot(sandbox: &Sandbox) -> Layout {
     let item = typed.as_object_mut().expect("object");
     item.remove("kind");
     item.remove("apiVersion");
-    sandbox.write_json("snap/typed-list.json", &json!({"apiVersion": "v1", "kind": "PodList", "items": [typed]}));
-    sandbox.write("snap/pod-in-other.yml", serde_json::to_string(&pod("other", "elsewhere")).expect("JSON is YAML"));
+    sandbox.write_json(
+        "snap/typed-list.json",
+        &json!({"apiVersion": "v1", "kind": "PodList", "items": [typed]}),
+    );
+    sandbox.write(
+        "snap/pod-in-other.yml",
+        serde_json::to_string(&pod("other", "elsewhere")).expect("JSON is YAML"),
+    );
     sandbox.write("snap/notes.txt", "not a snapshot file: [");
-    Layout { root: sandbox.path().join("snap"), namespaces, multi }
+    Layout {
+        root: sandbox.path().join("snap"),
+        namespaces,
+        multi,
+    }
 }
 
 /// Assert `warnings` are exactly the two expected ones, in any order.
@@ -56,28 +69,57 @@ fn assert_two_warnings(warnings: &[String], layout: &Layout) {
             .find(|w| w.contains(&prefix))
             .unwrap_or_else(|| panic!("no warning about {prefix}: {warnings:#?}"))
     };
-    assert!(about(&layout.namespaces).contains("invalid YAML"), "{warnings:#?}");
-    assert!(about(&layout.multi).contains("metadata.name"), "{warnings:#?}");
+    assert!(
+        about(&layout.namespaces).contains("invalid YAML"),
+        "{warnings:#?}"
+    );
+    assert!(
+        about(&layout.multi).contains("metadata.name"),
+        "{warnings:#?}"
+    );
 }
 
 #[test]
 fn library_loads_every_format_and_warns_about_bad_documents() {
     let sandbox = Sandbox::new();
     let layout = write_snapshot(&sandbox);
-    let snapshot = Snapshot::load(&layout.root).expect("a directory with bad documents still loads");
-    let warnings: Vec<String> = snapshot.warnings().iter().map(ToString::to_string).collect();
+    let snapshot =
+        Snapshot::load(&layout.root).expect("a directory with bad documents still loads");
+    let warnings: Vec<String> = snapshot
+        .warnings()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_two_warnings(&warnings, &layout);
 
     let mut names: Vec<String> = snapshot
         .list("v1", "Pod", Some("team"), &LabelSelector::default())
         .iter()
-        .filter_map(|p| p.pointer("/metadata/name").and_then(|n| n.as_str()).map(str::to_string))
+        .filter_map(|p| {
+            p.pointer("/metadata/name")
+                .and_then(|n| n.as_str())
+                .map(str::to_string)
+        })
         .collect();
     names.sort();
-    assert_eq!(format!("pods={}: {}", names.len(), names.join(",")), TEAM_PODS);
-    assert!(snapshot.get("v1", "Namespace", "", "other").is_some(), "the document after the invalid one loads");
-    assert!(snapshot.get("v1", "Pod", "other", "elsewhere").is_some(), ".yml files load");
-    assert_eq!(snapshot.list("v1", "Pod", None, &LabelSelector::default()).len(), 7);
+    assert_eq!(
+        format!("pods={}: {}", names.len(), names.join(",")),
+        TEAM_PODS
+    );
+    assert!(
+        snapshot.get("v1", "Namespace", "", "other").is_some(),
+        "the document after the invalid one loads"
+    );
+    assert!(
+        snapshot.get("v1", "Pod", "other", "elsewhere").is_some(),
+        ".yml files load"
+    );
+    assert_eq!(
+        snapshot
+            .list("v1", "Pod", None, &LabelSelector::default())
+            .len(),
+        7
+    );
 }
 
 #[test]
@@ -87,14 +129,21 @@ fn cli_prints_warnings_and_the_verdict_decides_the_exit_code() {
     let object = sandbox.write_json("pod.json", &pod("team", "new"));
     let allow = sandbox.write_json("allow.json", &json!({"allow": true}));
     for (settings, code) in [(None, 1), (Some(&allow), 0)] {
-        let mut eval = Eval::new(&[Guest::Echo.arg()]).context(&layout.root).object(&object);
+        let mut eval = Eval::new(&[Guest::Echo.arg()])
+            .context(&layout.root)
+            .object(&object);
         if let Some(settings) = settings {
             eval = eval.settings(settings);
         }
         let (run, verdict) = eval.verdict();
         run.assert_code(code);
         let warnings: Vec<String> = run.stderr_lines().into_iter().map(str::to_string).collect();
-        assert!(warnings.iter().all(|w| w.starts_with("tollgate: warning: ")), "{warnings:#?}");
+        assert!(
+            warnings
+                .iter()
+                .all(|w| w.starts_with("tollgate: warning: ")),
+            "{warnings:#?}"
+        );
         assert_two_warnings(&warnings, &layout);
         assert_eq!(verdict.result("echo").fact("seen-pods"), TEAM_PODS);
     }
@@ -105,17 +154,35 @@ fn a_single_file_is_a_context() {
     let sandbox = Sandbox::new();
     let layout = write_snapshot(&sandbox);
     let object = sandbox.write_json("pod.json", &pod("team", "new"));
-    let (run, verdict) = Eval::new(&[Guest::Echo.arg()]).context(&layout.multi).object(&object).verdict();
-    assert_eq!(verdict.result("echo").fact("seen-pods"), "pods=2: multi-1,multi-2");
+    let (run, verdict) = Eval::new(&[Guest::Echo.arg()])
+        .context(&layout.multi)
+        .object(&object)
+        .verdict();
+    assert_eq!(
+        verdict.result("echo").fact("seen-pods"),
+        "pods=2: multi-1,multi-2"
+    );
     let lines = run.stderr_lines();
     assert_eq!(lines.len(), 1, "{}", run.stderr);
-    assert!(lines[0].contains(&format!("{} (document 2)", layout.multi.display())), "{}", run.stderr);
+    assert!(
+        lines[0].contains(&format!("{} (document 2)", layout.multi.display())),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn a_missing_context_is_bad_input() {
     let sandbox = Sandbox::new();
     let object = sandbox.write_json("pod.json", &pod("team", "new"));
-    let missing = sandbox.path().join("no-such-snapshot").display().to_string();
-    Eval::new(&[Guest::Echo.arg()]).context(&missing).object(&object).run().assert_bad_input(&[&missing]);
+    let missing = sandbox
+        .path()
+        .join("no-such-snapshot")
+        .display()
+        .to_string();
+    Eval::new(&[Guest::Echo.arg()])
+        .context(&missing)
+        .object(&object)
+        .run()
+        .assert_bad_input(&[&missing]);
 }

@@ -25,7 +25,10 @@ include!("../engine/build/wasm_components.rs");
 
 /// The workspace root (the engine's manifest directory's parent).
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("engine/ is inside the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("engine/ is inside the workspace")
+        .to_path_buf()
 }
 
 /// Third-party test material, read in place (`$TOLLGATE_EXTERNAL_DIR`).
@@ -40,7 +43,9 @@ pub fn corpus_dir() -> PathBuf {
 }
 
 fn shared_dir(var: &str, name: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| workspace().join("..").join("shared").join(name))
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("..").join("shared").join(name))
 }
 
 // ---------------------------------------------------------------------------
@@ -54,7 +59,12 @@ pub struct Sandbox {
 impl Sandbox {
     /// A new empty directory.
     pub fn new() -> Self {
-        Sandbox { dir: tempfile::Builder::new().prefix("tollgate-it-").tempdir().expect("temp dir") }
+        Sandbox {
+            dir: tempfile::Builder::new()
+                .prefix("tollgate-it-")
+                .tempdir()
+                .expect("temp dir"),
+        }
     }
 
     /// The directory.
@@ -65,14 +75,18 @@ impl Sandbox {
     /// Write `contents` at `relative` (parents created) and return the path.
     pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.dir.path().join(relative);
-        std::fs::create_dir_all(path.parent().expect("a file has a parent")).expect("create parent dirs");
+        std::fs::create_dir_all(path.parent().expect("a file has a parent"))
+            .expect("create parent dirs");
         std::fs::write(&path, contents).expect("write test file");
         path
     }
 
     /// Write `value` as JSON at `relative`.
     pub fn write_json(&self, relative: &str, value: &Value) -> PathBuf {
-        self.write(relative, serde_json::to_vec_pretty(value).expect("serialize"))
+        self.write(
+            relative,
+            serde_json::to_vec_pretty(value).expect("serialize"),
+        )
     }
 
     /// Write a CelPolicy at `<relative>.yaml`, named after the file (the last
@@ -101,14 +115,23 @@ impl Sandbox {
             labelled_pod("team", "db-1", json!({"app": "db"})),
             labelled_pod("other", "web-9", json!({"app": "web"})),
         ];
-        self.write_json("cluster/pods.json", &json!({"apiVersion": "v1", "kind": "List", "items": pods}));
-        self.write_json("cluster/kube-system/autoscaler.json", &autoscaler_deployment(&["0:3:cx32:fsn1:k3s-batman"]));
+        self.write_json(
+            "cluster/pods.json",
+            &json!({"apiVersion": "v1", "kind": "List", "items": pods}),
+        );
+        self.write_json(
+            "cluster/kube-system/autoscaler.json",
+            &autoscaler_deployment(&["0:3:cx32:fsn1:k3s-batman"]),
+        );
         self.path().join("cluster")
     }
 
     /// Copy a file into the sandbox under `relative`.
     pub fn copy(&self, from: &Path, relative: &str) -> PathBuf {
-        self.write(relative, std::fs::read(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())))
+        self.write(
+            relative,
+            std::fs::read(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())),
+        )
     }
 }
 
@@ -163,7 +186,9 @@ impl Guest {
             build_once(&packages)
         });
         match built {
-            Ok(paths) => paths[Guest::ALL.iter().position(|g| *g == self).expect("listed")].as_path(),
+            Ok(paths) => {
+                paths[Guest::ALL.iter().position(|g| *g == self).expect("listed")].as_path()
+            }
             Err(e) => panic!("building the test guests failed: {e}"),
         }
     }
@@ -178,7 +203,10 @@ impl Guest {
 pub fn pool_tenancy_wasm() -> Option<&'static Path> {
     static BUILT: OnceLock<Option<Result<Vec<PathBuf>, String>>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        workspace().join("examples/pool-tenancy/Cargo.toml").is_file().then(|| build_once(&["pool-tenancy".into()]))
+        workspace()
+            .join("examples/pool-tenancy/Cargo.toml")
+            .is_file()
+            .then(|| build_once(&["pool-tenancy".into()]))
     });
     match built {
         None => None,
@@ -227,8 +255,12 @@ pub struct Run {
 impl Run {
     /// Standard output parsed as JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     /// Standard output parsed as a verdict.
@@ -239,12 +271,19 @@ impl Run {
 
     /// Non-empty lines of standard error.
     pub fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| !l.trim().is_empty()).collect()
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
     }
 
     /// Assert the exit code, showing the output when it differs.
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "unexpected exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -253,15 +292,27 @@ impl Run {
     pub fn assert_bad_input(&self, mentions: &[&str]) {
         self.assert_code(2);
         let lines = self.stderr_lines();
-        assert_eq!(lines.len(), 1, "expected exactly one stderr line, got:\n{}", self.stderr);
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected exactly one stderr line, got:\n{}",
+            self.stderr
+        );
         let line = lines[0];
         for needle in mentions {
-            assert!(line.contains(needle), "stderr does not mention {needle:?}: {line}");
+            assert!(
+                line.contains(needle),
+                "stderr does not mention {needle:?}: {line}"
+            );
         }
         for forbidden in ["panicked", "backtrace", "RUST_BACKTRACE"] {
             assert!(!line.contains(forbidden), "stderr shows a panic: {line}");
         }
-        assert!(self.stdout.trim().is_empty(), "bad input printed a result:\n{}", self.stdout);
+        assert!(
+            self.stdout.trim().is_empty(),
+            "bad input printed a result:\n{}",
+            self.stdout
+        );
     }
 }
 
@@ -291,7 +342,10 @@ pub fn tollgate<S: AsRef<OsStr>>(args: &[S], stdin: Option<&[u8]>) -> Run {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("tollgate {:?} did not finish within 300 s", args.iter().map(AsRef::as_ref).collect::<Vec<_>>());
+            panic!(
+                "tollgate {:?} did not finish within 300 s",
+                args.iter().map(AsRef::as_ref).collect::<Vec<_>>()
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -327,7 +381,10 @@ pub struct Eval {
 impl Eval {
     /// `tollgate eval` with `--policy` for each of `policies`.
     pub fn new<S: AsRef<OsStr>>(policies: &[S]) -> Self {
-        let mut eval = Eval { args: vec!["eval".into()], stdin: None };
+        let mut eval = Eval {
+            args: vec!["eval".into()],
+            stdin: None,
+        };
         for policy in policies {
             eval = eval.arg("--policy").arg(policy);
         }
@@ -382,7 +439,13 @@ impl Eval {
             run.stderr
         );
         let verdict = run.verdict();
-        assert_eq!(run.code == 0, verdict.allowed, "exit code {} disagrees with allowed={}", run.code, verdict.allowed);
+        assert_eq!(
+            run.code == 0,
+            verdict.allowed,
+            "exit code {} disagrees with allowed={}",
+            run.code,
+            verdict.allowed
+        );
         (run, verdict)
     }
 }
@@ -395,8 +458,12 @@ impl Eval {
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
-        Runtime::new(&RuntimeConfig { max_concurrent: 16, cache_dir: None, ..RuntimeConfig::default() })
-            .expect("wasm runtime")
+        Runtime::new(&RuntimeConfig {
+            max_concurrent: 16,
+            cache_dir: None,
+            ..RuntimeConfig::default()
+        })
+        .expect("wasm runtime")
     })
 }
 
@@ -404,13 +471,16 @@ pub fn runtime() -> &'static Runtime {
 /// the error is the message a user would see.
 pub fn try_load(policies: &[&Path], settings: Value) -> Result<PolicySet, String> {
     let specs: Vec<String> = policies.iter().map(|p| p.display().to_string()).collect();
-    let config = SetConfig::from_value(Path::new("test-settings.yaml"), settings).map_err(|e| e.to_string())?;
+    let config = SetConfig::from_value(Path::new("test-settings.yaml"), settings)
+        .map_err(|e| e.to_string())?;
     PolicySet::load(runtime(), &specs, &config).map_err(|e| e.to_string())
 }
 
 /// [`try_load`] that must succeed.
 pub fn load(policies: &[&Path], settings: Value) -> Evaluator {
-    Evaluator::new(try_load(policies, settings).unwrap_or_else(|e| panic!("policies do not load: {e}")))
+    Evaluator::new(
+        try_load(policies, settings).unwrap_or_else(|e| panic!("policies do not load: {e}")),
+    )
 }
 
 /// A review of a plain object.
@@ -445,7 +515,10 @@ pub fn labelled_pod(namespace: &str, name: &str, labels: Value) -> Value {
 
 /// The kube-hetzner cluster-autoscaler Deployment with `--nodes` flags.
 pub fn autoscaler_deployment(nodes: &[&str]) -> Value {
-    let mut command = vec!["./cluster-autoscaler".to_string(), "--cloud-provider=hetzner".to_string()];
+    let mut command = vec![
+        "./cluster-autoscaler".to_string(),
+        "--cloud-provider=hetzner".to_string(),
+    ];
     command.extend(nodes.iter().map(|n| format!("--nodes={n}")));
     json!({
         "apiVersion": "apps/v1",
@@ -495,10 +568,13 @@ pub trait VerdictExt {
 
 impl VerdictExt for Verdict {
     fn result(&self, policy: &str) -> &PolicyResult {
-        self.results.iter().find(|r| r.policy == policy).unwrap_or_else(|| {
-            let names: Vec<&str> = self.results.iter().map(|r| r.policy.as_str()).collect();
-            panic!("no result for policy {policy}; results: {names:?}")
-        })
+        self.results
+            .iter()
+            .find(|r| r.policy == policy)
+            .unwrap_or_else(|| {
+                let names: Vec<&str> = self.results.iter().map(|r| r.policy.as_str()).collect();
+                panic!("no result for policy {policy}; results: {names:?}")
+            })
     }
 }
 
@@ -522,7 +598,11 @@ impl ResultExt for PolicyResult {
             .iter()
             .find(|v| v.rule == rule)
             .map(|v| v.message.clone())
-            .or_else(|| self.warnings.iter().find_map(|w| w.strip_prefix(&prefix).map(str::to_string)))
+            .or_else(|| {
+                self.warnings
+                    .iter()
+                    .find_map(|w| w.strip_prefix(&prefix).map(str::to_string))
+            })
             .unwrap_or_else(|| panic!("{} reported no {rule}: {self:#?}", self.policy))
     }
 }
@@ -532,5 +612,8 @@ pub fn assert_echo_ran(verdict: &Verdict, namespace: &str, name: &str) {
     let echo = verdict.result("echo");
     assert_eq!(echo.error, None, "echo faulted: {echo:#?}");
     let seen = echo.fact("seen-review");
-    assert!(seen.starts_with(&format!("Pod {namespace}/{name} ")), "echo saw {seen:?}");
+    assert!(
+        seen.starts_with(&format!("Pod {namespace}/{name} ")),
+        "echo saw {seen:?}"
+    );
 }

@@ -24,7 +24,8 @@ const REPLICAS: usize = 10;
 const POOLS: [&str; 3] = ["k3s-batman", "k3s-robin", "k3s-joker"];
 
 fn node(name: &str, control_plane: bool) -> Value {
-    let mut labels = json!({"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "k3s_upgrade": "true"});
+    let mut labels =
+        json!({"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "k3s_upgrade": "true"});
     let mut taints = json!([]);
     if control_plane {
         labels["node-role.kubernetes.io/control-plane"] = json!("true");
@@ -78,12 +79,19 @@ fn cluster() -> Vec<Value> {
         let name = format!("{}-{i:06x}", POOLS[i % POOLS.len()]);
         let mut n = node(&name, false);
         n["metadata"]["labels"]["node.kubernetes.io/role"] = json!("autoscaler");
-        n["spec"]["taints"] = json!([{"key": "dedicated", "value": "autoscaler", "effect": "NoSchedule"}]);
+        n["spec"]["taints"] =
+            json!([{"key": "dedicated", "value": "autoscaler", "effect": "NoSchedule"}]);
         objects.push(n);
         pool_nodes.push(name);
     }
-    let nodes_flags: Vec<Value> = POOLS.iter().map(|p| json!(format!("--nodes=0:400:cx32:fsn1:{p}"))).collect();
-    let mut command = vec![json!("./cluster-autoscaler"), json!("--cloud-provider=hetzner")];
+    let nodes_flags: Vec<Value> = POOLS
+        .iter()
+        .map(|p| json!(format!("--nodes=0:400:cx32:fsn1:{p}")))
+        .collect();
+    let mut command = vec![
+        json!("./cluster-autoscaler"),
+        json!("--cloud-provider=hetzner"),
+    ];
     command.extend(nodes_flags);
     objects.push(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cluster-autoscaler", "namespace": "kube-system"},
         "spec": {"template": {"spec": {"priorityClassName": "system-cluster-critical",
@@ -92,11 +100,18 @@ fn cluster() -> Vec<Value> {
             "containers": [{"name": "ca", "image": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.32.0", "command": command}]}}}}));
     for w in 0..PODS / REPLICAS {
         let namespace = format!("team-{}", w % 50);
-        objects.extend(workload(&namespace, &format!("app-{w}"), &pool_nodes, w * REPLICAS));
-        objects.push(json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        objects.extend(workload(
+            &namespace,
+            &format!("app-{w}"),
+            &pool_nodes,
+            w * REPLICAS,
+        ));
+        objects.push(
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": {"name": format!("app-{w}"), "namespace": namespace},
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": format!("app-{w}")}}},
-            "status": {"disruptionsAllowed": 1, "observedGeneration": 1}}));
+            "status": {"disruptionsAllowed": 1, "observedGeneration": 1}}),
+        );
     }
     objects
 }
@@ -106,23 +121,43 @@ fn bench(c: &mut Criterion) {
     if let Some(dir) = std::env::var_os("TOLLGATE_WRITE_SCALE_SNAPSHOT") {
         std::fs::create_dir_all(&dir).expect("snapshot dir");
         let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-        std::fs::write(std::path::Path::new(&dir).join("cluster.json"), list.to_string()).expect("write snapshot");
+        std::fs::write(
+            std::path::Path::new(&dir).join("cluster.json"),
+            list.to_string(),
+        )
+        .expect("write snapshot");
         return;
     }
-    let runtime = Runtime::new(&RuntimeConfig { cache_dir: None, ..Default::default() }).expect("engine");
+    let runtime = Runtime::new(&RuntimeConfig {
+        cache_dir: None,
+        ..Default::default()
+    })
+    .expect("engine");
     let evaluator = Evaluator::new(
-        PolicySet::load(&runtime, &["autoscaler-isolation".into()], &SetConfig::default()).expect("pack"),
+        PolicySet::load(
+            &runtime,
+            &["autoscaler-isolation".into()],
+            &SetConfig::default(),
+        )
+        .expect("pack"),
     );
     let snapshot = Arc::new(Snapshot::from_objects(objects));
-    let assumptions = explain::assumptions(snapshot.autoscaler(), &explain::Overrides::default()).expect("flags");
+    let assumptions =
+        explain::assumptions(snapshot.autoscaler(), &explain::Overrides::default()).expect("flags");
     let report = audit::run(snapshot.clone(), &evaluator, &assumptions);
-    assert_eq!(report.scale_down.nodes.len(), NODES - 3, "every pool node is explained");
+    assert_eq!(
+        report.scale_down.nodes.len(),
+        NODES - 3,
+        "every pool node is explained"
+    );
     let mut group = c.benchmark_group("audit");
     group.sample_size(10);
     group.bench_function("1000_nodes_10000_pods/pack_and_explainer", |b| {
         b.iter(|| audit::run(snapshot.clone(), &evaluator, &assumptions))
     });
-    group.bench_function("1000_nodes_10000_pods/explainer_only", |b| b.iter(|| explain::explain(&snapshot, &assumptions)));
+    group.bench_function("1000_nodes_10000_pods/explainer_only", |b| {
+        b.iter(|| explain::explain(&snapshot, &assumptions))
+    });
     group.finish();
 }
 

@@ -18,20 +18,31 @@ use tollgate::review::Review;
 use tollgate::wasm::{Limits, Runtime, RuntimeConfig, WasmPolicy};
 
 fn pod() -> Value {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/pod.json"))
-        .expect("benches/data/pod.json");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/pod.json"),
+    )
+    .expect("benches/data/pod.json");
     serde_json::from_str(&text).expect("valid JSON")
 }
 
 fn wasm(c: &mut Criterion) {
-    let runtime = Runtime::new(&RuntimeConfig { cache_dir: None, ..Default::default() }).expect("engine");
+    let runtime = Runtime::new(&RuntimeConfig {
+        cache_dir: None,
+        ..Default::default()
+    })
+    .expect("engine");
     let review = Review::from_object(pod()).expect("pod");
     let cluster: Arc<dyn ClusterView> = Arc::new(Empty::default());
     let mut group = c.benchmark_group("wasm");
     for (name, bytes) in tollgate::pack::policies("autoscaler-isolation").expect("bundled pack") {
-        let policy = WasmPolicy::load(&runtime, name, bytes, Limits::default(), &[]).expect("loads");
+        let policy =
+            WasmPolicy::load(&runtime, name, bytes, Limits::default(), &[]).expect("loads");
         group.bench_function(format!("fresh_instance/{name}"), |b| {
-            b.iter(|| policy.evaluate(&review, "", cluster.clone()).expect("evaluates"))
+            b.iter(|| {
+                policy
+                    .evaluate(&review, "", cluster.clone())
+                    .expect("evaluates")
+            })
         });
     }
     // The fixed cost of a fresh instance: the same policy on a minimal Pod.
@@ -41,11 +52,20 @@ fn wasm(c: &mut Criterion) {
         "metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": [{"name": "c"}]}}))
     .expect("pod");
     group.bench_function(format!("fresh_instance_minimal_pod/{name}"), |b| {
-        b.iter(|| policy.evaluate(&minimal, "", cluster.clone()).expect("evaluates"))
+        b.iter(|| {
+            policy
+                .evaluate(&minimal, "", cluster.clone())
+                .expect("evaluates")
+        })
     });
     group.finish();
 
-    let set = PolicySet::load(&runtime, &["autoscaler-isolation".into()], &SetConfig::default()).expect("pack");
+    let set = PolicySet::load(
+        &runtime,
+        &["autoscaler-isolation".into()],
+        &SetConfig::default(),
+    )
+    .expect("pack");
     let evaluator = Evaluator::new(set);
     let object = pod();
     c.bench_function("pack/autoscaler-isolation/validate", |b| {
@@ -58,7 +78,9 @@ fn wasm(c: &mut Criterion) {
 
 fn review(c: &mut Criterion) {
     let object = pod();
-    c.bench_function("review/from_object", |b| b.iter(|| Review::from_object(object.clone()).expect("pod")));
+    c.bench_function("review/from_object", |b| {
+        b.iter(|| Review::from_object(object.clone()).expect("pod"))
+    });
     c.bench_function("review/clone_json_only", |b| b.iter(|| object.clone()));
 }
 
@@ -73,17 +95,34 @@ fn cel(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("tollgate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let expressions = [
-        ("toleration_exists", "object.spec.tolerations.exists(t, has(t.key) && t.key == 'dedicated' && t.value == 'autoscaler')"),
-        ("namespace_equals", "object.metadata.namespace == 'kube-system'"),
-        ("label_lookup", "'k8s-app' in object.metadata.labels && object.metadata.labels['k8s-app'] == 'metrics-server'"),
+        (
+            "toleration_exists",
+            "object.spec.tolerations.exists(t, has(t.key) && t.key == 'dedicated' && t.value == 'autoscaler')",
+        ),
+        (
+            "namespace_equals",
+            "object.metadata.namespace == 'kube-system'",
+        ),
+        (
+            "label_lookup",
+            "'k8s-app' in object.metadata.labels && object.metadata.labels['k8s-app'] == 'metrics-server'",
+        ),
         (
             "required_affinity",
             "has(object.spec.affinity) && has(object.spec.affinity.nodeAffinity) && object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.all(t, t.matchExpressions.exists(e, e.key == 'kubernetes.io/arch' && 'amd64' in e.values))",
         ),
-        ("blanket_toleration", "!object.spec.tolerations.exists(t, !has(t.key) && has(t.operator) && t.operator == 'Exists')"),
+        (
+            "blanket_toleration",
+            "!object.spec.tolerations.exists(t, !has(t.key) && has(t.operator) && t.operator == 'Exists')",
+        ),
     ];
     let cluster: Arc<dyn ClusterView> = Arc::new(Empty::default());
-    let runtime = Runtime::new(&RuntimeConfig { cache_dir: None, max_concurrent: 4, ..Default::default() }).expect("engine");
+    let runtime = Runtime::new(&RuntimeConfig {
+        cache_dir: None,
+        max_concurrent: 4,
+        ..Default::default()
+    })
+    .expect("engine");
     let mut group = c.benchmark_group("cel/expression");
     for (name, expr) in expressions {
         let file = dir.join(format!("{name}.yaml"));
@@ -93,13 +132,22 @@ fn cel(c: &mut Criterion) {
             expr
         );
         std::fs::write(&file, policy).expect("write policy");
-        let set = PolicySet::load(&runtime, &[file.display().to_string()], &SetConfig::default()).expect("compiles");
+        let set = PolicySet::load(
+            &runtime,
+            &[file.display().to_string()],
+            &SetConfig::default(),
+        )
+        .expect("compiles");
         let evaluator = Evaluator::new(set);
         // The Review (and its CEL inputs) is shared by every policy of a request;
         // measure one expression's evaluation on a warmed Review.
         let review = Review::from_object(object.clone()).expect("pod");
         let verdict = evaluator.evaluate(&review, &cluster);
-        assert!(verdict.results[0].error.is_none(), "{name}: {:?}", verdict.results[0].error);
+        assert!(
+            verdict.results[0].error.is_none(),
+            "{name}: {:?}",
+            verdict.results[0].error
+        );
         group.bench_function(name, |b| b.iter(|| evaluator.evaluate(&review, &cluster)));
     }
     group.finish();

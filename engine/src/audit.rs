@@ -26,28 +26,49 @@ pub use report::{Finding, Report, Resource, Severity};
 
 /// Whether `object` is judged directly (not through an owning controller).
 fn judged_directly(object: &Value, snapshot: &Snapshot) -> bool {
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !matches!(kind, "Pod" | "ReplicaSet" | "Job") {
         return true;
     }
-    let Some(owner) = pod_controller(object) else { return true };
-    let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-    snapshot.get(&owner.api_version, &owner.kind, namespace, &owner.name).is_none()
+    let Some(owner) = pod_controller(object) else {
+        return true;
+    };
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    snapshot
+        .get(&owner.api_version, &owner.kind, namespace, &owner.name)
+        .is_none()
 }
 
 /// Audit a snapshot: policy findings and the scale-down explanation.
-pub fn run(snapshot: Arc<Snapshot>, evaluator: &Evaluator, assumptions: &explain::Assumptions) -> Report {
+pub fn run(
+    snapshot: Arc<Snapshot>,
+    evaluator: &Evaluator,
+    assumptions: &explain::Assumptions,
+) -> Report {
     let cluster: Arc<dyn ClusterView> = snapshot.clone();
     let objects: Vec<&Arc<Value>> = snapshot
         .objects()
         .iter()
         .filter(|o| {
             let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
-            evaluator.policies().policies().iter().any(|p| p.judges(kind))
+            evaluator
+                .policies()
+                .policies()
+                .iter()
+                .any(|p| p.judges(kind))
         })
         .filter(|o| judged_directly(o, &snapshot))
         .collect();
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(objects.len().max(1));
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(objects.len().max(1));
     let chunk = objects.len().div_ceil(workers).max(1);
     let mut findings: Vec<Finding> = std::thread::scope(|scope| {
         let handles: Vec<_> = objects
@@ -55,15 +76,26 @@ pub fn run(snapshot: Arc<Snapshot>, evaluator: &Evaluator, assumptions: &explain
             .map(|part| {
                 let cluster = cluster.clone();
                 scope.spawn(move || {
-                    part.iter().flat_map(|o| audit_object(o, evaluator, &cluster)).collect::<Vec<_>>()
+                    part.iter()
+                        .flat_map(|o| audit_object(o, evaluator, &cluster))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
     });
-    findings.sort_by(|a, b| (b.severity, &a.policy, &a.resource).cmp(&(a.severity, &b.policy, &b.resource)));
+    findings.sort_by(|a, b| {
+        (b.severity, &a.policy, &a.resource).cmp(&(a.severity, &b.policy, &b.resource))
+    });
     let scale_down = explain::explain(&snapshot, assumptions);
-    let mut warnings: Vec<String> = snapshot.warnings().iter().map(ToString::to_string).collect();
+    let mut warnings: Vec<String> = snapshot
+        .warnings()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     if !snapshot.has_pools() {
         warnings.push(
             "no node pools found: no cluster-autoscaler Deployment with --nodes flags in the snapshot and no --pools file"
@@ -74,31 +106,68 @@ pub fn run(snapshot: Arc<Snapshot>, evaluator: &Evaluator, assumptions: &explain
 }
 
 /// The findings for one object.
-fn audit_object(object: &Arc<Value>, evaluator: &Evaluator, cluster: &Arc<dyn ClusterView>) -> Vec<Finding> {
+fn audit_object(
+    object: &Arc<Value>,
+    evaluator: &Evaluator,
+    cluster: &Arc<dyn ClusterView>,
+) -> Vec<Finding> {
     let defaulted = default_pod(object.as_ref().clone(), cluster.as_ref());
     let review = match Review::from_object(defaulted) {
         Ok(r) => r,
         Err(_) => return Vec::new(),
     };
-    findings_of(&Resource::of(review.object()), &evaluator.evaluate(&review, cluster))
+    findings_of(
+        &Resource::of(review.object()),
+        &evaluator.evaluate(&review, cluster),
+    )
 }
 
 /// Turn a verdict into findings.
 pub fn findings_of(resource: &Resource, verdict: &Verdict) -> Vec<Finding> {
     let mut out = Vec::new();
     for result in &verdict.results {
-        let severity = if result.mode == Mode::Enforce { Severity::High } else { Severity::Medium };
+        let severity = if result.mode == Mode::Enforce {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
         for v in &result.violations {
-            out.push(Finding::new(&result.policy, &v.rule, resource, &v.message, severity, "fail"));
+            out.push(Finding::new(
+                &result.policy,
+                &v.rule,
+                resource,
+                &v.message,
+                severity,
+                "fail",
+            ));
         }
         if let Some(fault) = &result.error {
-            out.push(Finding::new(&result.policy, "policy-error", resource, &fault.message, Severity::High, "error"));
+            out.push(Finding::new(
+                &result.policy,
+                "policy-error",
+                resource,
+                &fault.message,
+                Severity::High,
+                "error",
+            ));
         }
-        for w in result.warnings.iter().filter(|w| w.as_str() != PRESET_POOLS_WARNING && result.error.is_none()) {
-            if result.mode == Mode::Warn && result.violations.iter().any(|v| w.contains(&v.message)) {
+        for w in result
+            .warnings
+            .iter()
+            .filter(|w| w.as_str() != PRESET_POOLS_WARNING && result.error.is_none())
+        {
+            if result.mode == Mode::Warn && result.violations.iter().any(|v| w.contains(&v.message))
+            {
                 continue;
             }
-            out.push(Finding::new(&result.policy, "warning", resource, w, Severity::Low, "warn"));
+            out.push(Finding::new(
+                &result.policy,
+                "warning",
+                resource,
+                w,
+                Severity::Low,
+                "warn",
+            ));
         }
     }
     out

@@ -52,7 +52,9 @@ pub(crate) struct ClusterValues {
 
 impl std::fmt::Debug for Inputs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inputs").field("longest", &self.longest).finish()
+        f.debug_struct("Inputs")
+            .field("longest", &self.longest)
+            .finish()
     }
 }
 
@@ -65,24 +67,53 @@ impl Inputs {
         let (object, old_object) = if review.is_delete() {
             (null(), to_cel(review.object(), &mut longest))
         } else {
-            let old = review.old_object().map_or_else(null, |old| to_cel(old, &mut longest));
+            let old = review
+                .old_object()
+                .map_or_else(null, |old| to_cel(old, &mut longest));
             (to_cel(review.object(), &mut longest), old)
         };
         let request = match review.request() {
             Some(r) => to_cel(r, &mut longest),
-            None => map_of(vec![("operation".into(), Box::new(cel::common::types::CelString::from(String::new())))]),
+            None => map_of(vec![(
+                "operation".into(),
+                Box::new(cel::common::types::CelString::from(String::new())),
+            )]),
         };
-        let pod_path = review.records().pod.as_ref().filter(|_| !review.is_delete()).map(|p| {
-            p.template_path.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect()
-        });
-        Inputs { object, old_object, request, pod_path, longest, cluster: std::sync::OnceLock::new() }
+        let pod_path = review
+            .records()
+            .pod
+            .as_ref()
+            .filter(|_| !review.is_delete())
+            .map(|p| {
+                p.template_path
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            });
+        Inputs {
+            object,
+            old_object,
+            request,
+            pod_path,
+            longest,
+            cluster: std::sync::OnceLock::new(),
+        }
     }
 
     /// The cluster's values for this review, converted once per cluster view.
-    pub(crate) fn cluster(&self, namespace: &str, cluster: &dyn crate::cluster::ClusterView) -> std::sync::Arc<ClusterValues> {
+    pub(crate) fn cluster(
+        &self,
+        namespace: &str,
+        cluster: &dyn crate::cluster::ClusterView,
+    ) -> std::sync::Arc<ClusterValues> {
         let id = cluster as *const dyn crate::cluster::ClusterView as *const () as usize;
-        let (cached_id, values) =
-            self.cluster.get_or_init(|| (id, std::sync::Arc::new(self.convert_cluster(namespace, cluster))));
+        let (cached_id, values) = self.cluster.get_or_init(|| {
+            (
+                id,
+                std::sync::Arc::new(self.convert_cluster(namespace, cluster)),
+            )
+        });
         if *cached_id == id {
             values.clone()
         } else {
@@ -90,7 +121,11 @@ impl Inputs {
         }
     }
 
-    fn convert_cluster(&self, namespace: &str, cluster: &dyn crate::cluster::ClusterView) -> ClusterValues {
+    fn convert_cluster(
+        &self,
+        namespace: &str,
+        cluster: &dyn crate::cluster::ClusterView,
+    ) -> ClusterValues {
         let mut longest = self.longest;
         let pools = cluster.node_pools();
         let pools_json = serde_json::to_value(pools).unwrap_or(serde_json::Value::Null);
@@ -101,7 +136,9 @@ impl Inputs {
         ClusterValues {
             pools: to_cel(&pools_json, &mut longest),
             namespace_object,
-            preset_pools: pools.iter().any(|p| p.source == crate::cluster::pools::PRESET),
+            preset_pools: pools
+                .iter()
+                .any(|p| p.source == crate::cluster::pools::PRESET),
             longest,
         }
     }

@@ -20,7 +20,8 @@ pub use snapshot::Snapshot;
 pub trait ClusterView: Send + Sync {
     /// One object. `api_version` matches on its group only (any version);
     /// `namespace` is empty for cluster-scoped kinds.
-    fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Arc<Value>>;
+    fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str)
+    -> Option<Arc<Value>>;
 
     /// Objects of a kind (group-matched), in one namespace or all, matching `selector`.
     fn list(
@@ -48,7 +49,9 @@ pub struct Empty {
 
 impl Default for Empty {
     fn default() -> Self {
-        Empty { pools: pools::preset() }
+        Empty {
+            pools: pools::preset(),
+        }
     }
 }
 

@@ -56,7 +56,10 @@ pub struct Fault {
 impl Fault {
     /// A fault of `kind`.
     pub fn new(kind: FaultKind, message: impl Into<String>) -> Self {
-        Fault { kind, message: message.into() }
+        Fault {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -110,13 +113,21 @@ pub struct PolicyResult {
 
 impl PolicyResult {
     /// The result of a decision under `mode`.
-    pub fn from_decision(policy: &str, mode: Mode, decision: Decision, patch: Option<Value>) -> Self {
+    pub fn from_decision(
+        policy: &str,
+        mode: Mode,
+        decision: Decision,
+        patch: Option<Value>,
+    ) -> Self {
         let mut warnings = decision.warnings;
         let allowed = match mode {
             Mode::Enforce => decision.allowed,
             Mode::Warn => {
                 warnings.extend(
-                    decision.violations.iter().map(|v| format!("{policy}: {} ({})", v.message, v.rule)),
+                    decision
+                        .violations
+                        .iter()
+                        .map(|v| format!("{policy}: {} ({})", v.message, v.rule)),
                 );
                 true
             }
@@ -134,11 +145,19 @@ impl PolicyResult {
     }
 
     /// The result of a fault under `failure_policy`.
-    pub fn from_fault(policy: &str, mode: Mode, failure_policy: FailurePolicy, fault: Fault) -> Self {
+    pub fn from_fault(
+        policy: &str,
+        mode: Mode,
+        failure_policy: FailurePolicy,
+        fault: Fault,
+    ) -> Self {
         let allowed = failure_policy == FailurePolicy::Ignore || mode != Mode::Enforce;
         let mut warnings = Vec::new();
         if allowed {
-            warnings.push(format!("policy {policy} failed and was ignored: {}", fault.message));
+            warnings.push(format!(
+                "policy {policy} failed and was ignored: {}",
+                fault.message
+            ));
         }
         PolicyResult {
             policy: policy.to_string(),
@@ -167,7 +186,11 @@ pub struct Verdict {
 impl Verdict {
     /// Combine policy results.
     pub fn new(results: Vec<PolicyResult>, mutated: Option<Value>) -> Self {
-        Verdict { allowed: results.iter().all(|r| r.allowed), results, mutated }
+        Verdict {
+            allowed: results.iter().all(|r| r.allowed),
+            results,
+            mutated,
+        }
     }
 
     /// Every violation of an enforcing policy, with its policy name.

@@ -32,22 +32,36 @@ pub fn default_pod(mut object: Value, cluster: &dyn ClusterView) -> Value {
     let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
         return object;
     };
-    let tolerations: Vec<_> = array(spec.get("tolerations")).filter_map(toleration).collect();
+    let tolerations: Vec<_> = array(spec.get("tolerations"))
+        .filter_map(toleration)
+        .collect();
     let mut added = Vec::new();
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
-        let taint = Taint { key: key.into(), value: None, effect: TaintEffect::NoExecute };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let taint = Taint {
+            key: key.into(),
+            value: None,
+            effect: TaintEffect::NoExecute,
+        };
         if !tolerations.iter().any(|t| t.tolerates(&taint)) {
             added.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
         }
     }
     if !added.is_empty() {
-        let list = spec.entry("tolerations").or_insert_with(|| Value::Array(vec![]));
+        let list = spec
+            .entry("tolerations")
+            .or_insert_with(|| Value::Array(vec![]));
         if let Value::Array(items) = list {
             items.extend(added);
         }
     }
     if spec.get("priority").and_then(Value::as_i64).is_none()
-        && let Some(priority) = resolve_priority(spec.get("priorityClassName").and_then(Value::as_str), cluster)
+        && let Some(priority) = resolve_priority(
+            spec.get("priorityClassName").and_then(Value::as_str),
+            cluster,
+        )
     {
         spec.insert("priority".into(), json!(priority));
     }
@@ -63,7 +77,12 @@ pub fn resolve_priority(name: Option<&str>, cluster: &dyn ClusterView) -> Option
             .get("scheduling.k8s.io/v1", "PriorityClass", "", name)
             .and_then(|pc| pc.get("value").and_then(Value::as_i64)),
         None => cluster
-            .list("scheduling.k8s.io/v1", "PriorityClass", None, &LabelSelector::default())
+            .list(
+                "scheduling.k8s.io/v1",
+                "PriorityClass",
+                None,
+                &LabelSelector::default(),
+            )
             .iter()
             .find(|pc| pc.get("globalDefault").and_then(Value::as_bool) == Some(true))
             .and_then(|pc| pc.get("value").and_then(Value::as_i64)),

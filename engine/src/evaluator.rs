@@ -56,7 +56,12 @@ impl Evaluator {
     pub fn evaluate_mutating(&self, review: &Review, cluster: &Arc<dyn ClusterView>) -> Verdict {
         let mut current = review.clone();
         let mut results = Vec::new();
-        for policy in self.set.policies().iter().filter(|p| p.judges(review.kind())) {
+        for policy in self
+            .set
+            .policies()
+            .iter()
+            .filter(|p| p.judges(review.kind()))
+        {
             let (mut result, next) = self.run(policy, &current, cluster, true);
             if let Some(next) = next {
                 let (recheck, _) = self.run(policy, &next, cluster, false);
@@ -66,7 +71,10 @@ impl Evaluator {
                         policy.name
                     ));
                 }
-                result = PolicyResult { patch: result.patch, ..recheck };
+                result = PolicyResult {
+                    patch: result.patch,
+                    ..recheck
+                };
                 current = next;
             }
             results.push(result);
@@ -86,10 +94,15 @@ impl Evaluator {
             Kind::Wasm(w) => w
                 .evaluate(review, &policy.settings, cluster.clone())
                 .map(|o| (o.decision, o.used_preset_pools)),
-            Kind::Cel(c) => c.evaluate(review, cluster.as_ref()).map(|o| (o.decision, o.used_preset_pools)),
+            Kind::Cel(c) => c
+                .evaluate(review, cluster.as_ref())
+                .map(|o| (o.decision, o.used_preset_pools)),
         };
         let fault = |fault: Fault| {
-            (PolicyResult::from_fault(&policy.name, policy.mode, policy.failure_policy, fault), None)
+            (
+                PolicyResult::from_fault(&policy.name, policy.mode, policy.failure_policy, fault),
+                None,
+            )
         };
         let (decision, used_preset) = match outcome {
             Ok(ok) => ok,
@@ -107,7 +120,8 @@ impl Evaluator {
             }
         }
         let patch_value = patch.map(|p| serde_json::to_value(p).unwrap_or(Value::Null));
-        let mut result = PolicyResult::from_decision(&policy.name, policy.mode, decision, patch_value);
+        let mut result =
+            PolicyResult::from_decision(&policy.name, policy.mode, decision, patch_value);
         if used_preset {
             result.warnings.push(PRESET_POOLS_WARNING.to_string());
         }
@@ -116,12 +130,18 @@ impl Evaluator {
 }
 
 /// Split the decision's patch text off and parse it as RFC 6902.
-fn parse_patch(policy: &str, mut decision: Decision) -> Result<(Decision, Option<json_patch::Patch>), Fault> {
+fn parse_patch(
+    policy: &str,
+    mut decision: Decision,
+) -> Result<(Decision, Option<json_patch::Patch>), Fault> {
     let Some(text) = decision.patch.take() else {
         return Ok((decision, None));
     };
     let patch: json_patch::Patch = serde_json::from_str(&text).map_err(|e| {
-        Fault::new(FaultKind::BadOutput, format!("policy {policy} returned an invalid JSON Patch: {e}"))
+        Fault::new(
+            FaultKind::BadOutput,
+            format!("policy {policy} returned an invalid JSON Patch: {e}"),
+        )
     })?;
     Ok((decision, (!patch.0.is_empty()).then_some(patch)))
 }
@@ -129,9 +149,18 @@ fn parse_patch(policy: &str, mut decision: Decision) -> Result<(Decision, Option
 fn apply_patch(policy: &str, review: &Review, patch: &json_patch::Patch) -> Result<Review, Fault> {
     let mut object = review.object().clone();
     json_patch::patch(&mut object, patch).map_err(|e| {
-        Fault::new(FaultKind::BadOutput, format!("policy {policy}: its patch does not apply to {}: {e}", review.describe()))
+        Fault::new(
+            FaultKind::BadOutput,
+            format!(
+                "policy {policy}: its patch does not apply to {}: {e}",
+                review.describe()
+            ),
+        )
     })?;
     review.with_object(object).map_err(|e| {
-        Fault::new(FaultKind::BadOutput, format!("policy {policy}: its patch broke the object: {e}"))
+        Fault::new(
+            FaultKind::BadOutput,
+            format!("policy {policy}: its patch broke the object: {e}"),
+        )
     })
 }

@@ -24,7 +24,11 @@ pub enum Format {
 ///
 /// # Errors
 /// I/O errors, or a serializer error.
-pub fn write_structured<T: Serialize>(out: &mut dyn Write, format: Format, value: &T) -> std::io::Result<()> {
+pub fn write_structured<T: Serialize>(
+    out: &mut dyn Write,
+    format: Format,
+    value: &T,
+) -> std::io::Result<()> {
     match format {
         Format::Yaml => {
             let text = serde_saphyr::to_string(value).map_err(std::io::Error::other)?;
@@ -41,7 +45,12 @@ pub fn write_structured<T: Serialize>(out: &mut dyn Write, format: Format, value
 ///
 /// # Errors
 /// I/O errors.
-pub fn write_verdict(out: &mut dyn Write, format: Format, subject: &str, verdict: &Verdict) -> std::io::Result<()> {
+pub fn write_verdict(
+    out: &mut dyn Write,
+    format: Format,
+    subject: &str,
+    verdict: &Verdict,
+) -> std::io::Result<()> {
     if format != Format::Text {
         return write_structured(out, format, verdict);
     }

@@ -112,7 +112,10 @@ impl SetConfig {
     /// # Errors
     /// Unreadable, unparsable, or a malformed `policies:` map.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.into(),
+            source,
+        })?;
         let doc = parse_one(path, &text)?;
         Self::from_value(path, doc)
     }
@@ -123,11 +126,21 @@ impl SetConfig {
     /// A malformed `policies:` map.
     pub fn from_value(path: &Path, doc: Value) -> Result<Self, Error> {
         if doc.get("policies").is_some_and(Value::is_object) {
-            let file: SetConfigFile = serde_json::from_value(doc)
-                .map_err(|e| Error::Settings { path: path.into(), message: e.to_string() })?;
-            Ok(SetConfig { path: path.into(), per_policy: file.policies, single: None })
+            let file: SetConfigFile = serde_json::from_value(doc).map_err(|e| Error::Settings {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
+            Ok(SetConfig {
+                path: path.into(),
+                per_policy: file.policies,
+                single: None,
+            })
         } else {
-            Ok(SetConfig { path: path.into(), per_policy: Default::default(), single: Some(doc) })
+            Ok(SetConfig {
+                path: path.into(),
+                per_policy: Default::default(),
+                single: Some(doc),
+            })
         }
     }
 
@@ -141,7 +154,9 @@ impl SetConfig {
 
     /// Names configured that no loaded policy has.
     fn unknown<'a>(&'a self, names: &'a [&str]) -> impl Iterator<Item = &'a String> + 'a {
-        self.per_policy.keys().filter(move |k| !names.contains(&k.as_str()))
+        self.per_policy
+            .keys()
+            .filter(move |k| !names.contains(&k.as_str()))
     }
 }
 
@@ -189,8 +204,15 @@ pub struct PolicySet {
 /// Where policies come from, before loading.
 #[derive(Debug, Clone)]
 enum Source {
-    Wasm { label: String, bytes: Vec<u8>, origin: String },
-    Cel { path: PathBuf, doc: Value },
+    Wasm {
+        label: String,
+        bytes: Vec<u8>,
+        origin: String,
+    },
+    Cel {
+        path: PathBuf,
+        doc: Value,
+    },
 }
 
 impl PolicySet {
@@ -208,16 +230,33 @@ impl PolicySet {
         let mut policies: Vec<Policy> = Vec::new();
         for source in sources {
             let policy = match source {
-                Source::Wasm { label, bytes, origin } => {
+                Source::Wasm {
+                    label,
+                    bytes,
+                    origin,
+                } => {
                     // The name comes from the metadata, so the policy's own
                     // configuration (limits, grants) is applied after loading.
-                    let loaded = WasmPolicy::load(runtime, &label, &bytes, Limits::default(), &[Capability::Clocks])?;
+                    let loaded = WasmPolicy::load(
+                        runtime,
+                        &label,
+                        &bytes,
+                        Limits::default(),
+                        &[Capability::Clocks],
+                    )?;
                     let name = loaded.name().to_string();
                     let cfg = config.for_policy(&name, only_one);
-                    if let Some(capability) =
-                        loaded.metadata().capabilities.iter().find(|c| !cfg.grant.contains(c))
+                    if let Some(capability) = loaded
+                        .metadata()
+                        .capabilities
+                        .iter()
+                        .find(|c| !cfg.grant.contains(c))
                     {
-                        return Err(wasm::Error::CapabilityDenied { policy: name, capability: *capability }.into());
+                        return Err(wasm::Error::CapabilityDenied {
+                            policy: name,
+                            capability: *capability,
+                        }
+                        .into());
                     }
                     let policy = match cfg.limits {
                         Some(limits) => loaded.with_limits(limits)?,
@@ -247,7 +286,10 @@ impl PolicySet {
                         mutating: false,
                         rules: configured
                             .rules()
-                            .map(|r| RuleInfo { id: r.to_string(), description: String::new() })
+                            .map(|r| RuleInfo {
+                                id: r.to_string(),
+                                description: String::new(),
+                            })
                             .collect(),
                         capabilities: vec![],
                     };
@@ -271,7 +313,10 @@ impl PolicySet {
         if let Some(unknown) = config.unknown(&names).next() {
             return Err(Error::Settings {
                 path: config.path.clone(),
-                message: format!("settings name policy {unknown}, which is not loaded (loaded: {})", names.join(", ")),
+                message: format!(
+                    "settings name policy {unknown}, which is not loaded (loaded: {})",
+                    names.join(", ")
+                ),
             });
         }
         Ok(PolicySet { policies })
@@ -289,7 +334,11 @@ impl PolicySet {
 }
 
 fn settings_text(settings: &Value) -> String {
-    if settings.is_null() { String::new() } else { settings.to_string() }
+    if settings.is_null() {
+        String::new()
+    } else {
+        settings.to_string()
+    }
 }
 
 fn collect_sources(spec: &str, out: &mut Vec<Source>) -> Result<(), Error> {
@@ -310,7 +359,10 @@ fn collect_sources(spec: &str, out: &mut Vec<Source>) -> Result<(), Error> {
     if path.is_dir() {
         let before = out.len();
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|source| Error::Read { path: path.into(), source })?
+            .map_err(|source| Error::Read {
+                path: path.into(),
+                source,
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file() && is_policy_file(p))
             .collect();
@@ -327,12 +379,18 @@ fn collect_sources(spec: &str, out: &mut Vec<Source>) -> Result<(), Error> {
 }
 
 fn is_policy_file(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("wasm" | "yaml" | "yml" | "json"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("wasm" | "yaml" | "yml" | "json")
+    )
 }
 
 /// Read one file. In a directory, YAML files that are not CelPolicies are skipped.
 fn collect_file(path: &Path, out: &mut Vec<Source>, in_directory: bool) -> Result<(), Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.into(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.into(),
+        source,
+    })?;
     if bytes.starts_with(b"\0asm") || path.extension().and_then(|e| e.to_str()) == Some("wasm") {
         out.push(Source::Wasm {
             label: path.display().to_string(),
@@ -341,16 +399,28 @@ fn collect_file(path: &Path, out: &mut Vec<Source>, in_directory: bool) -> Resul
         });
         return Ok(());
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Error::NotAPolicy { path: path.into(), detail: ": binary data".into() })?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::NotAPolicy {
+        path: path.into(),
+        detail: ": binary data".into(),
+    })?;
     let (docs, warnings) = crate::cluster::Snapshot::parse_documents(path, &text);
-    if let Some(w) = warnings.iter().find(|w| w.message.starts_with("invalid")).filter(|_| !in_directory) {
-        return Err(Error::Parse { path: path.into(), message: w.message.clone() });
+    if let Some(w) = warnings
+        .iter()
+        .find(|w| w.message.starts_with("invalid"))
+        .filter(|_| !in_directory)
+    {
+        return Err(Error::Parse {
+            path: path.into(),
+            message: w.message.clone(),
+        });
     }
     let mut found = false;
     for doc in docs {
         if CelPolicy::is_cel_policy(&doc) {
-            out.push(Source::Cel { path: path.into(), doc });
+            out.push(Source::Cel {
+                path: path.into(),
+                doc,
+            });
             found = true;
         }
     }
@@ -359,7 +429,10 @@ fn collect_file(path: &Path, out: &mut Vec<Source>, in_directory: bool) -> Resul
             Some(kind) => format!("; found a {kind}"),
             None => String::new(),
         };
-        return Err(Error::NotAPolicy { path: path.into(), detail });
+        return Err(Error::NotAPolicy {
+            path: path.into(),
+            detail,
+        });
     }
     Ok(())
 }
@@ -367,7 +440,10 @@ fn collect_file(path: &Path, out: &mut Vec<Source>, in_directory: bool) -> Resul
 /// The kind of the first document, for "found a Deployment" hints.
 fn docs_kinds(text: &str) -> Option<String> {
     let (docs, _) = crate::cluster::Snapshot::parse_documents(Path::new(""), text);
-    docs.first().and_then(|d| d.get("kind")).and_then(Value::as_str).map(str::to_string)
+    docs.first()
+        .and_then(|d| d.get("kind"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 /// Parse one YAML or JSON document.
@@ -376,10 +452,20 @@ fn docs_kinds(text: &str) -> Option<String> {
 /// The parser's message, naming `path`.
 pub fn parse_one(path: &Path, text: &str) -> Result<Value, Error> {
     if text.trim_start().starts_with(['{', '[']) {
-        serde_json::from_str(text).map_err(|e| Error::Parse { path: path.into(), message: e.to_string() })
+        serde_json::from_str(text).map_err(|e| Error::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
     } else {
         serde_saphyr::from_str::<Option<Value>>(text)
             .map(|v| v.unwrap_or(Value::Null))
-            .map_err(|e| Error::Parse { path: path.into(), message: e.to_string().split_whitespace().collect::<Vec<_>>().join(" ") })
+            .map_err(|e| Error::Parse {
+                path: path.into(),
+                message: e
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            })
     }
 }

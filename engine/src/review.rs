@@ -73,13 +73,22 @@ impl Review {
     /// # Errors
     /// When the review has no request or object, or an unknown operation.
     pub fn from_admission(review: &Value) -> Result<Self, Error> {
-        let request = review.get("request").filter(|r| r.is_object()).ok_or(Error::NoRequest)?;
-        let op_text = request.get("operation").and_then(Value::as_str).unwrap_or("CREATE");
-        let operation =
-            Operation::parse(op_text).ok_or_else(|| Error::UnknownOperation(op_text.to_string()))?;
+        let request = review
+            .get("request")
+            .filter(|r| r.is_object())
+            .ok_or(Error::NoRequest)?;
+        let op_text = request
+            .get("operation")
+            .and_then(Value::as_str)
+            .unwrap_or("CREATE");
+        let operation = Operation::parse(op_text)
+            .ok_or_else(|| Error::UnknownOperation(op_text.to_string()))?;
         let object = request.get("object").filter(|o| !o.is_null()).cloned();
         let old_object = request.get("oldObject").filter(|o| !o.is_null()).cloned();
-        let judged = object.as_ref().or(old_object.as_ref()).ok_or(Error::NoObject)?;
+        let judged = object
+            .as_ref()
+            .or(old_object.as_ref())
+            .ok_or(Error::NoObject)?;
         let mut records = placement::review(judged, operation)?;
         if records.namespace.is_empty()
             && let Some(ns) = request.get("namespace").and_then(Value::as_str)
@@ -97,12 +106,21 @@ impl Review {
             groups: placement::array(request.pointer("/userInfo/groups"))
                 .filter_map(|g| g.as_str().map(str::to_string))
                 .collect(),
-            dry_run: request.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
+            dry_run: request
+                .get("dryRun")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         });
         let judged = judged.clone();
         let deleted = object.is_none();
         let old = if deleted { None } else { old_object };
-        Ok(Self::build(judged, old, Some(request.clone()), records, deleted))
+        Ok(Self::build(
+            judged,
+            old,
+            Some(request.clone()),
+            records,
+            deleted,
+        ))
     }
 
     /// The same review with a replaced object (after a mutation), keeping the
@@ -116,7 +134,13 @@ impl Review {
         if records.namespace.is_empty() {
             records.namespace = self.inner.records.namespace.clone();
         }
-        Ok(Self::build(object, self.inner.old_object.clone(), self.inner.request.clone(), records, self.inner.deleted))
+        Ok(Self::build(
+            object,
+            self.inner.old_object.clone(),
+            self.inner.request.clone(),
+            records,
+            self.inner.deleted,
+        ))
     }
 
     fn build(
@@ -178,12 +202,18 @@ impl Review {
 
     /// `Kind namespace/name` for messages.
     pub fn describe(&self) -> String {
-        format!("{} {}", self.inner.records.kind, self.inner.records.display_name())
+        format!(
+            "{} {}",
+            self.inner.records.kind,
+            self.inner.records.display_name()
+        )
     }
 
     /// The object as JSON text, serialized once.
     pub fn object_text(&self) -> &str {
-        self.inner.object_text.get_or_init(|| self.inner.object.to_string())
+        self.inner
+            .object_text
+            .get_or_init(|| self.inner.object.to_string())
     }
 
     /// The old object as JSON text, serialized once.
@@ -204,5 +234,8 @@ impl Review {
 }
 
 fn str_at(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }

@@ -129,7 +129,10 @@ pub struct WasmPolicy {
 
 impl std::fmt::Debug for WasmPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmPolicy").field("name", &self.name).field("limits", &self.limits).finish()
+        f.debug_struct("WasmPolicy")
+            .field("name", &self.name)
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -156,9 +159,14 @@ impl WasmPolicy {
             });
         }
         let component = runtime.compile(label, bytes)?;
-        let wrong_world =
-            |e: wasmtime::Error| Error::WrongWorld { policy: label.to_string(), detail: format!("{e:#}") };
-        let instance_pre = runtime.linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let wrong_world = |e: wasmtime::Error| Error::WrongWorld {
+            policy: label.to_string(),
+            detail: format!("{e:#}"),
+        };
+        let instance_pre = runtime
+            .linker
+            .instantiate_pre(&component)
+            .map_err(wrong_world)?;
         let pre = PolicyPre::new(instance_pre).map_err(wrong_world)?;
         let mut policy = WasmPolicy {
             name: Arc::from(label),
@@ -169,9 +177,14 @@ impl WasmPolicy {
             clocks: false,
         };
         let metadata = policy
-            .call(None, Arc::new(crate::cluster::Empty::default()), |p, s| p.call_metadata(s))
+            .call(None, Arc::new(crate::cluster::Empty::default()), |p, s| {
+                p.call_metadata(s)
+            })
             .map(convert::metadata)
-            .map_err(|fault| Error::Load { policy: label.to_string(), fault })?;
+            .map_err(|fault| Error::Load {
+                policy: label.to_string(),
+                fault,
+            })?;
         for capability in &metadata.capabilities {
             if !granted.contains(capability) {
                 return Err(Error::CapabilityDenied {
@@ -200,7 +213,10 @@ impl WasmPolicy {
                 max: self.runtime.max_memory_bytes,
             });
         }
-        Ok(WasmPolicy { limits, ..self.clone() })
+        Ok(WasmPolicy {
+            limits,
+            ..self.clone()
+        })
     }
 
     /// The policy's name (from its metadata).
@@ -226,8 +242,14 @@ impl WasmPolicy {
         let empty = Arc::new(crate::cluster::Empty::default());
         match self.call(None, empty, |p, s| p.call_validate_settings(s, settings)) {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(Error::Settings { policy: self.name.to_string(), message }),
-            Err(fault) => Err(Error::Load { policy: self.name.to_string(), fault }),
+            Ok(Err(message)) => Err(Error::Settings {
+                policy: self.name.to_string(),
+                message,
+            }),
+            Err(fault) => Err(Error::Load {
+                policy: self.name.to_string(),
+                fault,
+            }),
         }
     }
 
@@ -242,11 +264,16 @@ impl WasmPolicy {
         settings: &str,
         cluster: Arc<dyn ClusterView>,
     ) -> Result<Outcome, Fault> {
-        let record = review.wasm_cache().get_or_init(|| convert::review(review.records()));
+        let record = review
+            .wasm_cache()
+            .get_or_init(|| convert::review(review.records()));
         let mut used_preset_pools = false;
-        let decision = self.call_with(Some(review.clone()), cluster, &mut used_preset_pools, |p, s| {
-            p.call_evaluate(s, record, settings)
-        })?;
+        let decision = self.call_with(
+            Some(review.clone()),
+            cluster,
+            &mut used_preset_pools,
+            |p, s| p.call_evaluate(s, record, settings),
+        )?;
         let size = convert::decision_size(&decision);
         if size > self.limits.output_bytes {
             return Err(Fault::new(
@@ -257,7 +284,10 @@ impl WasmPolicy {
                 ),
             ));
         }
-        Ok(Outcome { decision: convert::decision(decision), used_preset_pools })
+        Ok(Outcome {
+            decision: convert::decision(decision),
+            used_preset_pools,
+        })
     }
 
     fn call<R>(
@@ -284,7 +314,9 @@ impl WasmPolicy {
         store.set_epoch_deadline(self.limits.timeout_ms.max(1));
         store.epoch_deadline_trap();
         let classify = |e: wasmtime::Error| {
-            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some()
+            {
                 return Fault::new(
                     FaultKind::Unavailable,
                     format!("policy {}: too many concurrent evaluations: {e}", self.name),

@@ -32,7 +32,10 @@ pub fn metadata<P: Policy>() -> wit::Metadata {
         rules: m
             .rules
             .into_iter()
-            .map(|r| wit::RuleInfo { id: r.id, description: r.description })
+            .map(|r| wit::RuleInfo {
+                id: r.id,
+                description: r.description,
+            })
             .collect(),
         capabilities: m
             .capabilities
@@ -53,14 +56,20 @@ pub fn validate_settings<P: Policy>(settings: &str) -> Result<(), String> {
 pub fn evaluate<P: Policy>(review: wit::Review, settings: &str) -> wit::Decision {
     let decision = match load_settings::<P>(settings) {
         Ok(settings) => P::evaluate(&review_from_wit(review), &settings, &ImportedHost),
-        Err(e) => model::Decision::from_violations(vec![model::Violation::new("invalid-settings", e)]),
+        Err(e) => {
+            model::Decision::from_violations(vec![model::Violation::new("invalid-settings", e)])
+        }
     };
     wit::Decision {
         allowed: decision.allowed,
         violations: decision
             .violations
             .into_iter()
-            .map(|v| wit::Violation { rule: v.rule, message: v.message, path: v.path })
+            .map(|v| wit::Violation {
+                rule: v.rule,
+                message: v.message,
+                path: v.path,
+            })
             .collect(),
         patch: decision.patch,
         warnings: decision.warnings,
@@ -94,7 +103,10 @@ impl Host for ImportedHost {
     }
 
     fn node_pools(&self) -> Vec<model::NodePool> {
-        imports::node_pools().into_iter().map(pool_from_wit).collect()
+        imports::node_pools()
+            .into_iter()
+            .map(pool_from_wit)
+            .collect()
     }
 
     fn log(&self, level: model::LogLevel, message: &str) {
@@ -122,7 +134,11 @@ fn effect(e: wit::TaintEffect) -> model::TaintEffect {
 }
 
 fn taint(t: wit::Taint) -> model::Taint {
-    model::Taint { key: t.key, value: t.value, effect: effect(t.effect) }
+    model::Taint {
+        key: t.key,
+        value: t.value,
+        effect: effect(t.effect),
+    }
 }
 
 fn term(t: wit::NodeSelectorTerm) -> model::NodeSelectorTerm {
@@ -177,7 +193,10 @@ fn pod_from_wit(p: wit::PodPlacement) -> model::PodPlacement {
         preferred_node_affinity: p
             .preferred_node_affinity
             .into_iter()
-            .map(|t| model::PreferredTerm { weight: t.weight, preference: term(t.preference) })
+            .map(|t| model::PreferredTerm {
+                weight: t.weight,
+                preference: term(t.preference),
+            })
             .collect(),
         priority_class_name: p.priority_class_name,
         priority: p.priority,
@@ -205,7 +224,10 @@ fn pod_from_wit(p: wit::PodPlacement) -> model::PodPlacement {
         host_ports: p
             .host_ports
             .into_iter()
-            .map(|h| model::HostPort { port: h.port, protocol: h.protocol })
+            .map(|h| model::HostPort {
+                port: h.port,
+                protocol: h.protocol,
+            })
             .collect(),
         cpu_request_millis: p.cpu_request_millis,
         memory_request_bytes: p.memory_request_bytes,

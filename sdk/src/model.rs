@@ -88,7 +88,11 @@ impl Taint {
         if key.is_empty() {
             return None;
         }
-        Some(Taint { key: key.to_string(), value, effect })
+        Some(Taint {
+            key: key.to_string(),
+            value,
+            effect,
+        })
     }
 }
 
@@ -419,7 +423,11 @@ pub struct Violation {
 impl Violation {
     /// A violation of `rule` with `message`.
     pub fn new(rule: impl Into<String>, message: impl Into<String>) -> Self {
-        Violation { rule: rule.into(), message: message.into(), path: None }
+        Violation {
+            rule: rule.into(),
+            message: message.into(),
+            path: None,
+        }
     }
 
     /// The same violation pointing at `path`.
@@ -451,12 +459,22 @@ impl Default for Decision {
 impl Decision {
     /// Allowed, nothing to say.
     pub fn allow() -> Self {
-        Decision { allowed: true, violations: Vec::new(), patch: None, warnings: Vec::new() }
+        Decision {
+            allowed: true,
+            violations: Vec::new(),
+            patch: None,
+            warnings: Vec::new(),
+        }
     }
 
     /// Denied with the given violations; allowed if there are none.
     pub fn from_violations(violations: Vec<Violation>) -> Self {
-        Decision { allowed: violations.is_empty(), violations, patch: None, warnings: Vec::new() }
+        Decision {
+            allowed: violations.is_empty(),
+            violations,
+            patch: None,
+            warnings: Vec::new(),
+        }
     }
 
     /// Attach a patch (ignored when it has no operations).

@@ -19,13 +19,15 @@ impl Patch {
 
     /// `add` `value` at `path`.
     pub fn add(&mut self, path: impl Into<String>, value: Value) -> &mut Self {
-        self.ops.push(json!({"op": "add", "path": path.into(), "value": value}));
+        self.ops
+            .push(json!({"op": "add", "path": path.into(), "value": value}));
         self
     }
 
     /// `replace` the value at `path`.
     pub fn replace(&mut self, path: impl Into<String>, value: Value) -> &mut Self {
-        self.ops.push(json!({"op": "replace", "path": path.into(), "value": value}));
+        self.ops
+            .push(json!({"op": "replace", "path": path.into(), "value": value}));
         self
     }
 
@@ -79,7 +81,10 @@ mod tests {
         let mut p = Patch::new();
         assert_eq!(p.to_json(), None);
         p.add("/a", json!(1));
-        assert_eq!(p.to_json().unwrap(), r#"[{"op":"add","path":"/a","value":1}]"#);
+        assert_eq!(
+            p.to_json().unwrap(),
+            r#"[{"op":"add","path":"/a","value":1}]"#
+        );
     }
 }
 
@@ -106,14 +111,20 @@ pub fn apply(doc: &mut Value, ops: &[Value]) -> Result<(), ApplyError> {
     for op in ops {
         let kind = op.get("op").and_then(Value::as_str).unwrap_or_default();
         let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
-        let (parent, last) = path.rsplit_once('/').ok_or_else(|| ApplyError(format!("bad path {path}")))?;
+        let (parent, last) = path
+            .rsplit_once('/')
+            .ok_or_else(|| ApplyError(format!("bad path {path}")))?;
         let last = last.replace("~1", "/").replace("~0", "~");
-        let target = doc.pointer_mut(parent).ok_or_else(|| ApplyError(format!("no parent for {path}")))?;
+        let target = doc
+            .pointer_mut(parent)
+            .ok_or_else(|| ApplyError(format!("no parent for {path}")))?;
         let value = op.get("value").cloned().unwrap_or(Value::Null);
         match (kind, target) {
             ("add", Value::Array(a)) if last == "-" => a.push(value),
             ("add", Value::Array(a)) => {
-                let i: usize = last.parse().map_err(|_| ApplyError(format!("bad index in {path}")))?;
+                let i: usize = last
+                    .parse()
+                    .map_err(|_| ApplyError(format!("bad index in {path}")))?;
                 if i > a.len() {
                     return Err(ApplyError(format!("index out of range in {path}")));
                 }
@@ -127,7 +138,8 @@ pub fn apply(doc: &mut Value, ops: &[Value]) -> Result<(), ApplyError> {
                 *slot.ok_or_else(|| ApplyError(format!("no element at {path}")))? = value;
             }
             ("remove", Value::Object(m)) => {
-                m.remove(&last).ok_or_else(|| ApplyError(format!("nothing to remove at {path}")))?;
+                m.remove(&last)
+                    .ok_or_else(|| ApplyError(format!("nothing to remove at {path}")))?;
             }
             ("remove", Value::Array(a)) => {
                 let i = last.parse::<usize>().ok().filter(|i| *i < a.len());

@@ -56,7 +56,10 @@ pub fn template_path(kind: &str) -> Option<&'static str> {
     if kind == "Pod" {
         return Some("");
     }
-    POD_CONTROLLERS.iter().find(|(k, _)| *k == kind).map(|(_, p)| *p)
+    POD_CONTROLLERS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, p)| *p)
 }
 
 /// Build the review of `object` for `operation`.
@@ -65,16 +68,23 @@ pub fn template_path(kind: &str) -> Option<&'static str> {
 /// When the object is not a mapping or lacks `apiVersion` or `kind`.
 pub fn review(object: &Value, operation: Operation) -> Result<Review, ReviewError> {
     let map = object.as_object().ok_or(ReviewError::NotAnObject)?;
-    let kind = map.get("kind").and_then(Value::as_str).ok_or(ReviewError::MissingKind)?;
-    let api_version =
-        map.get("apiVersion").and_then(Value::as_str).ok_or(ReviewError::MissingApiVersion)?;
+    let kind = map
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or(ReviewError::MissingKind)?;
+    let api_version = map
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .ok_or(ReviewError::MissingApiVersion)?;
     let metadata = object.get("metadata");
     let name = metadata
         .and_then(|m| m.get("name").or_else(|| m.get("generateName")))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let namespace =
-        metadata.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or_default();
+    let namespace = metadata
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let pod = template_path(kind).map(|path| pod_placement(object, kind, api_version, name, path));
     let node = (kind == "Node").then(|| node_info(object));
     Ok(Review {
@@ -126,13 +136,13 @@ fn pod_placement(
         controller,
         labels: string_map(metadata.and_then(|m| m.get("labels"))),
         annotations: string_map(metadata.and_then(|m| m.get("annotations"))),
-        tolerations: array(spec.get("tolerations")).filter_map(toleration).collect(),
+        tolerations: array(spec.get("tolerations"))
+            .filter_map(toleration)
+            .collect(),
         node_selector: string_map(spec.get("nodeSelector")),
-        required_node_affinity: array(
-            affinity.and_then(|a| {
-                a.pointer("/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
-            }),
-        )
+        required_node_affinity: array(affinity.and_then(|a| {
+            a.pointer("/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+        }))
         .map(node_selector_term)
         .collect(),
         preferred_node_affinity: array(
@@ -144,12 +154,18 @@ fn pod_placement(
         })
         .collect(),
         priority_class_name: str_field(spec, "priorityClassName"),
-        priority: spec.get("priority").and_then(Value::as_i64).map(|p| p as i32),
+        priority: spec
+            .get("priority")
+            .and_then(Value::as_i64)
+            .map(|p| p as i32),
         volumes: array(spec.get("volumes")).filter_map(volume).collect(),
         host_ports: containers(spec)
             .flat_map(|c| array(c.get("ports")))
             .filter_map(|p| {
-                let port = p.get("hostPort").and_then(Value::as_i64).filter(|p| *p > 0)?;
+                let port = p
+                    .get("hostPort")
+                    .and_then(Value::as_i64)
+                    .filter(|p| *p > 0)?;
                 Some(HostPort {
                     port: port as i32,
                     protocol: str_field(p, "protocol").unwrap_or_else(|| "TCP".into()),
@@ -161,7 +177,12 @@ fn pod_placement(
         replicas: if matches!(kind, "Pod" | "DaemonSet" | "CronJob" | "Job") {
             None
         } else {
-            Some(object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1) as i32)
+            Some(
+                object
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1) as i32,
+            )
         },
         node_name: str_field(spec, "nodeName"),
     }
@@ -193,10 +214,15 @@ fn requests(spec: &Value) -> (i64, i64) {
             .unwrap_or(0)
     };
     let sum = |name: &str, parse: fn(&str) -> Option<i64>| -> i64 {
-        array(spec.get("containers")).map(|c| request(c, name, parse)).sum()
+        array(spec.get("containers"))
+            .map(|c| request(c, name, parse))
+            .sum()
     };
     let init_max = |name: &str, parse: fn(&str) -> Option<i64>| -> i64 {
-        array(spec.get("initContainers")).map(|c| request(c, name, parse)).max().unwrap_or(0)
+        array(spec.get("initContainers"))
+            .map(|c| request(c, name, parse))
+            .max()
+            .unwrap_or(0)
     };
     let overhead = |name: &str, parse: fn(&str) -> Option<i64>| -> i64 {
         spec.get("overhead")
@@ -226,8 +252,12 @@ fn node_info(object: &Value) -> NodeInfo {
     NodeInfo {
         labels: string_map(metadata.and_then(|m| m.get("labels"))),
         annotations: string_map(metadata.and_then(|m| m.get("annotations"))),
-        taints: array(object.pointer("/spec/taints")).filter_map(taint).collect(),
-        unschedulable: object.pointer("/spec/unschedulable").and_then(Value::as_bool)
+        taints: array(object.pointer("/spec/taints"))
+            .filter_map(taint)
+            .collect(),
+        unschedulable: object
+            .pointer("/spec/unschedulable")
+            .and_then(Value::as_bool)
             == Some(true),
     }
 }
@@ -252,7 +282,10 @@ pub fn toleration(v: &Value) -> Option<Toleration> {
         key: str_field(v, "key").filter(|k| !k.is_empty()),
         operator,
         value: str_field(v, "value"),
-        effect: v.get("effect").and_then(Value::as_str).and_then(TaintEffect::parse),
+        effect: v
+            .get("effect")
+            .and_then(Value::as_str)
+            .and_then(TaintEffect::parse),
         toleration_seconds: v.get("tolerationSeconds").and_then(Value::as_i64),
     })
 }
@@ -308,7 +341,10 @@ fn volume(v: &Value) -> Option<Volume> {
 
 /// Iterate over a JSON array, or nothing when it is absent or not an array.
 pub fn array(v: Option<&Value>) -> impl Iterator<Item = &Value> {
-    v.and_then(Value::as_array).map(|a| a.iter()).into_iter().flatten()
+    v.and_then(Value::as_array)
+        .map(|a| a.iter())
+        .into_iter()
+        .flatten()
 }
 
 /// A string-to-string map (labels, annotations, nodeSelector); values that are
@@ -316,7 +352,9 @@ pub fn array(v: Option<&Value>) -> impl Iterator<Item = &Value> {
 pub fn string_map(v: Option<&Value>) -> Labels {
     v.and_then(Value::as_object)
         .map(|m| {
-            m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
         })
         .unwrap_or_default()
 }
@@ -360,7 +398,13 @@ mod tests {
         assert_eq!(pod.volumes[1].source, VolumeSource::EmptyDirMemory);
         assert_eq!(pod.cpu_request_millis, 100);
         assert_eq!(pod.memory_request_bytes, 70 << 20);
-        assert_eq!(pod.host_ports, vec![HostPort { port: 10250, protocol: "TCP".into() }]);
+        assert_eq!(
+            pod.host_ports,
+            vec![HostPort {
+                port: 10250,
+                protocol: "TCP".into()
+            }]
+        );
     }
 
     #[test]
@@ -375,7 +419,13 @@ mod tests {
 
     #[test]
     fn identifies_missing_kind() {
-        assert_eq!(review(&json!({"apiVersion": "v1"}), Operation::None), Err(ReviewError::MissingKind));
-        assert_eq!(review(&json!([1]), Operation::None), Err(ReviewError::NotAnObject));
+        assert_eq!(
+            review(&json!({"apiVersion": "v1"}), Operation::None),
+            Err(ReviewError::MissingKind)
+        );
+        assert_eq!(
+            review(&json!([1]), Operation::None),
+            Err(ReviewError::NotAnObject)
+        );
     }
 }

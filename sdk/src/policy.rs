@@ -57,8 +57,15 @@ pub trait HostExt: Host {
     }
 
     /// One object, parsed.
-    fn get_object(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.get(api_version, kind, namespace, name).and_then(|doc| serde_json::from_str(&doc).ok())
+    fn get_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        self.get(api_version, kind, namespace, name)
+            .and_then(|doc| serde_json::from_str(&doc).ok())
     }
 }
 

@@ -38,7 +38,11 @@ pub fn parse_millis(s: &str) -> Option<i128> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.chars().chain(frac_part.chars()).all(|c| c.is_ascii_digit()) {
+    if !int_part
+        .chars()
+        .chain(frac_part.chars())
+        .all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     // value = digits * 10^(exp10 - frac_len) * mantissa_scale, times 1000 for millis.

@@ -3,8 +3,8 @@
 //! pod land on a node, and which node pool a node belongs to.
 
 use crate::model::{
-    Labels, NodePool, NodeSelectorTerm, PodPlacement, SelectorOperator, SelectorRequirement,
-    Taint, TaintEffect, Toleration, TolerationOperator,
+    Labels, NodePool, NodeSelectorTerm, PodPlacement, SelectorOperator, SelectorRequirement, Taint,
+    TaintEffect, Toleration, TolerationOperator,
 };
 
 /// The label cluster-autoscaler's Hetzner provider uses for node groups.
@@ -77,10 +77,13 @@ impl NodeSelectorTerm {
         if self.match_expressions.is_empty() && self.match_fields.is_empty() {
             return false;
         }
-        self.match_expressions.iter().all(|r| r.matches_value(labels.get(&r.key).map(String::as_str)))
-            && self.match_fields.iter().all(|r| {
-                r.matches_value((r.key == "metadata.name").then_some(name))
-            })
+        self.match_expressions
+            .iter()
+            .all(|r| r.matches_value(labels.get(&r.key).map(String::as_str)))
+            && self
+                .match_fields
+                .iter()
+                .all(|r| r.matches_value((r.key == "metadata.name").then_some(name)))
     }
 }
 
@@ -118,7 +121,10 @@ impl PodPlacement {
             }
         }
         if !self.required_node_affinity.is_empty()
-            && !self.required_node_affinity.iter().any(|t| t.matches(name, labels))
+            && !self
+                .required_node_affinity
+                .iter()
+                .any(|t| t.matches(name, labels))
         {
             return Err(Unfit::NodeAffinity);
         }
@@ -157,7 +163,10 @@ impl PodPlacement {
     /// cluster-autoscaler's `daemonset-pod` annotation).
     pub fn is_daemonset(&self) -> bool {
         self.controller_kind() == Some("DaemonSet")
-            || self.annotations.get("cluster-autoscaler.kubernetes.io/daemonset-pod").map(String::as_str)
+            || self
+                .annotations
+                .get("cluster-autoscaler.kubernetes.io/daemonset-pod")
+                .map(String::as_str)
                 == Some("true")
     }
 }
@@ -175,7 +184,10 @@ impl NodePool {
             return true;
         }
         !self.node_selector.is_empty()
-            && self.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            && self
+                .node_selector
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v))
     }
 
     /// The labels a node of the pool would show: `kubernetes.io/os: linux`
@@ -186,19 +198,32 @@ impl NodePool {
     pub fn template_labels(&self) -> Labels {
         let mut labels = Labels::from([("kubernetes.io/os".to_string(), "linux".to_string())]);
         labels.extend(self.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-        labels.extend(self.node_selector.iter().map(|(k, v)| (k.clone(), v.clone())));
+        labels.extend(
+            self.node_selector
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         labels
     }
 
     /// Whether a pod could be scheduled onto a node of this pool as the pool's
     /// template node presents itself (labels, taints).
     pub fn admits(&self, pod: &PodPlacement) -> bool {
-        pod.fits(&format!("{}-template", self.name), &self.template_labels(), &self.taints).is_ok()
+        pod.fits(
+            &format!("{}-template", self.name),
+            &self.template_labels(),
+            &self.taints,
+        )
+        .is_ok()
     }
 }
 
 /// The pool a node belongs to, if any.
-pub fn pool_of<'a>(pools: &'a [NodePool], node_name: &str, labels: &Labels) -> Option<&'a NodePool> {
+pub fn pool_of<'a>(
+    pools: &'a [NodePool],
+    node_name: &str,
+    labels: &Labels,
+) -> Option<&'a NodePool> {
     pools.iter().find(|p| p.contains(node_name, labels))
 }
 
@@ -207,11 +232,26 @@ mod tests {
     use super::*;
 
     fn taint(key: &str, value: Option<&str>, effect: TaintEffect) -> Taint {
-        Taint { key: key.into(), value: value.map(Into::into), effect }
+        Taint {
+            key: key.into(),
+            value: value.map(Into::into),
+            effect,
+        }
     }
 
-    fn tol(key: Option<&str>, op: TolerationOperator, value: Option<&str>, effect: Option<TaintEffect>) -> Toleration {
-        Toleration { key: key.map(Into::into), operator: op, value: value.map(Into::into), effect, toleration_seconds: None }
+    fn tol(
+        key: Option<&str>,
+        op: TolerationOperator,
+        value: Option<&str>,
+        effect: Option<TaintEffect>,
+    ) -> Toleration {
+        Toleration {
+            key: key.map(Into::into),
+            operator: op,
+            value: value.map(Into::into),
+            effect,
+            toleration_seconds: None,
+        }
     }
 
     #[test]
@@ -219,16 +259,52 @@ mod tests {
         let pool = taint("dedicated", Some("autoscaler"), TaintEffect::NoSchedule);
         assert!(tol(None, TolerationOperator::Exists, None, None).tolerates(&pool));
         assert!(tol(Some("dedicated"), TolerationOperator::Exists, None, None).tolerates(&pool));
-        assert!(tol(Some("dedicated"), TolerationOperator::Equal, Some("autoscaler"), Some(TaintEffect::NoSchedule)).tolerates(&pool));
-        assert!(!tol(Some("dedicated"), TolerationOperator::Equal, Some("other"), None).tolerates(&pool));
-        assert!(!tol(Some("dedicated"), TolerationOperator::Exists, None, Some(TaintEffect::NoExecute)).tolerates(&pool));
-        assert!(!tol(Some("CriticalAddonsOnly"), TolerationOperator::Exists, None, None).tolerates(&pool));
+        assert!(
+            tol(
+                Some("dedicated"),
+                TolerationOperator::Equal,
+                Some("autoscaler"),
+                Some(TaintEffect::NoSchedule)
+            )
+            .tolerates(&pool)
+        );
+        assert!(
+            !tol(
+                Some("dedicated"),
+                TolerationOperator::Equal,
+                Some("other"),
+                None
+            )
+            .tolerates(&pool)
+        );
+        assert!(
+            !tol(
+                Some("dedicated"),
+                TolerationOperator::Exists,
+                None,
+                Some(TaintEffect::NoExecute)
+            )
+            .tolerates(&pool)
+        );
+        assert!(
+            !tol(
+                Some("CriticalAddonsOnly"),
+                TolerationOperator::Exists,
+                None,
+                None
+            )
+            .tolerates(&pool)
+        );
     }
 
     #[test]
     fn node_affinity_and_pool_membership() {
         let term = NodeSelectorTerm {
-            match_expressions: vec![SelectorRequirement { key: CONTROL_PLANE_LABEL.into(), operator: SelectorOperator::Exists, values: vec![] }],
+            match_expressions: vec![SelectorRequirement {
+                key: CONTROL_PLANE_LABEL.into(),
+                operator: SelectorOperator::Exists,
+                values: vec![],
+            }],
             match_fields: vec![],
         };
         let mut labels = Labels::new();
@@ -236,11 +312,18 @@ mod tests {
         labels.insert(CONTROL_PLANE_LABEL.into(), "true".into());
         assert!(term.matches("n", &labels));
 
-        let pool = NodePool { name: "k3s-batman".into(), name_prefix: Some("k3s-batman-".into()), ..Default::default() };
+        let pool = NodePool {
+            name: "k3s-batman".into(),
+            name_prefix: Some("k3s-batman-".into()),
+            ..Default::default()
+        };
         assert!(pool.contains("k3s-batman-66d1b255", &Labels::new()));
         assert!(!pool.contains("k3s-control-plane-fsn1-abc", &Labels::new()));
         let mut other = Labels::new();
         other.insert(NODE_GROUP_LABEL.into(), "other".into());
-        assert!(!pool.contains("k3s-batman-66d1b255", &other), "the node-group label wins over the prefix");
+        assert!(
+            !pool.contains("k3s-batman-66d1b255", &other),
+            "the node-group label wins over the prefix"
+        );
     }
 }

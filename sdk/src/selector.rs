@@ -16,7 +16,9 @@ pub struct LabelSelector {
 impl LabelSelector {
     /// Whether `labels` satisfy the selector.
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.requirements.iter().all(|r| r.matches_value(labels.get(&r.key).map(String::as_str)))
+        self.requirements
+            .iter()
+            .all(|r| r.matches_value(labels.get(&r.key).map(String::as_str)))
     }
 
     /// Parse the string syntax: `a=b`, `a==b`, `a!=b`, `a in (x,y)`,
@@ -34,7 +36,11 @@ impl LabelSelector {
             let req = if let Some(key) = part.strip_prefix('!') {
                 req(key.trim(), SelectorOperator::DoesNotExist, vec![])
             } else if let Some((k, v)) = part.split_once("!=") {
-                req(k.trim(), SelectorOperator::NotIn, vec![v.trim().to_string()])
+                req(
+                    k.trim(),
+                    SelectorOperator::NotIn,
+                    vec![v.trim().to_string()],
+                )
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 req(k.trim(), SelectorOperator::In, vec![v.trim().to_string()])
             } else if let Some((k, rest)) = split_set_op(part, " notin ") {
@@ -72,7 +78,9 @@ impl LabelSelector {
                 "DoesNotExist" => SelectorOperator::DoesNotExist,
                 _ => return None,
             };
-            let values = array(e.get("values")).filter_map(|v| v.as_str().map(str::to_string)).collect();
+            let values = array(e.get("values"))
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
             requirements.push(req(key, operator, values));
         }
         Some(LabelSelector { requirements })
@@ -80,7 +88,11 @@ impl LabelSelector {
 }
 
 fn req(key: &str, operator: SelectorOperator, values: Vec<String>) -> SelectorRequirement {
-    SelectorRequirement { key: key.to_string(), operator, values }
+    SelectorRequirement {
+        key: key.to_string(),
+        operator,
+        values,
+    }
 }
 
 fn split_set_op<'a>(part: &'a str, op: &str) -> Option<(&'a str, &'a str)> {
@@ -93,7 +105,11 @@ fn set_values(s: &str) -> Result<Vec<String>, String> {
         .strip_prefix('(')
         .and_then(|s| s.strip_suffix(')'))
         .ok_or_else(|| format!("expected (values) in label selector, found {s:?}"))?;
-    Ok(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+    Ok(inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 /// Split on commas that are not inside parentheses.
@@ -120,7 +136,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

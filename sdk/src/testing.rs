@@ -33,7 +33,10 @@ pub struct TestHost {
 impl TestHost {
     /// A host reviewing `object`.
     pub fn new(object: Value) -> Self {
-        TestHost { object, ..Default::default() }
+        TestHost {
+            object,
+            ..Default::default()
+        }
     }
 
     /// Add node pools.
@@ -67,7 +70,9 @@ impl TestHost {
 }
 
 fn field<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 impl Host for TestHost {

@@ -56,9 +56,11 @@ impl Error {
             Error::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::NotReady => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Body(_) | Error::Json(_) | Error::NotAReview { .. } | Error::NoUid | Error::Review(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Error::Body(_)
+            | Error::Json(_)
+            | Error::NotAReview { .. }
+            | Error::NoUid
+            | Error::Review(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -97,7 +99,10 @@ impl IntoResponse for Error {
         let status = self.status();
         let message = self.message();
         tracing::debug!(code = status.as_u16(), "request rejected: {message}");
-        let reason = status.canonical_reason().unwrap_or("Error").replace(' ', "");
+        let reason = status
+            .canonical_reason()
+            .unwrap_or("Error")
+            .replace(' ', "");
         let body = Status {
             api_version: "v1",
             kind: "Status",
@@ -108,7 +113,10 @@ impl IntoResponse for Error {
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| message.into_bytes());
         let mut response = (status, bytes).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         response
     }
 }

@@ -54,19 +54,28 @@ pub async fn readyz(Extract(state): Extract<State>) -> (StatusCode, &'static str
     if state.is_ready() {
         (StatusCode::OK, "ready\n")
     } else if state.evaluator().is_none() {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the policies are still loading\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the policies are still loading\n",
+        )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n",
+        )
     }
 }
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(Extract(state): Extract<State>) -> Response {
-    let text = state.metrics().render(state.policies_loaded(), state.is_ready());
+    let text = state
+        .metrics()
+        .render(state.policies_loaded(), state.is_ready());
     let mut response = text.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     response
 }
 
@@ -82,12 +91,17 @@ async fn admit(
     let (outcome, response) = match answer(state, endpoint, uri, headers, body).await {
         Ok((outcome, bytes)) => {
             let mut response = bytes.into_response();
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             (outcome, response)
         }
         Err(e) => (Outcome::Rejected, e.into_response()),
     };
-    state.metrics().observe(endpoint, outcome, started.elapsed());
+    state
+        .metrics()
+        .observe(endpoint, outcome, started.elapsed());
     response
 }
 
@@ -100,7 +114,9 @@ async fn answer(
 ) -> Result<(Outcome, Vec<u8>), Error> {
     check_content_type(headers)?;
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge { limit: state.config().max_body_bytes },
+        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge {
+            limit: state.config().max_body_bytes,
+        },
         _ => Error::Body(axum::Error::new(rejection)),
     })?;
     let head = review_protocol::head(&body)?;
@@ -117,7 +133,12 @@ async fn answer(
         Err(refusal) => {
             let failure_policy = state.config().failure_policy;
             tracing::warn!(uid = %head.uid, ?failure_policy, "review answered by the failure policy: {refusal}");
-            let answer = review_protocol::unavailable(head.version, &head.uid, failure_policy, &refusal.to_string());
+            let answer = review_protocol::unavailable(
+                head.version,
+                &head.uid,
+                failure_policy,
+                &refusal.to_string(),
+            );
             Ok((Outcome::Unavailable, answer))
         }
     }
@@ -133,13 +154,26 @@ fn judge(
 ) -> Result<(Outcome, Vec<u8>), Error> {
     let request = review_protocol::parse(body)?;
     let Some(review) = request.review else {
-        return Ok((Outcome::Allowed, review_protocol::nothing_to_judge(request.version, &request.uid)));
+        return Ok((
+            Outcome::Allowed,
+            review_protocol::nothing_to_judge(request.version, &request.uid),
+        ));
     };
-    let verdict =
-        if mutating { evaluator.evaluate_mutating(&review, cluster) } else { evaluator.evaluate(&review, cluster) };
+    let verdict = if mutating {
+        evaluator.evaluate_mutating(&review, cluster)
+    } else {
+        evaluator.evaluate(&review, cluster)
+    };
     state.metrics().observe_verdict(&verdict);
-    let outcome = if verdict.allowed { Outcome::Allowed } else { Outcome::Denied };
-    Ok((outcome, review_protocol::respond(request.version, &request.uid, &verdict, mutating)))
+    let outcome = if verdict.allowed {
+        Outcome::Allowed
+    } else {
+        Outcome::Denied
+    };
+    Ok((
+        outcome,
+        review_protocol::respond(request.version, &request.uid, &verdict, mutating),
+    ))
 }
 
 /// Accept `application/json`, with parameters (`; charset=utf-8`) or not.
@@ -152,6 +186,9 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Error> {
     if is_json {
         return Ok(());
     }
-    let value = value.map_or_else(|| "(none)".into(), |v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let value = value.map_or_else(
+        || "(none)".into(),
+        |v| String::from_utf8_lossy(v.as_bytes()).into_owned(),
+    );
     Err(Error::ContentType(value))
 }

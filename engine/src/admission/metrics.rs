@@ -26,8 +26,10 @@ use std::time::Duration;
 use crate::decision::{Mode, PolicyResult, Verdict};
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 17] =
-    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: [f64; 17] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
 
 /// The webhook endpoints that answer AdmissionReviews.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +65,12 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [Outcome::Allowed, Outcome::Denied, Outcome::Unavailable, Outcome::Rejected];
+    const ALL: [Outcome; 4] = [
+        Outcome::Allowed,
+        Outcome::Denied,
+        Outcome::Unavailable,
+        Outcome::Rejected,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -185,7 +192,8 @@ impl Metrics {
         );
         for endpoint in Endpoint::ALL {
             for outcome in Outcome::ALL {
-                let value = self.endpoints[endpoint as usize].outcomes[outcome as usize].load(Ordering::Relaxed);
+                let value = self.endpoints[endpoint as usize].outcomes[outcome as usize]
+                    .load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
                     "tollgate_admission_requests_total{{endpoint=\"{}\",outcome=\"{}\"}} {value}",
@@ -195,23 +203,43 @@ impl Metrics {
             }
         }
         let name = "tollgate_admission_request_duration_seconds";
-        header(&mut out, name, "histogram", "Time from a read request body to the response, by endpoint.");
+        header(
+            &mut out,
+            name,
+            "histogram",
+            "Time from a read request body to the response, by endpoint.",
+        );
         for endpoint in Endpoint::ALL {
             let histogram = &self.endpoints[endpoint as usize].duration;
             let label = endpoint.label();
             let mut cumulative = 0;
             for (bound, bucket) in BUCKETS.iter().zip(&histogram.buckets) {
                 cumulative += bucket.load(Ordering::Relaxed);
-                let _ = writeln!(out, "{name}_bucket{{endpoint=\"{label}\",le=\"{bound}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{endpoint=\"{label}\",le=\"{bound}\"}} {cumulative}"
+                );
             }
             let count = histogram.count.load(Ordering::Relaxed);
             let sum = histogram.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(out, "{name}_bucket{{endpoint=\"{label}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{endpoint=\"{label}\",le=\"+Inf\"}} {count}"
+            );
             let _ = writeln!(out, "{name}_sum{{endpoint=\"{label}\"}} {sum}");
             let _ = writeln!(out, "{name}_count{{endpoint=\"{label}\"}} {count}");
         }
-        header(&mut out, "tollgate_admission_in_flight", "gauge", "Requests being answered now.");
-        let _ = writeln!(out, "tollgate_admission_in_flight {}", self.in_flight.load(Ordering::Relaxed));
+        header(
+            &mut out,
+            "tollgate_admission_in_flight",
+            "gauge",
+            "Requests being answered now.",
+        );
+        let _ = writeln!(
+            out,
+            "tollgate_admission_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
         header(
             &mut out,
             "tollgate_policy_results_total",
@@ -235,16 +263,34 @@ impl Metrics {
                 "Policy set reloads after a change, by result.",
                 &self.policy_reloads,
             ),
-            ("tollgate_tls_reloads_total", "Certificate reloads after a change, by result.", &self.tls_reloads),
+            (
+                "tollgate_tls_reloads_total",
+                "Certificate reloads after a change, by result.",
+                &self.tls_reloads,
+            ),
         ] {
             header(&mut out, name, "counter", help);
             for (result, counter) in ["success", "failure"].iter().zip(counters) {
-                let _ = writeln!(out, "{name}{{result=\"{result}\"}} {}", counter.load(Ordering::Relaxed));
+                let _ = writeln!(
+                    out,
+                    "{name}{{result=\"{result}\"}} {}",
+                    counter.load(Ordering::Relaxed)
+                );
             }
         }
-        header(&mut out, "tollgate_policies_loaded", "gauge", "Policies in the active policy set.");
+        header(
+            &mut out,
+            "tollgate_policies_loaded",
+            "gauge",
+            "Policies in the active policy set.",
+        );
         let _ = writeln!(out, "tollgate_policies_loaded {policies_loaded}");
-        header(&mut out, "tollgate_ready", "gauge", "1 once the first policy set is compiled and until shutdown.");
+        header(
+            &mut out,
+            "tollgate_ready",
+            "gauge",
+            "1 once the first policy set is compiled and until shutdown.",
+        );
         let _ = writeln!(out, "tollgate_ready {}", u8::from(ready));
         out
     }
@@ -270,5 +316,8 @@ fn result_index(result: &PolicyResult) -> usize {
 
 /// Escape a label value.
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

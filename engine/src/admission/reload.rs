@@ -45,7 +45,12 @@ pub struct Source {
 impl Source {
     /// The files and directories to watch (bundled packs cannot change).
     pub fn watched(&self) -> Vec<PathBuf> {
-        self.specs.iter().map(PathBuf::from).filter(|p| p.exists()).chain(self.settings.iter().cloned()).collect()
+        self.specs
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| p.exists())
+            .chain(self.settings.iter().cloned())
+            .collect()
     }
 
     /// The files' current stamp.
@@ -70,7 +75,10 @@ impl Source {
     ///
     /// # Errors
     /// As [`Source::load`].
-    pub async fn load_blocking(self: &Arc<Self>, runtime: &Runtime) -> Result<(PolicySet, Stamp), Error> {
+    pub async fn load_blocking(
+        self: &Arc<Self>,
+        runtime: &Runtime,
+    ) -> Result<(PolicySet, Stamp), Error> {
         let source = self.clone();
         let runtime = runtime.clone();
         tokio::task::spawn_blocking(move || {
@@ -85,7 +93,13 @@ impl Source {
 /// Poll the source every `interval`; on a settled change, build the new set
 /// and install it in `state`. `loaded` is the stamp of the set in use.
 /// Never returns.
-pub async fn watch(source: Arc<Source>, runtime: Runtime, state: State, interval: Duration, mut loaded: Stamp) {
+pub async fn watch(
+    source: Arc<Source>,
+    runtime: Runtime,
+    state: State,
+    interval: Duration,
+    mut loaded: Stamp,
+) {
     let mut failed: Option<Stamp> = None;
     loop {
         tokio::time::sleep(interval).await;
@@ -103,7 +117,11 @@ pub async fn watch(source: Arc<Source>, runtime: Runtime, state: State, interval
                 let count = set.policies().len();
                 state.install(Evaluator::new(set));
                 state.metrics().policy_reload(true);
-                tracing::info!(policies = count, ms = started.elapsed().as_millis() as u64, "policy set reloaded");
+                tracing::info!(
+                    policies = count,
+                    ms = started.elapsed().as_millis() as u64,
+                    "policy set reloaded"
+                );
                 loaded = stamp;
                 failed = None;
             }

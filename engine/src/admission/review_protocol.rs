@@ -101,10 +101,19 @@ pub fn head(body: &[u8]) -> Result<Head, Error> {
     let Ok(envelope) = serde_json::from_slice::<EnvelopeHead<'_>>(body) else {
         return Err(full_error());
     };
-    let version =
-        version(envelope.api_version.as_deref().unwrap_or_default(), envelope.kind.as_deref().unwrap_or_default())?;
-    match envelope.request.and_then(|r| r.uid).filter(|uid| !uid.is_empty()) {
-        Some(uid) => Ok(Head { version, uid: uid.into_owned() }),
+    let version = version(
+        envelope.api_version.as_deref().unwrap_or_default(),
+        envelope.kind.as_deref().unwrap_or_default(),
+    )?;
+    match envelope
+        .request
+        .and_then(|r| r.uid)
+        .filter(|uid| !uid.is_empty())
+    {
+        Some(uid) => Ok(Head {
+            version,
+            uid: uid.into_owned(),
+        }),
         None => Err(full_error()),
     }
 }
@@ -113,7 +122,10 @@ fn version(api_version: &str, kind: &str) -> Result<Version, Error> {
     match (api_version, kind) {
         ("admission.k8s.io/v1", "AdmissionReview") => Ok(Version::V1),
         ("admission.k8s.io/v1beta1", "AdmissionReview") => Ok(Version::V1Beta1),
-        (api_version, kind) => Err(Error::NotAReview { api_version: api_version.to_string(), kind: kind.to_string() }),
+        (api_version, kind) => Err(Error::NotAReview {
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+        }),
     }
 }
 
@@ -137,7 +149,11 @@ pub fn parse(body: &[u8]) -> Result<Request, Error> {
         .filter(|uid| !uid.is_empty())
         .ok_or(Error::NoUid)?
         .to_string();
-    Ok(Request { version, uid, review })
+    Ok(Request {
+        version,
+        uid,
+        review,
+    })
 }
 
 #[derive(Serialize)]
@@ -188,12 +204,22 @@ impl<'a> Response<'a> {
     }
 
     fn deny(&mut self, code: u16, reason: &'static str, message: String) {
-        self.status = Some(Status { status: "Failure", code, reason, message });
+        self.status = Some(Status {
+            status: "Failure",
+            code,
+            reason,
+            message,
+        });
     }
 
     fn into_bytes(self, version: Version) -> Vec<u8> {
-        let envelope = Envelope { api_version: version.api_version(), kind: "AdmissionReview", response: self };
-        serde_json::to_vec(&envelope).expect("an AdmissionReview response of strings, bools and maps always serializes")
+        let envelope = Envelope {
+            api_version: version.api_version(),
+            kind: "AdmissionReview",
+            response: self,
+        };
+        serde_json::to_vec(&envelope)
+            .expect("an AdmissionReview response of strings, bools and maps always serializes")
     }
 }
 
@@ -209,14 +235,20 @@ pub fn respond(version: Version, uid: &str, verdict: &Verdict, mutating: bool) -
             response.warnings.push(warning);
         }
     }
-    for result in verdict.results.iter().filter(|r| r.mode == Mode::Audit && !r.violations.is_empty()) {
+    for result in verdict
+        .results
+        .iter()
+        .filter(|r| r.mode == Mode::Audit && !r.violations.is_empty())
+    {
         let mut rules: Vec<&str> = Vec::new();
         for violation in &result.violations {
             if !rules.contains(&violation.rule.as_str()) {
                 rules.push(&violation.rule);
             }
         }
-        response.audit_annotations.insert(annotation_key(&result.policy), rules.join(","));
+        response
+            .audit_annotations
+            .insert(annotation_key(&result.policy), rules.join(","));
     }
     if mutating
         && verdict.allowed
@@ -232,13 +264,21 @@ pub fn respond(version: Version, uid: &str, verdict: &Verdict, mutating: bool) -
 /// object, so the request is allowed and the reason recorded.
 pub fn nothing_to_judge(version: Version, uid: &str) -> Vec<u8> {
     let mut response = Response::new(uid, true);
-    response.audit_annotations.insert("skipped".into(), "request has neither object nor oldObject".into());
+    response.audit_annotations.insert(
+        "skipped".into(),
+        "request has neither object nor oldObject".into(),
+    );
     response.into_bytes(version)
 }
 
 /// The response when the review could not be evaluated in time (no free
 /// evaluation slot, or evaluation past the deadline): `failure_policy` decides.
-pub fn unavailable(version: Version, uid: &str, failure_policy: FailurePolicy, message: &str) -> Vec<u8> {
+pub fn unavailable(
+    version: Version,
+    uid: &str,
+    failure_policy: FailurePolicy,
+    message: &str,
+) -> Vec<u8> {
     let message = format!("tollgate: {message}");
     match failure_policy {
         FailurePolicy::Fail => {
@@ -249,7 +289,9 @@ pub fn unavailable(version: Version, uid: &str, failure_policy: FailurePolicy, m
         FailurePolicy::Ignore => {
             let mut response = Response::new(uid, true);
             response.warnings.push(&message);
-            response.audit_annotations.insert("failed-open".into(), message.clone());
+            response
+                .audit_annotations
+                .insert("failed-open".into(), message.clone());
             response.into_bytes(version)
         }
     }
@@ -260,18 +302,35 @@ fn denial_message(verdict: &Verdict) -> String {
     let mut parts = Vec::new();
     for result in verdict.results.iter().filter(|r| !r.allowed) {
         if let Some(fault) = &result.error {
-            parts.push(format!("{}: policy failed ({}): {}", result.policy, kind_name(fault.kind), fault.message));
+            parts.push(format!(
+                "{}: policy failed ({}): {}",
+                result.policy,
+                kind_name(fault.kind),
+                fault.message
+            ));
         } else if result.violations.is_empty() {
             parts.push(format!("{}: denied", result.policy));
         } else {
-            parts.extend(result.violations.iter().map(|v| format!("{}: {} ({})", result.policy, v.message, v.rule)));
+            parts.extend(
+                result
+                    .violations
+                    .iter()
+                    .map(|v| format!("{}: {} ({})", result.policy, v.message, v.rule)),
+            );
         }
     }
-    if parts.is_empty() { "denied".to_string() } else { parts.join("; ") }
+    if parts.is_empty() {
+        "denied".to_string()
+    } else {
+        parts.join("; ")
+    }
 }
 
 fn kind_name(kind: crate::decision::FaultKind) -> String {
-    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| format!("{kind:?}"))
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{kind:?}"))
 }
 
 /// Every policy's patch operations, in evaluation order, as one JSON array.
@@ -293,9 +352,19 @@ fn combined_patch(verdict: &Verdict) -> Option<Vec<u8>> {
 fn annotation_key(policy: &str) -> String {
     let key: String = policy
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(63)
         .collect();
     let key = key.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    if key.is_empty() { "policy".to_string() } else { key.to_string() }
+    if key.is_empty() {
+        "policy".to_string()
+    } else {
+        key.to_string()
+    }
 }

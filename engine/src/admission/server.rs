@@ -76,14 +76,25 @@ pub struct Options {
 /// Unusable certificate, address in use, the first policy set failing to
 /// load, or an I/O error of the listener.
 pub async fn run(options: Options) -> Result<(), Error> {
-    let Options { addr, tls: tls_files, policies, cluster, config, reload_interval, shutdown_grace } = options;
+    let Options {
+        addr,
+        tls: tls_files,
+        policies,
+        cluster,
+        config,
+        reload_interval,
+        shutdown_grace,
+    } = options;
     let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
 
     let tls_stamp = tls_files.stamp();
     let tls_config = RustlsConfig::from_config(tls::load(&tls_files)?);
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
     let runtime = Runtime::new(&RuntimeConfig {
         // One instance per evaluation in flight, plus room for a reload's load-time calls.
         max_concurrent: config.max_concurrent.max(1) + 2,
@@ -99,7 +110,13 @@ pub async fn run(options: Options) -> Result<(), Error> {
 
     let mut tasks = Vec::new();
     if !reload_interval.is_zero() {
-        tasks.push(tokio::spawn(tls::watch(tls_files, tls_config, state.clone(), reload_interval, tls_stamp)));
+        tasks.push(tokio::spawn(tls::watch(
+            tls_files,
+            tls_config,
+            state.clone(),
+            reload_interval,
+            tls_stamp,
+        )));
     }
     let (load_failed, mut load_failure) = tokio::sync::oneshot::channel();
     tasks.push(tokio::spawn(load_and_watch(

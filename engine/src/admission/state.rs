@@ -91,7 +91,9 @@ struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("State")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,7 +136,11 @@ impl State {
 
     /// The number of policies in the active set.
     pub fn policies_loaded(&self) -> usize {
-        self.shared.evaluator.load().as_ref().map_or(0, |e| e.policies().policies().len())
+        self.shared
+            .evaluator
+            .load()
+            .as_ref()
+            .map_or(0, |e| e.policies().policies().len())
     }
 
     /// The configuration.
@@ -179,12 +185,19 @@ impl State {
         let deadline = tokio::time::Instant::now() + timeout;
         let permit = match self.shared.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => match tokio::time::timeout_at(deadline, self.shared.permits.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => permit,
-                Ok(Err(_)) | Err(_) => {
-                    return Err(Refusal::Overloaded { waited: timeout, max: self.shared.config.max_concurrent });
+            Err(_) => {
+                match tokio::time::timeout_at(deadline, self.shared.permits.clone().acquire_owned())
+                    .await
+                {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) | Err(_) => {
+                        return Err(Refusal::Overloaded {
+                            waited: timeout,
+                            max: self.shared.config.max_concurrent,
+                        });
+                    }
                 }
-            },
+            }
         };
         let cluster = self.shared.cluster.clone();
         let task = tokio::task::spawn_blocking(move || {
@@ -207,7 +220,12 @@ impl State {
     /// Take every permit, as a saturated server would have them taken.
     pub(crate) async fn occupy_all_permits(&self) -> tokio::sync::OwnedSemaphorePermit {
         let all = self.shared.config.max_concurrent.max(1);
-        self.shared.permits.clone().acquire_many_owned(all).await.expect("the semaphore is never closed")
+        self.shared
+            .permits
+            .clone()
+            .acquire_many_owned(all)
+            .await
+            .expect("the semaphore is never closed")
     }
 }
 
@@ -219,10 +237,14 @@ fn parse_go_duration(text: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
         let value: f64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let seconds = match &rest[..unit_len] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -254,10 +276,19 @@ mod tests {
 
     #[test]
     fn the_api_servers_timeout_shortens_the_budget() {
-        let state = State::new(Config::default(), Arc::new(crate::cluster::Empty::default()));
+        let state = State::new(
+            Config::default(),
+            Arc::new(crate::cluster::Empty::default()),
+        );
         assert_eq!(state.timeout(None), Duration::from_secs(9));
-        assert_eq!(state.timeout(Some("timeout=5s")), Duration::from_millis(4500));
-        assert_eq!(state.timeout(Some("a=b&timeout=30s")), Duration::from_secs(9));
+        assert_eq!(
+            state.timeout(Some("timeout=5s")),
+            Duration::from_millis(4500)
+        );
+        assert_eq!(
+            state.timeout(Some("a=b&timeout=30s")),
+            Duration::from_secs(9)
+        );
         assert_eq!(state.timeout(Some("timeout=bogus")), Duration::from_secs(9));
     }
 }

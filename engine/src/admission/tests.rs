@@ -36,8 +36,12 @@ spec:
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
-        Runtime::new(&RuntimeConfig { max_concurrent: 8, cache_dir: None, ..RuntimeConfig::default() })
-            .expect("wasm runtime")
+        Runtime::new(&RuntimeConfig {
+            max_concurrent: 8,
+            cache_dir: None,
+            ..RuntimeConfig::default()
+        })
+        .expect("wasm runtime")
     })
 }
 
@@ -46,7 +50,8 @@ fn state_with(config: Config, settings: Value) -> State {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("replica-limit.yaml"), REPLICA_LIMIT).expect("write policy");
     let set_config = SetConfig::from_value(Path::new("settings.yaml"), settings).expect("settings");
-    let set = PolicySet::load(runtime(), &[dir.path().display().to_string()], &set_config).expect("policies load");
+    let set = PolicySet::load(runtime(), &[dir.path().display().to_string()], &set_config)
+        .expect("policies load");
     let state = State::new(config, Arc::new(Empty::default()));
     state.install(Evaluator::new(set));
     state
@@ -87,17 +92,36 @@ fn review(api_version: &str, operation: &str, object: Value, old_object: Value) 
 }
 
 fn create(replicas: i64) -> Value {
-    review("admission.k8s.io/v1", "CREATE", deployment(replicas), Value::Null)
+    review(
+        "admission.k8s.io/v1",
+        "CREATE",
+        deployment(replicas),
+        Value::Null,
+    )
 }
 
 async fn send(state: &State, request: Request<Body>) -> (StatusCode, Vec<u8>) {
-    let response = router(state.clone()).oneshot(request).await.expect("the router answers");
+    let response = router(state.clone())
+        .oneshot(request)
+        .await
+        .expect("the router answers");
     let status = response.status();
-    let body = response.into_body().collect().await.expect("body").to_bytes().to_vec();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
     (status, body)
 }
 
-async fn post_raw(state: &State, path: &str, content_type: Option<&str>, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+async fn post_raw(
+    state: &State,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
     let mut request = Request::post(path);
     if let Some(content_type) = content_type {
         request = request.header(header::CONTENT_TYPE, content_type);
@@ -107,14 +131,28 @@ async fn post_raw(state: &State, path: &str, content_type: Option<&str>, body: V
 
 /// POST `body` as JSON and parse the JSON answer.
 async fn post(state: &State, path: &str, body: &Value) -> (StatusCode, Value) {
-    let (status, bytes) = post_raw(state, path, Some("application/json"), body.to_string().into_bytes()).await;
-    let value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+    let (status, bytes) = post_raw(
+        state,
+        path,
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )
+    .await;
+    let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "answer is not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
     (status, value)
 }
 
 async fn get(state: &State, path: &str) -> (StatusCode, String) {
-    let (status, body) = send(state, Request::get(path).body(Body::empty()).expect("request")).await;
+    let (status, body) = send(
+        state,
+        Request::get(path).body(Body::empty()).expect("request"),
+    )
+    .await;
     (status, String::from_utf8(body).expect("UTF-8"))
 }
 
@@ -123,7 +161,10 @@ fn response<'a>(answer: &'a Value, api_version: &str) -> &'a Value {
     assert_eq!(answer["apiVersion"], api_version, "{answer}");
     assert_eq!(answer["kind"], "AdmissionReview", "{answer}");
     let response = &answer["response"];
-    assert_eq!(response["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002", "{answer}");
+    assert_eq!(
+        response["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "{answer}"
+    );
     response
 }
 
@@ -133,8 +174,17 @@ async fn allows_a_conforming_object() {
     assert_eq!(status, StatusCode::OK);
     let response = response(&answer, "admission.k8s.io/v1");
     assert_eq!(response["allowed"], true);
-    for absent in ["status", "patch", "patchType", "warnings", "auditAnnotations"] {
-        assert!(response.get(absent).is_none(), "unexpected {absent}: {response}");
+    for absent in [
+        "status",
+        "patch",
+        "patchType",
+        "warnings",
+        "auditAnnotations",
+    ] {
+        assert!(
+            response.get(absent).is_none(),
+            "unexpected {absent}: {response}"
+        );
     }
 }
 
@@ -146,7 +196,10 @@ async fn denies_with_a_403_naming_the_policy_and_rule() {
     assert_eq!(response["allowed"], false);
     assert_eq!(response["status"]["code"], 403);
     assert_eq!(response["status"]["status"], "Failure");
-    assert_eq!(response["status"]["message"], "replica-limit: at most 3 replicas (too-many-replicas)");
+    assert_eq!(
+        response["status"]["message"],
+        "replica-limit: at most 3 replicas (too-many-replicas)"
+    );
 }
 
 #[tokio::test]
@@ -156,9 +209,18 @@ async fn dry_run_and_update_get_the_same_answer() {
     dry["request"]["dryRun"] = json!(true);
     let (_, answer) = post(&state, "/validate", &dry).await;
     assert_eq!(response(&answer, "admission.k8s.io/v1")["allowed"], false);
-    let update = review("admission.k8s.io/v1", "UPDATE", deployment(2), deployment(5));
+    let update = review(
+        "admission.k8s.io/v1",
+        "UPDATE",
+        deployment(2),
+        deployment(5),
+    );
     let (_, answer) = post(&state, "/validate", &update).await;
-    assert_eq!(response(&answer, "admission.k8s.io/v1")["allowed"], true, "the new object is judged");
+    assert_eq!(
+        response(&answer, "admission.k8s.io/v1")["allowed"],
+        true,
+        "the new object is judged"
+    );
 }
 
 #[tokio::test]
@@ -168,23 +230,34 @@ async fn a_request_without_any_object_is_allowed_and_annotated() {
     assert_eq!(status, StatusCode::OK);
     let response = response(&answer, "admission.k8s.io/v1");
     assert_eq!(response["allowed"], true);
-    assert!(response["auditAnnotations"]["skipped"].is_string(), "{response}");
+    assert!(
+        response["auditAnnotations"]["skipped"].is_string(),
+        "{response}"
+    );
 }
 
 #[tokio::test]
 async fn connect_and_subresource_requests_are_answered() {
     let state = state();
-    let exec =
-        json!({"apiVersion": "v1", "kind": "PodExecOptions", "command": ["sh"], "container": "c", "stdin": true});
+    let exec = json!({"apiVersion": "v1", "kind": "PodExecOptions", "command": ["sh"], "container": "c", "stdin": true});
     let mut connect = review("admission.k8s.io/v1", "CONNECT", exec, Value::Null);
     connect["request"]["subResource"] = json!("exec");
     let (status, answer) = post(&state, "/validate", &connect).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(response(&answer, "admission.k8s.io/v1")["allowed"], true);
-    let mut scale = review("admission.k8s.io/v1", "UPDATE", deployment(5), deployment(2));
+    let mut scale = review(
+        "admission.k8s.io/v1",
+        "UPDATE",
+        deployment(5),
+        deployment(2),
+    );
     scale["request"]["subResource"] = json!("status");
     let (_, answer) = post(&state, "/validate", &scale).await;
-    assert_eq!(response(&answer, "admission.k8s.io/v1")["allowed"], false, "a sub-resource update judges the object");
+    assert_eq!(
+        response(&answer, "admission.k8s.io/v1")["allowed"],
+        false,
+        "a sub-resource update judges the object"
+    );
 }
 
 #[tokio::test]
@@ -193,7 +266,10 @@ async fn warn_mode_allows_with_a_warning() {
     let (_, answer) = post(&state, "/validate", &create(5)).await;
     let response = response(&answer, "admission.k8s.io/v1");
     assert_eq!(response["allowed"], true);
-    assert_eq!(response["warnings"], json!(["replica-limit: at most 3 replicas (too-many-replicas)"]));
+    assert_eq!(
+        response["warnings"],
+        json!(["replica-limit: at most 3 replicas (too-many-replicas)"])
+    );
     assert!(response.get("status").is_none());
 }
 
@@ -203,16 +279,27 @@ async fn audit_mode_allows_with_an_audit_annotation() {
     let (_, answer) = post(&state, "/validate", &create(5)).await;
     let response = response(&answer, "admission.k8s.io/v1");
     assert_eq!(response["allowed"], true);
-    assert_eq!(response["auditAnnotations"], json!({"replica-limit": "too-many-replicas"}));
+    assert_eq!(
+        response["auditAnnotations"],
+        json!({"replica-limit": "too-many-replicas"})
+    );
 }
 
 #[tokio::test]
 async fn v1beta1_is_answered_in_v1beta1() {
     let state = state();
-    let request = review("admission.k8s.io/v1beta1", "CREATE", deployment(5), Value::Null);
+    let request = review(
+        "admission.k8s.io/v1beta1",
+        "CREATE",
+        deployment(5),
+        Value::Null,
+    );
     let (status, answer) = post(&state, "/validate", &request).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(response(&answer, "admission.k8s.io/v1beta1")["allowed"], false);
+    assert_eq!(
+        response(&answer, "admission.k8s.io/v1beta1")["allowed"],
+        false
+    );
 }
 
 #[tokio::test]
@@ -242,22 +329,43 @@ fn result(policy: &str, patch: Option<Value>) -> PolicyResult {
 fn the_mutate_answer_carries_every_patch_in_order_as_base64_json_patch() {
     let first = json!([{"op": "add", "path": "/metadata/annotations", "value": {"a": "1"}}]);
     let second = json!([{"op": "add", "path": "/metadata/annotations/b", "value": "2"}]);
-    let verdict =
-        Verdict::new(vec![result("one", Some(first)), result("none", None), result("two", Some(second))], None);
+    let verdict = Verdict::new(
+        vec![
+            result("one", Some(first)),
+            result("none", None),
+            result("two", Some(second)),
+        ],
+        None,
+    );
     let bytes = review_protocol::respond(Version::V1, "u", &verdict, true);
     let answer: Value = serde_json::from_slice(&bytes).expect("JSON");
     assert_eq!(answer["response"]["patchType"], "JSONPatch");
     let patch = base64::engine::general_purpose::STANDARD
-        .decode(answer["response"]["patch"].as_str().expect("patch is a string"))
+        .decode(
+            answer["response"]["patch"]
+                .as_str()
+                .expect("patch is a string"),
+        )
         .expect("base64");
     let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("a JSON Patch");
     let mut object = deployment(1);
     json_patch::patch(&mut object, &patch).expect("the patch applies");
-    assert_eq!(object["metadata"]["annotations"], json!({"a": "1", "b": "2"}));
+    assert_eq!(
+        object["metadata"]["annotations"],
+        json!({"a": "1", "b": "2"})
+    );
 
-    let validating =
-        serde_json::from_slice::<Value>(&review_protocol::respond(Version::V1, "u", &verdict, false)).expect("JSON");
-    assert!(validating["response"].get("patch").is_none(), "/validate never patches");
+    let validating = serde_json::from_slice::<Value>(&review_protocol::respond(
+        Version::V1,
+        "u",
+        &verdict,
+        false,
+    ))
+    .expect("JSON");
+    assert!(
+        validating["response"].get("patch").is_none(),
+        "/validate never patches"
+    );
     let mut denied = verdict.clone();
     denied.results.push(PolicyResult {
         allowed: false,
@@ -266,8 +374,12 @@ fn the_mutate_answer_carries_every_patch_in_order_as_base64_json_patch() {
     });
     denied.allowed = false;
     let answer: Value =
-        serde_json::from_slice(&review_protocol::respond(Version::V1, "u", &denied, true)).expect("JSON");
-    assert!(answer["response"].get("patch").is_none(), "a denial carries no patch");
+        serde_json::from_slice(&review_protocol::respond(Version::V1, "u", &denied, true))
+            .expect("JSON");
+    assert!(
+        answer["response"].get("patch").is_none(),
+        "a denial carries no patch"
+    );
     assert_eq!(answer["response"]["status"]["message"], "deny: no (r)");
 }
 
@@ -277,9 +389,13 @@ fn warnings_are_not_repeated() {
     one.warnings = vec!["same".into(), "other".into()];
     let mut two = result("two", None);
     two.warnings = vec!["same".into()];
-    let answer: Value =
-        serde_json::from_slice(&review_protocol::respond(Version::V1, "u", &Verdict::new(vec![one, two], None), false))
-            .expect("JSON");
+    let answer: Value = serde_json::from_slice(&review_protocol::respond(
+        Version::V1,
+        "u",
+        &Verdict::new(vec![one, two], None),
+        false,
+    ))
+    .expect("JSON");
     assert_eq!(answer["response"]["warnings"], json!(["same", "other"]));
 }
 
@@ -290,12 +406,21 @@ fn assert_rejected(status: StatusCode, body: &[u8], code: StatusCode, needle: &s
     assert_eq!(answer["kind"], "Status");
     assert_eq!(answer["code"], code.as_u16());
     let message = answer["message"].as_str().expect("message");
-    assert!(message.contains(needle), "{message:?} does not mention {needle:?}");
+    assert!(
+        message.contains(needle),
+        "{message:?} does not mention {needle:?}"
+    );
 }
 
 #[tokio::test]
 async fn malformed_json_is_a_400() {
-    let (status, body) = post_raw(&state(), "/validate", Some("application/json"), b"{\"apiVersion\": ".to_vec()).await;
+    let (status, body) = post_raw(
+        &state(),
+        "/validate",
+        Some("application/json"),
+        b"{\"apiVersion\": ".to_vec(),
+    )
+    .await;
     assert_rejected(status, &body, StatusCode::BAD_REQUEST, "not valid JSON");
 }
 
@@ -304,19 +429,47 @@ async fn a_wrong_or_missing_content_type_is_a_415() {
     let state = state();
     let body = create(2).to_string().into_bytes();
     let (status, answer) = post_raw(&state, "/validate", Some("text/plain"), body.clone()).await;
-    assert_rejected(status, &answer, StatusCode::UNSUPPORTED_MEDIA_TYPE, "text/plain");
+    assert_rejected(
+        status,
+        &answer,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "text/plain",
+    );
     let (status, answer) = post_raw(&state, "/mutate", None, body.clone()).await;
-    assert_rejected(status, &answer, StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/json");
-    let (status, _) = post_raw(&state, "/validate", Some("application/json; charset=utf-8"), body).await;
+    assert_rejected(
+        status,
+        &answer,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "application/json",
+    );
+    let (status, _) = post_raw(
+        &state,
+        "/validate",
+        Some("application/json; charset=utf-8"),
+        body,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn an_oversized_body_is_a_413() {
-    let state = state_with(Config { max_body_bytes: 4096, ..Config::default() }, Value::Null);
+    let state = state_with(
+        Config {
+            max_body_bytes: 4096,
+            ..Config::default()
+        },
+        Value::Null,
+    );
     let mut big = create(2);
     big["request"]["object"]["metadata"]["annotations"] = json!({"filler": "x".repeat(8192)});
-    let (status, body) = post_raw(&state, "/validate", Some("application/json"), big.to_string().into_bytes()).await;
+    let (status, body) = post_raw(
+        &state,
+        "/validate",
+        Some("application/json"),
+        big.to_string().into_bytes(),
+    )
+    .await;
     assert_rejected(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "4096 bytes");
 }
 
@@ -324,25 +477,52 @@ async fn an_oversized_body_is_a_413() {
 async fn unknown_versions_kinds_and_bad_requests_are_400s() {
     let state = state();
     let cases = [
-        (json!({"apiVersion": "admission.k8s.io/v2", "kind": "AdmissionReview", "request": {}}), "admission.k8s.io/v2"),
-        (json!({"apiVersion": "admission.k8s.io/v1", "kind": "Pod"}), "\"Pod\""),
+        (
+            json!({"apiVersion": "admission.k8s.io/v2", "kind": "AdmissionReview", "request": {}}),
+            "admission.k8s.io/v2",
+        ),
+        (
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "Pod"}),
+            "\"Pod\"",
+        ),
         (json!([1, 2]), "AdmissionReview"),
-        (json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}), "no request"),
+        (
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
+            "no request",
+        ),
     ];
     for (body, needle) in cases {
-        let (status, answer) =
-            post_raw(&state, "/validate", Some("application/json"), body.to_string().into_bytes()).await;
+        let (status, answer) = post_raw(
+            &state,
+            "/validate",
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+        .await;
         assert_rejected(status, &answer, StatusCode::BAD_REQUEST, needle);
     }
     let mut no_uid = create(2);
-    no_uid["request"].as_object_mut().expect("object").remove("uid");
-    let (status, answer) =
-        post_raw(&state, "/validate", Some("application/json"), no_uid.to_string().into_bytes()).await;
+    no_uid["request"]
+        .as_object_mut()
+        .expect("object")
+        .remove("uid");
+    let (status, answer) = post_raw(
+        &state,
+        "/validate",
+        Some("application/json"),
+        no_uid.to_string().into_bytes(),
+    )
+    .await;
     assert_rejected(status, &answer, StatusCode::BAD_REQUEST, "uid");
     let mut bad_op = create(2);
     bad_op["request"]["operation"] = json!("PATCH");
-    let (status, answer) =
-        post_raw(&state, "/validate", Some("application/json"), bad_op.to_string().into_bytes()).await;
+    let (status, answer) = post_raw(
+        &state,
+        "/validate",
+        Some("application/json"),
+        bad_op.to_string().into_bytes(),
+    )
+    .await;
     assert_rejected(status, &answer, StatusCode::BAD_REQUEST, "PATCH");
 }
 
@@ -350,9 +530,17 @@ async fn unknown_versions_kinds_and_bad_requests_are_400s() {
 async fn probes_follow_the_policy_set() {
     let state = State::new(Config::default(), Arc::new(Empty::default()));
     assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
-    assert_eq!(get(&state, "/readyz").await.0, StatusCode::SERVICE_UNAVAILABLE);
-    let (status, body) =
-        post_raw(&state, "/validate", Some("application/json"), create(2).to_string().into_bytes()).await;
+    assert_eq!(
+        get(&state, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let (status, body) = post_raw(
+        &state,
+        "/validate",
+        Some("application/json"),
+        create(2).to_string().into_bytes(),
+    )
+    .await;
     assert_rejected(status, &body, StatusCode::SERVICE_UNAVAILABLE, "loading");
     let ready = self::state();
     assert_eq!(get(&ready, "/readyz").await.0, StatusCode::OK);
@@ -378,9 +566,15 @@ async fn a_saturated_server_answers_by_its_failure_policy() {
         let response = response(&answer, "admission.k8s.io/v1");
         assert_eq!(response["allowed"], allowed, "{response}");
         let text = response.to_string();
-        assert!(text.contains("no evaluation slot became free within 50 ms"), "{text}");
+        assert!(
+            text.contains("no evaluation slot became free within 50 ms"),
+            "{text}"
+        );
         if allowed {
-            assert!(response["auditAnnotations"]["failed-open"].is_string(), "{response}");
+            assert!(
+                response["auditAnnotations"]["failed-open"].is_string(),
+                "{response}"
+            );
         } else {
             assert_eq!(response["status"]["code"], 503);
         }
@@ -405,8 +599,13 @@ async fn metrics_count_requests_in_sub_millisecond_buckets() {
         "tollgate_policies_loaded 1",
         "tollgate_ready 1",
     ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
     }
-    assert!(text.contains("tollgate_admission_request_duration_seconds_bucket{endpoint=\"validate\",le=\"0.0001\"}"));
+    assert!(text.contains(
+        "tollgate_admission_request_duration_seconds_bucket{endpoint=\"validate\",le=\"0.0001\"}"
+    ));
     assert!(text.contains("# TYPE tollgate_admission_request_duration_seconds histogram"));
 }

@@ -93,15 +93,29 @@ pub fn load(files: &Files) -> Result<Arc<ServerConfig>, Error> {
     let key_pem = read(&files.key)?;
     let certs = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| Error::Pem { path: files.cert.clone(), source })?;
+        .map_err(|source| Error::Pem {
+            path: files.cert.clone(),
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(Error::NoCertificate { path: files.cert.clone() });
+        return Err(Error::NoCertificate {
+            path: files.cert.clone(),
+        });
     }
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|source| match source {
-        pem::Error::NoItemsFound => Error::NoKey { path: files.key.clone() },
-        source => Error::Pem { path: files.key.clone(), source },
+        pem::Error::NoItemsFound => Error::NoKey {
+            path: files.key.clone(),
+        },
+        source => Error::Pem {
+            path: files.key.clone(),
+            source,
+        },
     })?;
-    let pair = |source| Error::Pair { cert: files.cert.clone(), key: files.key.clone(), source };
+    let pair = |source| Error::Pair {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+        source,
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -114,12 +128,21 @@ pub fn load(files: &Files) -> Result<Arc<ServerConfig>, Error> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Poll `files` every `interval` and reload `tls` when they change. `loaded`
 /// is the stamp taken before the configuration in use was read. Never returns.
-pub async fn watch(files: Files, tls: RustlsConfig, state: State, interval: Duration, mut loaded: Stamp) {
+pub async fn watch(
+    files: Files,
+    tls: RustlsConfig,
+    state: State,
+    interval: Duration,
+    mut loaded: Stamp,
+) {
     let mut failed: Option<Stamp> = None;
     loop {
         tokio::time::sleep(interval).await;
@@ -137,7 +160,10 @@ pub async fn watch(files: Files, tls: RustlsConfig, state: State, interval: Dura
             }
             Err(e) => {
                 state.metrics().tls_reload(false);
-                tracing::warn!("certificate not reloaded, keeping the current one: {}", super::error::chain(&e));
+                tracing::warn!(
+                    "certificate not reloaded, keeping the current one: {}",
+                    super::error::chain(&e)
+                );
                 failed = Some(now);
             }
         }

@@ -42,7 +42,11 @@ impl Stamp {
 
 fn file_stamp(path: &Path) -> Option<FileStamp> {
     let meta = std::fs::metadata(path).ok()?;
-    Some(FileStamp { inode: inode(&meta), len: meta.len(), modified: meta.modified().ok() })
+    Some(FileStamp {
+        inode: inode(&meta),
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    })
 }
 
 #[cfg(unix)]

@@ -35,7 +35,8 @@ use crate::cluster::pools::{Autoscaler, PRESET_CA_VERSION, Version};
 use crate::cluster::{ClusterView, Snapshot};
 
 const SAFE_TO_EVICT: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict";
-const SAFE_TO_EVICT_LOCAL_VOLUMES: &str = "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes";
+const SAFE_TO_EVICT_LOCAL_VOLUMES: &str =
+    "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes";
 const SCALE_DOWN_DISABLED: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
 const MIRROR: &str = "kubernetes.io/config.mirror";
 
@@ -100,7 +101,11 @@ impl Flags {
     /// # Errors
     /// A value that does not parse; unknown flags are ignored (CA has many).
     pub fn apply(&mut self, name: &str, value: &str) -> Result<(), FlagError> {
-        let bad = |problem| FlagError { flag: name.to_string(), value: value.to_string(), problem };
+        let bad = |problem| FlagError {
+            flag: name.to_string(),
+            value: value.to_string(),
+            problem,
+        };
         let boolean = || match value {
             "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(true),
             "false" | "0" | "f" | "F" | "FALSE" | "False" => Ok(false),
@@ -109,16 +114,22 @@ impl Flags {
         match name {
             "skip-nodes-with-system-pods" => self.skip_nodes_with_system_pods = boolean()?,
             "skip-nodes-with-local-storage" => self.skip_nodes_with_local_storage = boolean()?,
-            "skip-nodes-with-custom-controller-pods" => self.skip_nodes_with_custom_controller_pods = boolean()?,
+            "skip-nodes-with-custom-controller-pods" => {
+                self.skip_nodes_with_custom_controller_pods = boolean()?
+            }
             "ignore-daemonsets-utilization" => self.ignore_daemonsets_utilization = boolean()?,
             "ignore-mirror-pods-utilization" => self.ignore_mirror_pods_utilization = boolean()?,
             "scale-down-unready-enabled" => self.scale_down_unready_enabled = boolean()?,
-            "min-replica-count" => self.min_replica_count = value.parse().map_err(|_| bad("expected an integer"))?,
+            "min-replica-count" => {
+                self.min_replica_count = value.parse().map_err(|_| bad("expected an integer"))?
+            }
             "expendable-pods-priority-cutoff" => {
-                self.expendable_pods_priority_cutoff = value.parse().map_err(|_| bad("expected an integer"))?
+                self.expendable_pods_priority_cutoff =
+                    value.parse().map_err(|_| bad("expected an integer"))?
             }
             "scale-down-utilization-threshold" => {
-                self.scale_down_utilization_threshold = value.parse().map_err(|_| bad("expected a number"))?
+                self.scale_down_utilization_threshold =
+                    value.parse().map_err(|_| bad("expected a number"))?
             }
             "blocking-system-pod-distruption-timeout" => {
                 self.blocking_system_pod_disruption_timeout =
@@ -212,7 +223,10 @@ pub struct Overrides {
 ///
 /// # Errors
 /// A flag value that does not parse.
-pub fn assumptions(autoscaler: Option<&Autoscaler>, overrides: &Overrides) -> Result<Assumptions, FlagError> {
+pub fn assumptions(
+    autoscaler: Option<&Autoscaler>,
+    overrides: &Overrides,
+) -> Result<Assumptions, FlagError> {
     let mut flags = Flags::default();
     if let Some(ca) = autoscaler {
         for (name, values) in &ca.flags {
@@ -274,8 +288,10 @@ pub fn explain(snapshot: &Snapshot, assumptions: &Assumptions) -> ScaleDown {
         }
     }
     let mut pool_sizes: BTreeMap<&str, u32> = BTreeMap::new();
-    let membership: Vec<Option<&NodePool>> =
-        nodes.iter().map(|n| pool_of(pools, &n.name, &n.info.labels)).collect();
+    let membership: Vec<Option<&NodePool>> = nodes
+        .iter()
+        .map(|n| pool_of(pools, &n.name, &n.info.labels))
+        .collect();
     for pool in membership.iter().flatten() {
         *pool_sizes.entry(pool.name.as_str()).or_default() += 1;
     }
@@ -283,7 +299,12 @@ pub fn explain(snapshot: &Snapshot, assumptions: &Assumptions) -> ScaleDown {
         .iter()
         .map(|n| {
             let mut u = Usage::default();
-            for p in by_node.get(n.name.as_str()).into_iter().flatten().filter(|p| !is_terminal(&p.object)) {
+            for p in by_node
+                .get(n.name.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|p| !is_terminal(&p.object))
+            {
                 u.add(&p.placement);
             }
             u
@@ -292,22 +313,51 @@ pub fn explain(snapshot: &Snapshot, assumptions: &Assumptions) -> ScaleDown {
     let mut pdbs: BTreeMap<String, Vec<(LabelSelector, Arc<Value>)>> = BTreeMap::new();
     for pdb in snapshot.of_kind("PodDisruptionBudget") {
         // A PDB without a selector selects nothing.
-        let Some(selector) = pdb.pointer("/spec/selector").and_then(LabelSelector::from_json) else { continue };
-        let namespace = pdb.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-        pdbs.entry(namespace.to_string()).or_default().push((selector, pdb.clone()));
+        let Some(selector) = pdb
+            .pointer("/spec/selector")
+            .and_then(LabelSelector::from_json)
+        else {
+            continue;
+        };
+        let namespace = pdb
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        pdbs.entry(namespace.to_string())
+            .or_default()
+            .push((selector, pdb.clone()));
     }
-    let ctx = Ctx { snapshot, pdbs, flags, version, now: assumptions.now };
+    let ctx = Ctx {
+        snapshot,
+        pdbs,
+        flags,
+        version,
+        now: assumptions.now,
+    };
     let mut explanations: Vec<NodeExplanation> = nodes
         .iter()
         .zip(&membership)
         .filter_map(|(node, pool)| {
             let pool = (*pool)?;
-            let on_node = by_node.get(node.name.as_str()).map(Vec::as_slice).unwrap_or_default();
-            Some(ctx.explain_node(node, pool, pool_sizes[pool.name.as_str()], on_node, &nodes, &usage))
+            let on_node = by_node
+                .get(node.name.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            Some(ctx.explain_node(
+                node,
+                pool,
+                pool_sizes[pool.name.as_str()],
+                on_node,
+                &nodes,
+                &usage,
+            ))
         })
         .collect();
     explanations.sort_by(|a, b| (&a.pool, &a.name).cmp(&(&b.pool, &b.name)));
-    ScaleDown { assumptions: assumptions.clone(), nodes: explanations }
+    ScaleDown {
+        assumptions: assumptions.clone(),
+        nodes: explanations,
+    }
 }
 
 struct Ctx<'a> {
@@ -340,13 +390,24 @@ impl Ctx<'_> {
         if pool_size <= pool.min_size {
             reasons.push(NodeReason {
                 reason: "NodeGroupMinSizeReached",
-                message: format!("pool {} has {pool_size} node(s), its minimum is {}", pool.name, pool.min_size),
+                message: format!(
+                    "pool {} has {pool_size} node(s), its minimum is {}",
+                    pool.name, pool.min_size
+                ),
             });
         }
-        if node.info.annotations.get(SCALE_DOWN_DISABLED).map(String::as_str) == Some("true") {
+        if node
+            .info
+            .annotations
+            .get(SCALE_DOWN_DISABLED)
+            .map(String::as_str)
+            == Some("true")
+        {
             reasons.push(NodeReason {
                 reason: "ScaleDownDisabledAnnotation",
-                message: format!("the node is annotated {SCALE_DOWN_DISABLED}=true; remove the annotation"),
+                message: format!(
+                    "the node is annotated {SCALE_DOWN_DISABLED}=true; remove the annotation"
+                ),
             });
         }
         if !node.ready && !self.flags.scale_down_unready_enabled {
@@ -404,13 +465,23 @@ impl Ctx<'_> {
     fn utilization(&self, node: &Node, pods: &[&Pod]) -> f64 {
         let counted = pods.iter().filter(|p| {
             !(self.flags.ignore_daemonsets_utilization && p.placement.is_daemonset()
-                || self.flags.ignore_mirror_pods_utilization && p.placement.annotations.contains_key(MIRROR))
+                || self.flags.ignore_mirror_pods_utilization
+                    && p.placement.annotations.contains_key(MIRROR))
                 && !is_terminal(&p.object)
         });
         let (cpu, memory) = counted.fold((0i64, 0i64), |(c, m), p| {
-            (c + p.placement.cpu_request_millis, m + p.placement.memory_request_bytes)
+            (
+                c + p.placement.cpu_request_millis,
+                m + p.placement.memory_request_bytes,
+            )
         });
-        let ratio = |used: i64, total: i64| if total > 0 { used as f64 / total as f64 } else { 0.0 };
+        let ratio = |used: i64, total: i64| {
+            if total > 0 {
+                used as f64 / total as f64
+            } else {
+                0.0
+            }
+        };
         ratio(cpu, node.cpu).max(ratio(memory, node.memory))
     }
 
@@ -424,8 +495,17 @@ impl Ctx<'_> {
             return Drain::Skip;
         }
         // 2. Long-terminating pods are skipped.
-        if let Some(deleted) = pod.object.pointer("/metadata/deletionTimestamp").and_then(Value::as_str).and_then(parse_timestamp) {
-            let grace = pod.object.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+        if let Some(deleted) = pod
+            .object
+            .pointer("/metadata/deletionTimestamp")
+            .and_then(Value::as_str)
+            .and_then(parse_timestamp)
+        {
+            let grace = pod
+                .object
+                .pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30);
             if self.now > deleted + grace + 30 {
                 return Drain::Skip;
             }
@@ -433,22 +513,39 @@ impl Ctx<'_> {
         // 3. Replica count (only with --skip-nodes-with-custom-controller-pods).
         if flags.skip_nodes_with_custom_controller_pods
             && let Some(owner) = &p.controller
-            && matches!(owner.kind.as_str(), "ReplicationController" | "ReplicaSet" | "Job" | "StatefulSet" | "DaemonSet")
+            && matches!(
+                owner.kind.as_str(),
+                "ReplicationController" | "ReplicaSet" | "Job" | "StatefulSet" | "DaemonSet"
+            )
             && self.snapshot.of_kind(&owner.kind).next().is_some()
         {
-            match self.snapshot.get(&owner.api_version, &owner.kind, &pod.namespace, &owner.name) {
+            match self
+                .snapshot
+                .get(&owner.api_version, &owner.kind, &pod.namespace, &owner.name)
+            {
                 None => {
                     return Drain::Block(
                         "ControllerNotFound",
-                        format!("its controller {} {} does not exist", owner.kind, owner.name),
+                        format!(
+                            "its controller {} {} does not exist",
+                            owner.kind, owner.name
+                        ),
                     );
                 }
-                Some(controller) if matches!(owner.kind.as_str(), "ReplicationController" | "ReplicaSet") => {
-                    let replicas = controller.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+                Some(controller)
+                    if matches!(owner.kind.as_str(), "ReplicationController" | "ReplicaSet") =>
+                {
+                    let replicas = controller
+                        .pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1);
                     if replicas < flags.min_replica_count {
                         return Drain::Block(
                             "MinReplicasReached",
-                            format!("{} {} has {replicas} replicas, below --min-replica-count={}", owner.kind, owner.name, flags.min_replica_count),
+                            format!(
+                                "{} {} has {replicas} replicas, below --min-replica-count={}",
+                                owner.kind, owner.name, flags.min_replica_count
+                            ),
                         );
                     }
                 }
@@ -468,7 +565,14 @@ impl Ctx<'_> {
             return Drain::Skip;
         }
         // 7. on-completion (CA >= 1.36).
-        if self.version >= (Version { major: 1, minor: 36, patch: 0 }) && annotation(SAFE_TO_EVICT) == Some("on-completion") {
+        if self.version
+            >= (Version {
+                major: 1,
+                minor: 36,
+                patch: 0,
+            })
+            && annotation(SAFE_TO_EVICT) == Some("on-completion")
+        {
             return Drain::Block(
                 "BlockedByOnCompletionPod",
                 format!("{SAFE_TO_EVICT}=on-completion: the node waits until the pod completes"),
@@ -477,15 +581,23 @@ impl Ctx<'_> {
         // 8. Replicated.
         match p.controller_kind() {
             None => {
-                return Drain::Block("NotReplicated", "the pod has no controller; a bare pod cannot be recreated elsewhere".into());
+                return Drain::Block(
+                    "NotReplicated",
+                    "the pod has no controller; a bare pod cannot be recreated elsewhere".into(),
+                );
             }
             Some(kind)
                 if flags.skip_nodes_with_custom_controller_pods
-                    && !matches!(kind, "ReplicationController" | "Job" | "ReplicaSet" | "StatefulSet") =>
+                    && !matches!(
+                        kind,
+                        "ReplicationController" | "Job" | "ReplicaSet" | "StatefulSet"
+                    ) =>
             {
                 return Drain::Block(
                     "NotReplicated",
-                    format!("its controller kind {kind} is not a standard one (--skip-nodes-with-custom-controller-pods=true)"),
+                    format!(
+                        "its controller kind {kind} is not a standard one (--skip-nodes-with-custom-controller-pods=true)"
+                    ),
                 );
             }
             Some(_) => {}
@@ -493,7 +605,12 @@ impl Ctx<'_> {
         let pdbs = self.pdbs_for(pod);
         // 9. kube-system pods need a PDB.
         if flags.skip_nodes_with_system_pods && pod.namespace == "kube-system" && pdbs.is_empty() {
-            let timeout_applies = self.version >= (Version { major: 1, minor: 33, patch: 0 });
+            let timeout_applies = self.version
+                >= (Version {
+                    major: 1,
+                    minor: 33,
+                    patch: 0,
+                });
             let age = pod
                 .object
                 .pointer("/metadata/creationTimestamp")
@@ -501,7 +618,9 @@ impl Ctx<'_> {
                 .and_then(parse_timestamp)
                 .map(|created| self.now - created);
             match (timeout_applies, age) {
-                (true, Some(age)) if age > flags.blocking_system_pod_disruption_timeout => return Drain::Move,
+                (true, Some(age)) if age > flags.blocking_system_pod_disruption_timeout => {
+                    return Drain::Move;
+                }
                 _ => {
                     let when = if timeout_applies {
                         format!(
@@ -509,7 +628,10 @@ impl Ctx<'_> {
                             self.version, flags.blocking_system_pod_disruption_timeout
                         )
                     } else {
-                        format!(" (cluster-autoscaler {} blocks for as long as the pod exists)", self.version)
+                        format!(
+                            " (cluster-autoscaler {} blocks for as long as the pod exists)",
+                            self.version
+                        )
                     };
                     return Drain::Block(
                         "UnmovableKubeSystemPod",
@@ -520,12 +642,18 @@ impl Ctx<'_> {
         }
         // 10. safe-to-evict: "false".
         if annotation(SAFE_TO_EVICT) == Some("false") {
-            return Drain::Block("NotSafeToEvictAnnotation", format!("annotated {SAFE_TO_EVICT}=false"));
+            return Drain::Block(
+                "NotSafeToEvictAnnotation",
+                format!("annotated {SAFE_TO_EVICT}=false"),
+            );
         }
         // 11. Local storage.
         if flags.skip_nodes_with_local_storage {
-            let allowed: HashSet<&str> =
-                annotation(SAFE_TO_EVICT_LOCAL_VOLUMES).unwrap_or_default().split(',').map(str::trim).collect();
+            let allowed: HashSet<&str> = annotation(SAFE_TO_EVICT_LOCAL_VOLUMES)
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .collect();
             let local: Vec<&str> = p
                 .volumes
                 .iter()
@@ -535,7 +663,10 @@ impl Ctx<'_> {
             if !local.is_empty() {
                 return Drain::Block(
                     "LocalStorageRequested",
-                    format!("local storage (hostPath or disk-backed emptyDir) not listed in {SAFE_TO_EVICT_LOCAL_VOLUMES}: {}", local.join(", ")),
+                    format!(
+                        "local storage (hostPath or disk-backed emptyDir) not listed in {SAFE_TO_EVICT_LOCAL_VOLUMES}: {}",
+                        local.join(", ")
+                    ),
                 );
             }
         }
@@ -543,10 +674,16 @@ impl Ctx<'_> {
         for pdb in &pdbs {
             let allowed = disruptions_allowed(pdb, self.snapshot);
             if allowed < 1 {
-                let name = pdb.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                let name = pdb
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 return Drain::Block(
                     "NotEnoughPdb",
-                    format!("PodDisruptionBudget {}/{name} allows {allowed} disruptions", pod.namespace),
+                    format!(
+                        "PodDisruptionBudget {}/{name} allows {allowed} disruptions",
+                        pod.namespace
+                    ),
                 );
             }
         }
@@ -581,7 +718,13 @@ impl Ctx<'_> {
 
     /// Schedule the pods that must move onto other nodes, in simulation. The
     /// first pod with nowhere to go, and why, when there is one.
-    fn find_places<'p>(&self, leaving: &Node, pods: &[&'p Pod], nodes: &[Node], usage: &[Usage]) -> Option<(&'p Pod, String)> {
+    fn find_places<'p>(
+        &self,
+        leaving: &Node,
+        pods: &[&'p Pod],
+        nodes: &[Node],
+        usage: &[Usage],
+    ) -> Option<(&'p Pod, String)> {
         let candidates: Vec<usize> = (0..nodes.len())
             .filter(|&i| {
                 let n = &nodes[i];
@@ -605,19 +748,20 @@ impl Ctx<'_> {
                     let key = (h.port, h.protocol.clone());
                     usage[i].ports.contains(&key) || extra.is_some_and(|e| e.ports.contains(&key))
                 };
-                let problem = if let Err(unfit) = p.fits(&node.name, &node.info.labels, &node.info.taints) {
-                    Some(unfit.to_string())
-                } else if used(|u| u.cpu) + p.cpu_request_millis > node.cpu {
-                    Some("insufficient cpu".into())
-                } else if used(|u| u.memory) + p.memory_request_bytes > node.memory {
-                    Some("insufficient memory".into())
-                } else if used(|u| u.pods) + 1 > node.pods_capacity {
-                    Some("too many pods".into())
-                } else if p.host_ports.iter().any(port_taken) {
-                    Some("host port in use".into())
-                } else {
-                    None
-                };
+                let problem =
+                    if let Err(unfit) = p.fits(&node.name, &node.info.labels, &node.info.taints) {
+                        Some(unfit.to_string())
+                    } else if used(|u| u.cpu) + p.cpu_request_millis > node.cpu {
+                        Some("insufficient cpu".into())
+                    } else if used(|u| u.memory) + p.memory_request_bytes > node.memory {
+                        Some("insufficient memory".into())
+                    } else if used(|u| u.pods) + 1 > node.pods_capacity {
+                        Some("too many pods".into())
+                    } else if p.host_ports.iter().any(port_taken) {
+                        Some("host port in use".into())
+                    } else {
+                        None
+                    };
                 match problem {
                     Some(problem) => why.push(format!("{}: {problem}", node.name)),
                     None => {
@@ -629,7 +773,11 @@ impl Ctx<'_> {
             }
             if !placed {
                 why.truncate(5);
-                let why = if why.is_empty() { "no other schedulable node".to_string() } else { why.join("; ") };
+                let why = if why.is_empty() {
+                    "no other schedulable node".to_string()
+                } else {
+                    why.join("; ")
+                };
                 return Some((pod, why));
             }
         }
@@ -651,7 +799,8 @@ impl Usage {
         self.cpu += p.cpu_request_millis;
         self.memory += p.memory_request_bytes;
         self.pods += 1;
-        self.ports.extend(p.host_ports.iter().map(|h| (h.port, h.protocol.clone())));
+        self.ports
+            .extend(p.host_ports.iter().map(|h| (h.port, h.protocol.clone())));
     }
 }
 
@@ -681,11 +830,20 @@ fn fix(reason: &str, pod: &Pod, owner: &str) -> String {
 
 /// `status.disruptionsAllowed`, or from the spec when there is no status.
 fn disruptions_allowed(pdb: &Value, snapshot: &Snapshot) -> i64 {
-    if let Some(allowed) = pdb.pointer("/status/disruptionsAllowed").and_then(Value::as_i64) {
+    if let Some(allowed) = pdb
+        .pointer("/status/disruptionsAllowed")
+        .and_then(Value::as_i64)
+    {
         return allowed;
     }
-    let namespace = pdb.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-    let selector = pdb.pointer("/spec/selector").and_then(LabelSelector::from_json).unwrap_or_default();
+    let namespace = pdb
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let selector = pdb
+        .pointer("/spec/selector")
+        .and_then(LabelSelector::from_json)
+        .unwrap_or_default();
     let healthy = snapshot
         .list("v1", "Pod", Some(namespace), &LabelSelector::default())
         .iter()
@@ -694,7 +852,10 @@ fn disruptions_allowed(pdb: &Value, snapshot: &Snapshot) -> i64 {
         .count() as i64;
     let resolve = |v: &Value| match v {
         Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok()).map(|p| (p * healthy + 99) / 100),
+        Value::String(s) => s
+            .strip_suffix('%')
+            .and_then(|p| p.parse::<i64>().ok())
+            .map(|p| (p * healthy + 99) / 100),
         _ => None,
     };
     if let Some(max) = pdb.pointer("/spec/maxUnavailable").and_then(resolve) {
@@ -707,13 +868,20 @@ fn disruptions_allowed(pdb: &Value, snapshot: &Snapshot) -> i64 {
 }
 
 fn is_terminal(pod: &Value) -> bool {
-    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
-    let restart = pod.pointer("/spec/restartPolicy").and_then(Value::as_str).unwrap_or("Always");
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let restart = pod
+        .pointer("/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always");
     phase == "Failed" || (phase == "Succeeded" && matches!(restart, "Never" | "OnFailure"))
 }
 
 fn is_expendable(p: &PodPlacement, flags: &Flags) -> bool {
-    p.priority.is_some_and(|prio| i64::from(prio) < flags.expendable_pods_priority_cutoff)
+    p.priority
+        .is_some_and(|prio| i64::from(prio) < flags.expendable_pods_priority_cutoff)
 }
 
 fn node(object: &Arc<Value>) -> Option<Node> {
@@ -723,7 +891,11 @@ fn node(object: &Arc<Value>) -> Option<Node> {
             .pointer("/status/allocatable")
             .or_else(|| object.pointer("/status/capacity"))
             .and_then(|a| a.get(name))
-            .and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_i64().map(|i| i.to_string())))
+            .and_then(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .or_else(|| v.as_i64().map(|i| i.to_string()))
+            })
             .and_then(|q| parse(&q))
             .unwrap_or(0)
     };
@@ -736,7 +908,9 @@ fn node(object: &Arc<Value>) -> Option<Node> {
         ready,
         cpu: allocatable("cpu", quantity::cpu_millis),
         memory: allocatable("memory", quantity::bytes),
-        pods_capacity: Some(allocatable("pods", quantity::bytes)).filter(|p| *p > 0).unwrap_or(110),
+        pods_capacity: Some(allocatable("pods", quantity::bytes))
+            .filter(|p| *p > 0)
+            .unwrap_or(110),
     })
 }
 

@@ -51,7 +51,13 @@ pub struct Resource {
 impl Resource {
     /// The identity of an object.
     pub fn of(object: &Value) -> Self {
-        let s = |p: &str| object.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+        let s = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         Resource {
             api_version: s("/apiVersion"),
             kind: s("/kind"),
@@ -90,7 +96,14 @@ pub struct Finding {
 
 impl Finding {
     /// A finding.
-    pub fn new(policy: &str, rule: &str, resource: &Resource, message: &str, severity: Severity, result: &'static str) -> Self {
+    pub fn new(
+        policy: &str,
+        rule: &str,
+        resource: &Resource,
+        message: &str,
+        severity: Severity,
+        result: &'static str,
+    ) -> Self {
         Finding {
             policy: policy.to_string(),
             rule: rule.to_string(),
@@ -149,20 +162,38 @@ pub struct Report {
 
 impl Report {
     /// Assemble a report.
-    pub fn new(objects: usize, findings: Vec<Finding>, scale_down: ScaleDown, warnings: Vec<String>) -> Self {
+    pub fn new(
+        objects: usize,
+        findings: Vec<Finding>,
+        scale_down: ScaleDown,
+        warnings: Vec<String>,
+    ) -> Self {
         let count = |s| findings.iter().filter(|f| f.severity == s).count();
         let removable = scale_down.nodes.iter().filter(|n| n.removable).count();
         let summary = Summary {
             objects,
-            findings: SeverityCounts { high: count(Severity::High), medium: count(Severity::Medium), low: count(Severity::Low) },
-            nodes: NodeCounts { removable, blocked: scale_down.nodes.len() - removable },
+            findings: SeverityCounts {
+                high: count(Severity::High),
+                medium: count(Severity::Medium),
+                low: count(Severity::Low),
+            },
+            nodes: NodeCounts {
+                removable,
+                blocked: scale_down.nodes.len() - removable,
+            },
         };
-        Report { summary, findings, scale_down, warnings }
+        Report {
+            summary,
+            findings,
+            scale_down,
+            warnings,
+        }
     }
 
     /// Whether the cluster is clean: no findings above low and no blocked node.
     pub fn is_clean(&self) -> bool {
-        self.summary.findings.high + self.summary.findings.medium == 0 && self.summary.nodes.blocked == 0
+        self.summary.findings.high + self.summary.findings.medium == 0
+            && self.summary.nodes.blocked == 0
     }
 }
 
@@ -172,7 +203,11 @@ struct Style {
 
 impl Style {
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.on { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 }
 
@@ -182,28 +217,53 @@ impl Style {
 /// # Errors
 /// I/O errors.
 pub fn write_text(out: &mut dyn Write, report: &Report, tty: bool) -> std::io::Result<()> {
-    let style = Style { on: tty && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() };
+    let style = Style {
+        on: tty && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
     let a = &report.scale_down.assumptions;
     let source = match a.version_source {
-        "image" => format!("from {}", a.deployment.as_deref().unwrap_or("its Deployment")),
+        "image" => format!(
+            "from {}",
+            a.deployment.as_deref().unwrap_or("its Deployment")
+        ),
         "flag" => "from --ca-version".into(),
         _ => "kube-hetzner's default; no cluster-autoscaler Deployment found".into(),
     };
     writeln!(out, "{}", style.paint("1", "Scale-down"))?;
-    writeln!(out, "  rules of cluster-autoscaler {} ({source})", a.version)?;
+    writeln!(
+        out,
+        "  rules of cluster-autoscaler {} ({source})",
+        a.version
+    )?;
     let mut pool = "";
     for node in &report.scale_down.nodes {
         if node.pool != pool {
             pool = &node.pool;
             writeln!(out, "\n  pool {}", style.paint("1", pool))?;
         }
-        let verdict = if node.removable { style.paint("32", "removable") } else { style.paint("31", "blocked") };
-        writeln!(out, "    {} {verdict} (utilization {:.0}%, {} pods)", node.name, node.utilization * 100.0, node.pods)?;
+        let verdict = if node.removable {
+            style.paint("32", "removable")
+        } else {
+            style.paint("31", "blocked")
+        };
+        writeln!(
+            out,
+            "    {} {verdict} (utilization {:.0}%, {} pods)",
+            node.name,
+            node.utilization * 100.0,
+            node.pods
+        )?;
         for r in &node.reasons {
             writeln!(out, "      {} {}", style.paint("33", r.reason), r.message)?;
         }
         for b in &node.blockers {
-            writeln!(out, "      {} {}: {}", style.paint("31", b.reason), b.pod, b.message)?;
+            writeln!(
+                out,
+                "      {} {}: {}",
+                style.paint("31", b.reason),
+                b.pod,
+                b.message
+            )?;
             if !b.fix.is_empty() {
                 writeln!(out, "        fix: {}", b.fix)?;
             }
@@ -214,7 +274,11 @@ pub fn write_text(out: &mut dyn Write, report: &Report, tty: bool) -> std::io::R
     }
     writeln!(out, "\n{}", style.paint("1", "Policy findings"))?;
     for severity in [Severity::High, Severity::Medium, Severity::Low] {
-        let of: Vec<&Finding> = report.findings.iter().filter(|f| f.severity == severity).collect();
+        let of: Vec<&Finding> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .collect();
         if of.is_empty() {
             continue;
         }
@@ -225,7 +289,11 @@ pub fn write_text(out: &mut dyn Write, report: &Report, tty: bool) -> std::io::R
         };
         writeln!(out, "  {label} ({})", of.len())?;
         for f in of {
-            writeln!(out, "    {} [{}/{}] {}", f.resource, f.policy, f.rule, f.message)?;
+            writeln!(
+                out,
+                "    {} [{}/{}] {}",
+                f.resource, f.policy, f.rule, f.message
+            )?;
         }
     }
     if report.findings.is_empty() {
@@ -238,6 +306,11 @@ pub fn write_text(out: &mut dyn Write, report: &Report, tty: bool) -> std::io::R
     writeln!(
         out,
         "\n{} objects judged; findings: {} high, {} medium, {} low; pool nodes: {} removable, {} blocked",
-        s.objects, s.findings.high, s.findings.medium, s.findings.low, s.nodes.removable, s.nodes.blocked
+        s.objects,
+        s.findings.high,
+        s.findings.medium,
+        s.findings.low,
+        s.nodes.removable,
+        s.nodes.blocked
     )
 }

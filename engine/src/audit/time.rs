@@ -6,7 +6,11 @@
 pub fn parse_timestamp(s: &str) -> Option<i64> {
     let (date, rest) = s.split_once(['T', 't', ' '])?;
     let mut d = date.splitn(3, '-');
-    let (y, m, day): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
     let (time, offset) = match rest.find(['Z', 'z', '+', '-']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -95,7 +99,10 @@ mod tests {
     fn timestamps_and_durations() {
         assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_timestamp("2026-11-27T22:00:00Z"), Some(1_795_816_800));
-        assert_eq!(parse_timestamp("2026-11-27T23:00:00+01:00"), Some(1_795_816_800));
+        assert_eq!(
+            parse_timestamp("2026-11-27T23:00:00+01:00"),
+            Some(1_795_816_800)
+        );
         assert_eq!(parse_timestamp("garbage"), None);
         assert_eq!(parse_duration("1h"), Some(3600));
         assert_eq!(parse_duration("1h30m"), Some(5400));

@@ -55,7 +55,10 @@ impl Bound {
     /// The bound for inputs whose longest list or map has `longest` elements.
     pub fn at(&self, longest: u64) -> u128 {
         let l = longest as u128;
-        self.0.iter().rev().fold(0u128, |acc, c| acc.saturating_mul(l).saturating_add(*c))
+        self.0
+            .iter()
+            .rev()
+            .fold(0u128, |acc, c| acc.saturating_mul(l).saturating_add(*c))
     }
 
     /// The bound for empty inputs (literal iteration only).
@@ -104,10 +107,17 @@ pub fn bound(expr: &IdedExpr) -> Bound {
 fn literal_size(expr: &IdedExpr) -> Option<u128> {
     match &expr.expr {
         Expr::List(l) => Some(l.elements.len() as u128),
-        Expr::Call(c) if c.func_name == "range" || c.func_name == "lists.range" => match c.args.as_slice() {
-            [IdedExpr { expr: Expr::Literal(LiteralValue::Int(k)), .. }] => Some(i64::from(*k).max(0) as u128),
-            _ => None,
-        },
+        Expr::Call(c) if c.func_name == "range" || c.func_name == "lists.range" => {
+            match c.args.as_slice() {
+                [
+                    IdedExpr {
+                        expr: Expr::Literal(LiteralValue::Int(k)),
+                        ..
+                    },
+                ] => Some(i64::from(*k).max(0) as u128),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }

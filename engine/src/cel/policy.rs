@@ -46,7 +46,9 @@ pub enum Error {
         message: String,
     },
     /// An expression's cost is over the budget for any input.
-    #[error("{file}: policy {policy}: {field}: cost bound {bound} is over the budget of {budget}\n  expression: {expression}")]
+    #[error(
+        "{file}: policy {policy}: {field}: cost bound {bound} is over the budget of {budget}\n  expression: {expression}"
+    )]
     OverBudget {
         /// The file.
         file: String,
@@ -150,7 +152,9 @@ struct Loaded {
 
 impl std::fmt::Debug for CelPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CelPolicy").field("name", &self.inner.name).finish()
+        f.debug_struct("CelPolicy")
+            .field("name", &self.inner.name)
+            .finish()
     }
 }
 
@@ -158,9 +162,14 @@ impl std::fmt::Debug for CelPolicy {
 /// strings, lists and math extensions. Kubernetes' own libraries come later.
 pub fn environment() -> Env {
     let mut env = Env::stdlib();
-    for ext in [cel::extensions::strings, cel::extensions::lists, cel::extensions::math] {
+    for ext in [
+        cel::extensions::strings,
+        cel::extensions::lists,
+        cel::extensions::math,
+    ] {
         // The extensions declare distinct names; a conflict is a programming error.
-        env.add_extension(ext).expect("cel extensions do not conflict with the standard library");
+        env.add_extension(ext)
+            .expect("cel extensions do not conflict with the standard library");
     }
     env
 }
@@ -177,8 +186,10 @@ impl CelPolicy {
     /// A shape error, or the first expression that does not compile or is over budget.
     pub fn compile(file: &Path, doc: Value) -> Result<Self, Error> {
         let file_name = file.display().to_string();
-        let parsed: File = serde_json::from_value(doc)
-            .map_err(|e| Error::Shape { file: file_name.clone(), message: e.to_string() })?;
+        let parsed: File = serde_json::from_value(doc).map_err(|e| Error::Shape {
+            file: file_name.clone(),
+            message: e.to_string(),
+        })?;
         if parsed.kind != "CelPolicy" || !parsed.api_version.starts_with("tollgate.dev/") {
             return Err(Error::Shape {
                 file: file_name,
@@ -211,15 +222,25 @@ impl CelPolicy {
                     budget: cost::PER_EXPRESSION_BUDGET,
                 });
             }
-            Ok(Compiled { source: source.to_string(), program, bound })
+            Ok(Compiled {
+                source: source.to_string(),
+                program,
+                bound,
+            })
         };
         let spec = parsed.spec;
-        let named = |kind: &str, list: Vec<NamedExpression>| -> Result<Vec<(String, Compiled)>, Error> {
-            list.into_iter()
-                .enumerate()
-                .map(|(i, n)| Ok((n.name, compile(format!("spec.{kind}[{i}].expression"), &n.expression)?)))
-                .collect()
-        };
+        let named =
+            |kind: &str, list: Vec<NamedExpression>| -> Result<Vec<(String, Compiled)>, Error> {
+                list.into_iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        Ok((
+                            n.name,
+                            compile(format!("spec.{kind}[{i}].expression"), &n.expression)?,
+                        ))
+                    })
+                    .collect()
+            };
         let match_conditions = named("matchConditions", spec.match_conditions)?;
         let variables = named("variables", spec.variables)?;
         let validations = spec
@@ -229,7 +250,10 @@ impl CelPolicy {
             .map(|(i, v)| {
                 Ok(Validation {
                     rule: v.rule.unwrap_or_else(|| format!("{name}-{i}")),
-                    expression: compile(format!("spec.validations[{i}].expression"), &v.expression)?,
+                    expression: compile(
+                        format!("spec.validations[{i}].expression"),
+                        &v.expression,
+                    )?,
                     message: v.message,
                     message_expression: v
                         .message_expression
@@ -239,7 +263,10 @@ impl CelPolicy {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let kinds = spec.kinds.unwrap_or_else(|| {
-            std::iter::once("Pod").chain(POD_CONTROLLERS.iter().map(|(k, _)| *k)).map(str::to_string).collect()
+            std::iter::once("Pod")
+                .chain(POD_CONTROLLERS.iter().map(|(k, _)| *k))
+                .map(str::to_string)
+                .collect()
         });
         let loaded = Loaded {
             name,
@@ -253,7 +280,11 @@ impl CelPolicy {
             validations,
             uses_pools: uses_pools.get(),
         };
-        let mut policy = CelPolicy { inner: Arc::new(loaded), params: Arc::new(map_of(vec![])), settings: Value::Null };
+        let mut policy = CelPolicy {
+            inner: Arc::new(loaded),
+            params: Arc::new(map_of(vec![])),
+            settings: Value::Null,
+        };
         policy = policy.with_settings(&Value::Null);
         Ok(policy)
     }
@@ -266,7 +297,11 @@ impl CelPolicy {
         }
         let merged = Value::Object(merged);
         let mut longest = 0;
-        CelPolicy { inner: self.inner.clone(), params: Arc::new(to_cel(&merged, &mut longest)), settings: merged }
+        CelPolicy {
+            inner: self.inner.clone(),
+            params: Arc::new(to_cel(&merged, &mut longest)),
+            settings: merged,
+        }
     }
 
     /// The policy name.
@@ -320,19 +355,38 @@ impl CelPolicy {
             match self.run(condition, &vars, longest, &mut spent)? {
                 CelValue::Bool(true) => {}
                 CelValue::Bool(false) => {
-                    return Ok(Outcome { decision: Decision::allow(), used_preset_pools: false });
+                    return Ok(Outcome {
+                        decision: Decision::allow(),
+                        used_preset_pools: false,
+                    });
                 }
-                other => return Err(self.not_bool(&format!("matchCondition {name}"), condition, &other)),
+                other => {
+                    return Err(self.not_bool(
+                        &format!("matchCondition {name}"),
+                        condition,
+                        &other,
+                    ));
+                }
             }
         }
         let mut computed: Vec<(String, CelVal)> = Vec::new();
         for (name, variable) in &self.inner.variables {
             let value = self.run(variable, &vars, longest, &mut spent)?;
             let boxed: CelVal = value.try_into().map_err(|e: cel::ExecutionError| {
-                self.fault(FaultKind::Expression, &format!("variable {name}"), variable, &e.to_string())
+                self.fault(
+                    FaultKind::Expression,
+                    &format!("variable {name}"),
+                    variable,
+                    &e.to_string(),
+                )
             })?;
             computed.push((name.clone(), boxed));
-            vars.variables = map_of(computed.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+            vars.variables = map_of(
+                computed
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            );
         }
         let mut violations = Vec::new();
         for validation in &self.inner.validations {
@@ -340,10 +394,9 @@ impl CelPolicy {
                 CelValue::Bool(true) => {}
                 CelValue::Bool(false) => {
                     let static_message = || {
-                        validation
-                            .message
-                            .clone()
-                            .unwrap_or_else(|| format!("failed expression: {}", validation.expression.source))
+                        validation.message.clone().unwrap_or_else(|| {
+                            format!("failed expression: {}", validation.expression.source)
+                        })
                     };
                     // As in Kubernetes, a messageExpression that fails or is not
                     // a string falls back to the static message.
@@ -359,13 +412,28 @@ impl CelPolicy {
                     };
                     violations.push(Violation::new(validation.rule.clone(), message));
                 }
-                other => return Err(self.not_bool(&format!("rule {}", validation.rule), &validation.expression, &other)),
+                other => {
+                    return Err(self.not_bool(
+                        &format!("rule {}", validation.rule),
+                        &validation.expression,
+                        &other,
+                    ));
+                }
             }
         }
-        Ok(Outcome { decision: Decision::from_violations(violations), used_preset_pools })
+        Ok(Outcome {
+            decision: Decision::from_violations(violations),
+            used_preset_pools,
+        })
     }
 
-    fn run(&self, compiled: &Compiled, vars: &Vars<'_>, longest: u64, spent: &mut u128) -> Result<CelValue, Fault> {
+    fn run(
+        &self,
+        compiled: &Compiled,
+        vars: &Vars<'_>,
+        longest: u64,
+        spent: &mut u128,
+    ) -> Result<CelValue, Fault> {
         let bound = compiled.bound.at(longest);
         *spent = spent.saturating_add(bound);
         if bound > cost::PER_EXPRESSION_BUDGET || *spent > cost::PER_POLICY_BUDGET {
@@ -378,18 +446,33 @@ impl CelPolicy {
         }
         let mut ctx = Context::with_env(self.inner.env.clone());
         ctx.set_variable_resolver(vars);
-        compiled
-            .program
-            .execute(&ctx)
-            .map_err(|e| self.fault(FaultKind::Expression, "expression", compiled, &e.to_string()))
+        compiled.program.execute(&ctx).map_err(|e| {
+            self.fault(
+                FaultKind::Expression,
+                "expression",
+                compiled,
+                &e.to_string(),
+            )
+        })
     }
 
     fn not_bool(&self, what: &str, compiled: &Compiled, got: &CelValue) -> Fault {
-        self.fault(FaultKind::Expression, what, compiled, &format!("expected a bool (or string), got {got:?}"))
+        self.fault(
+            FaultKind::Expression,
+            what,
+            compiled,
+            &format!("expected a bool (or string), got {got:?}"),
+        )
     }
 
     fn fault(&self, kind: FaultKind, what: &str, compiled: &Compiled, detail: &str) -> Fault {
-        Fault::new(kind, format!("policy {}: {what} `{}`: {detail}", self.inner.name, compiled.source))
+        Fault::new(
+            kind,
+            format!(
+                "policy {}: {what} `{}`: {detail}",
+                self.inner.name, compiled.source
+            ),
+        )
     }
 }
 

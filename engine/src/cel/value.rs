@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-use cel::common::types::{CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt};
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
 use cel::common::value::Val;
 use serde_json::Value;
 
@@ -37,8 +39,10 @@ pub fn to_cel(value: &Value, longest: &mut u64) -> CelVal {
         }
         Value::Object(map) => {
             *longest = (*longest).max(map.len() as u64);
-            let entries: HashMap<CelMapKey<'static>, CelVal> =
-                map.iter().map(|(k, v)| (CelMapKey::from(k.clone()), to_cel(v, longest))).collect();
+            let entries: HashMap<CelMapKey<'static>, CelVal> = map
+                .iter()
+                .map(|(k, v)| (CelMapKey::from(k.clone()), to_cel(v, longest)))
+                .collect();
             Box::new(CelMap::from(entries))
         }
     }
@@ -46,13 +50,18 @@ pub fn to_cel(value: &Value, longest: &mut u64) -> CelVal {
 
 /// A CEL map of named values.
 pub fn map_of(entries: Vec<(String, CelVal)>) -> CelVal {
-    let entries: HashMap<CelMapKey<'static>, CelVal> =
-        entries.into_iter().map(|(k, v)| (CelMapKey::from(k), v)).collect();
+    let entries: HashMap<CelMapKey<'static>, CelVal> = entries
+        .into_iter()
+        .map(|(k, v)| (CelMapKey::from(k), v))
+        .collect();
     Box::new(CelMap::from(entries))
 }
 
 /// Follow a JSON pointer's segments through converted maps.
-pub fn descend<'a>(mut value: &'a (dyn Val + 'static), segments: &[&str]) -> Option<&'a (dyn Val + 'static)> {
+pub fn descend<'a>(
+    mut value: &'a (dyn Val + 'static),
+    segments: &[&str],
+) -> Option<&'a (dyn Val + 'static)> {
     for segment in segments {
         let map = value.downcast_ref::<CelMap>()?;
         value = map.get(&CelMapKey::from(segment.to_string()))?.as_ref();
@@ -67,7 +76,10 @@ mod tests {
     #[test]
     fn integers_stay_int_and_longest_list_is_recorded() {
         let mut longest = 0;
-        let v = to_cel(&serde_json::json!({"a": [1, 2, 3], "b": {"c": -1, "d": 1.5}}), &mut longest);
+        let v = to_cel(
+            &serde_json::json!({"a": [1, 2, 3], "b": {"c": -1, "d": 1.5}}),
+            &mut longest,
+        );
         assert_eq!(longest, 3);
         let a = descend(v.as_ref(), &["a"]).unwrap();
         assert_eq!(a.get_type().name(), "list");

@@ -53,7 +53,10 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let snapshot = load_snapshot(&args.snapshot, declared)?;
     let mut overrides = explain::Overrides::default();
     if let Some(v) = &args.ca_version {
-        overrides.version = Some(Version::parse(v).with_context(|| format!("--ca-version {v}: expected a version such as v1.32.0"))?);
+        overrides.version =
+            Some(Version::parse(v).with_context(|| {
+                format!("--ca-version {v}: expected a version such as v1.32.0")
+            })?);
     }
     for flag in &args.ca_flags {
         let Some((name, value)) = flag.trim_start_matches("--").split_once('=') else {
@@ -62,7 +65,10 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         overrides.flags.push((name.to_string(), value.to_string()));
     }
     if let Some(now) = &args.now {
-        overrides.now = Some(audit::time::parse_timestamp(now).with_context(|| format!("--now {now}: expected an RFC 3339 time"))?);
+        overrides.now = Some(
+            audit::time::parse_timestamp(now)
+                .with_context(|| format!("--now {now}: expected an RFC 3339 time"))?,
+        );
     }
     let assumptions = explain::assumptions(snapshot.autoscaler(), &overrides)?;
     let evaluator = Evaluator::new(load_policies(&args.policies, args.settings.as_deref())?);
@@ -73,5 +79,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         format => write_structured(&mut out, format, &report)?,
     }
     out.flush()?;
-    Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

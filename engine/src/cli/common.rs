@@ -25,7 +25,10 @@ pub fn load_policies(specs: &[String], settings: Option<&Path>) -> anyhow::Resul
 
 /// The cluster view of `--context` with `--pools` declared over it, or the
 /// empty view with the declared pools (or the preset ones).
-pub fn load_context(context: Option<&Path>, pools: Option<&Path>) -> anyhow::Result<Arc<dyn ClusterView>> {
+pub fn load_context(
+    context: Option<&Path>,
+    pools: Option<&Path>,
+) -> anyhow::Result<Arc<dyn ClusterView>> {
     let declared = pools.map(load_pools).transpose()?;
     Ok(match context {
         Some(path) => {
@@ -56,8 +59,8 @@ pub fn load_snapshot(path: &Path, declared: Option<Vec<NodePool>>) -> anyhow::Re
 pub fn load_pools(path: &Path) -> anyhow::Result<Vec<NodePool>> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     let doc = crate::policy::parse_one(path, &text)?;
-    let file: PoolsFile =
-        serde_json::from_value(doc).with_context(|| format!("{}: invalid pools file", path.display()))?;
+    let file: PoolsFile = serde_json::from_value(doc)
+        .with_context(|| format!("{}: invalid pools file", path.display()))?;
     file.pools
         .iter()
         .map(|p| p.to_pool())
@@ -69,7 +72,9 @@ pub fn load_pools(path: &Path) -> anyhow::Result<Vec<NodePool>> {
 pub fn read_input(path: &Path) -> anyhow::Result<(PathBuf, String)> {
     if path == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("standard input")?;
         return Ok((PathBuf::from("<stdin>"), text));
     }
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;

@@ -76,7 +76,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     write_verdict(&mut out, args.output, &review.describe(), &verdict)?;
     out.flush()?;
-    Ok(if verdict.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if verdict.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// The one document of an `--object`/`--request` input.
@@ -85,6 +89,10 @@ fn single_document(path: &std::path::Path, text: &str) -> anyhow::Result<serde_j
     match docs.as_slice() {
         [] => bail!("{}: empty document", path.display()),
         [(_, doc)] => Ok(crate::policy::parse_one(path, doc)?),
-        more => bail!("{}: {} documents; --object and --request take one", path.display(), more.len()),
+        more => bail!(
+            "{}: {} documents; --object and --request take one",
+            path.display(),
+            more.len()
+        ),
     }
 }

@@ -108,8 +108,14 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Options> {
     let cluster = load_context(args.context.as_deref())?;
     Ok(Options {
         addr,
-        tls: tls::Files { cert: args.tls_cert.clone(), key: args.tls_key.clone() },
-        policies: Source { specs: args.policies.clone(), settings: args.settings.clone() },
+        tls: tls::Files {
+            cert: args.tls_cert.clone(),
+            key: args.tls_key.clone(),
+        },
+        policies: Source {
+            specs: args.policies.clone(),
+            settings: args.settings.clone(),
+        },
         cluster,
         config: Config {
             request_timeout: args.request_timeout,
@@ -172,15 +178,23 @@ fn use_logs_on_this_thread(logs: &Dispatch) {
 /// Parse `9s`, `500ms`, `2m`, `1h` or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?}: expected a duration such as 9s or 500ms"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a duration such as 9s or 500ms"))?;
     let seconds = match unit {
         "" | "s" => value,
         "ms" => value / 1e3,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
@@ -193,7 +207,14 @@ mod tests {
     use crate::cli::{Cli, Command};
 
     fn serve(args: &[&str]) -> ServeArgs {
-        let mut argv = vec!["tollgate", "serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let mut argv = vec![
+            "tollgate",
+            "serve",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).expect("valid flags").command {
             Command::Serve(args) => args,
@@ -215,7 +236,15 @@ mod tests {
 
     #[test]
     fn policies_repeat_and_take_several_values() {
-        let args = serve(&["--policies", "a", "b", "--policy", "c", "--request-timeout", "250ms"]);
+        let args = serve(&[
+            "--policies",
+            "a",
+            "b",
+            "--policy",
+            "c",
+            "--request-timeout",
+            "250ms",
+        ]);
         assert_eq!(args.policies, ["a", "b", "c"]);
         assert_eq!(args.request_timeout, Duration::from_millis(250));
     }

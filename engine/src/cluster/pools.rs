@@ -24,16 +24,27 @@ pub const DISCOVERED: &str = "cluster-autoscaler";
 /// `source` of pools declared in a pools file.
 pub const CONFIG: &str = "config";
 /// kube-hetzner's default cluster-autoscaler version.
-pub const PRESET_CA_VERSION: Version = Version { major: 1, minor: 32, patch: 0 };
+pub const PRESET_CA_VERSION: Version = Version {
+    major: 1,
+    minor: 32,
+    patch: 0,
+};
 
 /// The default dedicated taint for pool nodes.
 pub fn default_taint() -> Taint {
-    Taint { key: "dedicated".into(), value: Some("autoscaler".into()), effect: TaintEffect::NoSchedule }
+    Taint {
+        key: "dedicated".into(),
+        value: Some("autoscaler".into()),
+        effect: TaintEffect::NoSchedule,
+    }
 }
 
 /// The default label for pool nodes.
 pub fn default_labels() -> Labels {
-    BTreeMap::from([("node.kubernetes.io/role".to_string(), "autoscaler".to_string())])
+    BTreeMap::from([(
+        "node.kubernetes.io/role".to_string(),
+        "autoscaler".to_string(),
+    )])
 }
 
 /// The pool assumed when the cluster is unknown: kube-hetzner's autoscaler
@@ -100,7 +111,10 @@ pub struct Autoscaler {
 impl Autoscaler {
     /// The last value of a flag.
     pub fn flag(&self, name: &str) -> Option<&str> {
-        self.flags.get(name).and_then(|v| v.last()).map(String::as_str)
+        self.flags
+            .get(name)
+            .and_then(|v| v.last())
+            .map(String::as_str)
     }
 }
 
@@ -113,18 +127,33 @@ fn read_deployment(object: &Value) -> Option<Autoscaler> {
     if object.get("kind")?.as_str()? != "Deployment" {
         return None;
     }
-    let containers = object.pointer("/spec/template/spec/containers")?.as_array()?;
+    let containers = object
+        .pointer("/spec/template/spec/containers")?
+        .as_array()?;
     let container = containers.iter().find(|c| {
-        c.get("image").and_then(Value::as_str).is_some_and(|i| i.contains("cluster-autoscaler"))
+        c.get("image")
+            .and_then(Value::as_str)
+            .is_some_and(|i| i.contains("cluster-autoscaler"))
     })?;
-    let image = container.get("image").and_then(Value::as_str).unwrap_or_default().to_string();
-    let version = image.rsplit_once(':').and_then(|(_, tag)| Version::parse(tag));
+    let image = container
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let version = image
+        .rsplit_once(':')
+        .and_then(|(_, tag)| Version::parse(tag));
     let mut flags: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for arg in array(container.get("command")).chain(array(container.get("args"))) {
         let Some(arg) = arg.as_str() else { continue };
-        let Some(flag) = arg.strip_prefix("--") else { continue };
+        let Some(flag) = arg.strip_prefix("--") else {
+            continue;
+        };
         let (name, value) = flag.split_once('=').unwrap_or((flag, "true"));
-        flags.entry(name.to_string()).or_default().push(value.to_string());
+        flags
+            .entry(name.to_string())
+            .or_default()
+            .push(value.to_string());
     }
     let node_configs = array(container.get("env"))
         .find(|e| e.get("name").and_then(Value::as_str) == Some("HCLOUD_CLUSTER_CONFIG"))
@@ -138,9 +167,21 @@ fn read_deployment(object: &Value) -> Option<Autoscaler> {
         .filter_map(|spec| pool_from_nodes_flag(spec, &node_configs))
         .collect();
     let metadata = object.get("metadata");
-    let ns = metadata.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or_default();
-    let name = metadata.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default();
-    Some(Autoscaler { deployment: format!("{ns}/{name}"), image, version, flags, pools })
+    let ns = metadata
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = metadata
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Some(Autoscaler {
+        deployment: format!("{ns}/{name}"),
+        image,
+        version,
+        flags,
+        pools,
+    })
 }
 
 /// `nodeConfigs` of a base64 (or plain) JSON `HCLOUD_CLUSTER_CONFIG`.
@@ -155,14 +196,18 @@ fn decode_cluster_config(value: &str) -> Option<serde_json::Map<String, Value>> 
 }
 
 /// `min:max:type:location:name`, with the group's nodeConfig if any.
-fn pool_from_nodes_flag(spec: &str, node_configs: &serde_json::Map<String, Value>) -> Option<NodePool> {
+fn pool_from_nodes_flag(
+    spec: &str,
+    node_configs: &serde_json::Map<String, Value>,
+) -> Option<NodePool> {
     let parts: Vec<&str> = spec.split(':').collect();
     let [min, max, _server_type, _location, name] = parts.as_slice() else {
         return None;
     };
     let config = node_configs.get(*name);
-    let declared_taints: Vec<Taint> =
-        array(config.and_then(|c| c.get("taints"))).filter_map(taint).collect();
+    let declared_taints: Vec<Taint> = array(config.and_then(|c| c.get("taints")))
+        .filter_map(taint)
+        .collect();
     let declared_labels = string_map(config.and_then(|c| c.get("labels")));
     Some(NodePool {
         name: name.to_string(),
@@ -170,8 +215,16 @@ fn pool_from_nodes_flag(spec: &str, node_configs: &serde_json::Map<String, Value
         max_size: max.parse().ok()?,
         node_selector: Labels::new(),
         name_prefix: Some(format!("{name}-")),
-        taints: if declared_taints.is_empty() { vec![default_taint()] } else { declared_taints },
-        labels: if declared_labels.is_empty() { default_labels() } else { declared_labels },
+        taints: if declared_taints.is_empty() {
+            vec![default_taint()]
+        } else {
+            declared_taints
+        },
+        labels: if declared_labels.is_empty() {
+            default_labels()
+        } else {
+            declared_labels
+        },
         source: DISCOVERED.into(),
     })
 }
@@ -219,16 +272,35 @@ impl DeclaredPool {
         let taints = self
             .taints
             .iter()
-            .map(|t| Taint::parse(t).ok_or_else(|| format!("pool {}: invalid taint {t:?} (expected key=value:Effect)", self.name)))
+            .map(|t| {
+                Taint::parse(t).ok_or_else(|| {
+                    format!(
+                        "pool {}: invalid taint {t:?} (expected key=value:Effect)",
+                        self.name
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(NodePool {
             name: self.name.clone(),
             min_size: self.min_size,
             max_size: self.max_size,
             node_selector: self.node_selector.clone(),
-            name_prefix: Some(self.name_prefix.clone().unwrap_or_else(|| format!("{}-", self.name))),
-            taints: if taints.is_empty() { vec![default_taint()] } else { taints },
-            labels: if self.labels.is_empty() { default_labels() } else { self.labels.clone() },
+            name_prefix: Some(
+                self.name_prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-", self.name)),
+            ),
+            taints: if taints.is_empty() {
+                vec![default_taint()]
+            } else {
+                taints
+            },
+            labels: if self.labels.is_empty() {
+                default_labels()
+            } else {
+                self.labels.clone()
+            },
             source: CONFIG.into(),
         })
     }
@@ -265,12 +337,26 @@ mod tests {
                             "--nodes=0:3:cx32:fsn1:k3s-batman", "--nodes=1:2:cx22:nbg1:k3s-robin"],
                 "env": [{"name": "HCLOUD_CLUSTER_CONFIG", "value": config}]}]}}}});
         let ca = discover([&deploy]).unwrap();
-        assert_eq!(ca.version, Some(Version { major: 1, minor: 32, patch: 0 }));
+        assert_eq!(
+            ca.version,
+            Some(Version {
+                major: 1,
+                minor: 32,
+                patch: 0
+            })
+        );
         assert_eq!(ca.flag("cloud-provider"), Some("hetzner"));
         assert_eq!(ca.pools.len(), 2);
-        assert_eq!(ca.pools[0].taints[0].to_kubectl(), "dedicated=batman:NoExecute");
+        assert_eq!(
+            ca.pools[0].taints[0].to_kubectl(),
+            "dedicated=batman:NoExecute"
+        );
         assert_eq!(ca.pools[0].name_prefix.as_deref(), Some("k3s-batman-"));
         assert_eq!(ca.pools[1].min_size, 1);
-        assert_eq!(ca.pools[1].taints, vec![default_taint()], "undeclared taints default");
+        assert_eq!(
+            ca.pools[1].taints,
+            vec![default_taint()],
+            "undeclared taints default"
+        );
     }
 }

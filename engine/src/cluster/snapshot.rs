@@ -48,7 +48,12 @@ pub struct LoadWarning {
 impl std::fmt::Display for LoadWarning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.document {
-            Some(n) => write!(f, "{} (document {n}): {}", self.file.display(), self.message),
+            Some(n) => write!(
+                f,
+                "{} (document {n}): {}",
+                self.file.display(),
+                self.message
+            ),
             None => write!(f, "{}: {}", self.file.display(), self.message),
         }
     }
@@ -73,10 +78,16 @@ impl Snapshot {
     /// Only when `path` itself cannot be read; bad files and documents inside
     /// become warnings.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let meta = std::fs::metadata(path).map_err(|source| Error::Read { path: path.into(), source })?;
+        let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+            path: path.into(),
+            source,
+        })?;
         let mut files = Vec::new();
         if meta.is_dir() {
-            collect_files(path, &mut files).map_err(|source| Error::Read { path: path.into(), source })?;
+            collect_files(path, &mut files).map_err(|source| Error::Read {
+                path: path.into(),
+                source,
+            })?;
             files.sort();
         } else {
             files.push(path.to_path_buf());
@@ -107,7 +118,11 @@ impl Snapshot {
             snapshot.insert(object);
         }
         snapshot.autoscaler = pools::discover(snapshot.objects.iter().map(|o| o.as_ref()));
-        snapshot.pools = snapshot.autoscaler.as_ref().map(|a| a.pools.clone()).unwrap_or_default();
+        snapshot.pools = snapshot
+            .autoscaler
+            .as_ref()
+            .map(|a| a.pools.clone())
+            .unwrap_or_default();
         snapshot
     }
 
@@ -130,7 +145,10 @@ impl Snapshot {
         };
         self.objects.push(Arc::new(object));
         self.by_kind.entry(key).or_default().push(index);
-        self.by_namespace.entry((name_key.0.clone(), name_key.1.clone(), name_key.2.clone())).or_default().push(index);
+        self.by_namespace
+            .entry((name_key.0.clone(), name_key.1.clone(), name_key.2.clone()))
+            .or_default()
+            .push(index);
         self.by_name.insert(name_key, index);
     }
 
@@ -169,8 +187,19 @@ impl Snapshot {
 }
 
 impl ClusterView for Snapshot {
-    fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Arc<Value>> {
-        let key = (group(api_version).to_string(), kind.to_string(), namespace.to_string(), name.to_string());
+    fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<Value>> {
+        let key = (
+            group(api_version).to_string(),
+            kind.to_string(),
+            namespace.to_string(),
+            name.to_string(),
+        );
         self.by_name.get(&key).map(|&i| self.objects[i].clone())
     }
 
@@ -182,8 +211,14 @@ impl ClusterView for Snapshot {
         selector: &LabelSelector,
     ) -> Vec<Arc<Value>> {
         let indices = match namespace {
-            Some(ns) => self.by_namespace.get(&(group(api_version).to_string(), kind.to_string(), ns.to_string())),
-            None => self.by_kind.get(&(group(api_version).to_string(), kind.to_string())),
+            Some(ns) => self.by_namespace.get(&(
+                group(api_version).to_string(),
+                kind.to_string(),
+                ns.to_string(),
+            )),
+            None => self
+                .by_kind
+                .get(&(group(api_version).to_string(), kind.to_string())),
         };
         indices
             .into_iter()
@@ -191,7 +226,8 @@ impl ClusterView for Snapshot {
             .map(|&i| &self.objects[i])
             .filter(|o| {
                 selector.requirements.is_empty()
-                    || selector.matches(&string_map(o.get("metadata").and_then(|m| m.get("labels"))))
+                    || selector
+                        .matches(&string_map(o.get("metadata").and_then(|m| m.get("labels"))))
             })
             .cloned()
             .collect()
@@ -207,7 +243,10 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             collect_files(&path, files)?;
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             files.push(path);
         }
     }
@@ -215,10 +254,17 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn read_file(file: &Path, objects: &mut Vec<Value>, warnings: &mut Vec<LoadWarning>) {
-    let warn = |message: String| LoadWarning { file: file.to_path_buf(), document: None, message };
+    let warn = |message: String| LoadWarning {
+        file: file.to_path_buf(),
+        document: None,
+        message,
+    };
     match std::fs::metadata(file) {
         Ok(m) if m.len() > MAX_FILE_BYTES => {
-            warnings.push(warn(format!("skipped: {} bytes is over the {MAX_FILE_BYTES}-byte limit", m.len())));
+            warnings.push(warn(format!(
+                "skipped: {} bytes is over the {MAX_FILE_BYTES}-byte limit",
+                m.len()
+            )));
             return;
         }
         Err(e) => {
@@ -236,13 +282,22 @@ fn read_file(file: &Path, objects: &mut Vec<Value>, warnings: &mut Vec<LoadWarni
 fn parse_text(file: &Path, text: &str, objects: &mut Vec<Value>, warnings: &mut Vec<LoadWarning>) {
     for (n, (first_line, doc)) in split_documents(text).into_iter().enumerate() {
         let document = n + 1;
-        let warn = |message: String| LoadWarning { file: file.to_path_buf(), document: Some(document), message };
+        let warn = |message: String| LoadWarning {
+            file: file.to_path_buf(),
+            document: Some(document),
+            message,
+        };
         let value = if doc.trim_start().starts_with(['{', '[']) {
             serde_json::from_str::<Value>(doc).map_err(|e| format!("invalid JSON: {e}"))
         } else {
             serde_saphyr::from_str::<Option<Value>>(doc)
                 .map(|v| v.unwrap_or(Value::Null))
-                .map_err(|e| format!("invalid YAML (document starts at line {first_line}): {}", one_line(&e.to_string())))
+                .map_err(|e| {
+                    format!(
+                        "invalid YAML (document starts at line {first_line}): {}",
+                        one_line(&e.to_string())
+                    )
+                })
         };
         match value {
             Ok(Value::Null) => {}
@@ -259,12 +314,23 @@ fn expand(
     objects: &mut Vec<Value>,
     warnings: &mut Vec<LoadWarning>,
 ) {
-    let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if kind.ends_with("List") && value.get("items").is_some_and(Value::is_array) {
         let api_version = value.get("apiVersion").cloned();
-        let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty()).map(str::to_string);
-        let Value::Object(mut map) = value else { return };
-        let Some(Value::Array(items)) = map.remove("items") else { return };
+        let item_kind = kind
+            .strip_suffix("List")
+            .filter(|k| !k.is_empty())
+            .map(str::to_string);
+        let Value::Object(mut map) = value else {
+            return;
+        };
+        let Some(Value::Array(items)) = map.remove("items") else {
+            return;
+        };
         for mut item in items {
             if let Value::Object(m) = &mut item {
                 if let Some(k) = &item_kind
@@ -280,21 +346,36 @@ fn expand(
         }
         return;
     }
-    let missing: Vec<&str> = [("apiVersion", "/apiVersion"), ("kind", "/kind"), ("metadata.name", "/metadata/name")]
-        .into_iter()
-        .filter(|(_, p)| value.pointer(p).and_then(Value::as_str).is_none_or(str::is_empty))
-        .map(|(name, _)| name)
-        .collect();
+    let missing: Vec<&str> = [
+        ("apiVersion", "/apiVersion"),
+        ("kind", "/kind"),
+        ("metadata.name", "/metadata/name"),
+    ]
+    .into_iter()
+    .filter(|(_, p)| {
+        value
+            .pointer(p)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    })
+    .map(|(name, _)| name)
+    .collect();
     if !missing.is_empty() {
         let what = describe(&value);
-        warnings.push(warn(format!("skipped {what}: missing {}", missing.join(", "))));
+        warnings.push(warn(format!(
+            "skipped {what}: missing {}",
+            missing.join(", ")
+        )));
         return;
     }
     objects.push(value);
 }
 
 fn describe(value: &Value) -> String {
-    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("object");
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("object");
     match value.pointer("/metadata/name").and_then(Value::as_str) {
         Some(name) => format!("{kind} {name}"),
         None => kind.to_string(),
@@ -318,7 +399,9 @@ pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
         offset += line.len();
     }
     docs.push((start_line, &text[start..]));
-    docs.into_iter().filter(|(_, d)| !d.trim().is_empty()).collect()
+    docs.into_iter()
+        .filter(|(_, d)| !d.trim().is_empty())
+        .collect()
 }
 
 fn one_line(s: &str) -> String {
@@ -326,7 +409,10 @@ fn one_line(s: &str) -> String {
 }
 
 fn str_at(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -340,8 +426,16 @@ mod tests {
         assert_eq!(objects.len(), 2, "{warnings:?}");
         assert_eq!(warnings.len(), 2);
         assert_eq!(warnings[0].document, Some(2));
-        assert!(warnings[0].message.contains("invalid YAML"), "{}", warnings[0]);
-        assert!(warnings[1].message.contains("missing metadata.name"), "{}", warnings[1]);
+        assert!(
+            warnings[0].message.contains("invalid YAML"),
+            "{}",
+            warnings[0]
+        );
+        assert!(
+            warnings[1].message.contains("missing metadata.name"),
+            "{}",
+            warnings[1]
+        );
         assert!(warnings[1].to_string().starts_with("x.yaml (document 3)"));
     }
 }

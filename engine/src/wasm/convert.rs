@@ -7,7 +7,13 @@ use tollgate_sdk::model as m;
 use super::bindings::tollgate::policy::types as wit;
 
 fn kvs(labels: &m::Labels) -> Vec<wit::KeyValue> {
-    labels.iter().map(|(k, v)| wit::KeyValue { key: k.clone(), value: v.clone() }).collect()
+    labels
+        .iter()
+        .map(|(k, v)| wit::KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
 }
 
 fn effect(e: m::TaintEffect) -> wit::TaintEffect {
@@ -19,7 +25,11 @@ fn effect(e: m::TaintEffect) -> wit::TaintEffect {
 }
 
 fn taint(t: &m::Taint) -> wit::Taint {
-    wit::Taint { key: t.key.clone(), value: t.value.clone(), effect: effect(t.effect) }
+    wit::Taint {
+        key: t.key.clone(),
+        value: t.value.clone(),
+        effect: effect(t.effect),
+    }
 }
 
 fn requirement(r: &m::SelectorRequirement) -> wit::SelectorRequirement {
@@ -88,19 +98,28 @@ fn pod(p: &m::PodPlacement) -> wit::PodPlacement {
         preferred_node_affinity: p
             .preferred_node_affinity
             .iter()
-            .map(|t| wit::PreferredTerm { weight: t.weight, preference: term(&t.preference) })
+            .map(|t| wit::PreferredTerm {
+                weight: t.weight,
+                preference: term(&t.preference),
+            })
             .collect(),
         priority_class_name: p.priority_class_name.clone(),
         priority: p.priority,
         volumes: p
             .volumes
             .iter()
-            .map(|v| wit::Volume { name: v.name.clone(), source: volume_source(v.source) })
+            .map(|v| wit::Volume {
+                name: v.name.clone(),
+                source: volume_source(v.source),
+            })
             .collect(),
         host_ports: p
             .host_ports
             .iter()
-            .map(|h| wit::HostPort { port: h.port, protocol: h.protocol.clone() })
+            .map(|h| wit::HostPort {
+                port: h.port,
+                protocol: h.protocol.clone(),
+            })
             .collect(),
         cpu_request_millis: p.cpu_request_millis,
         memory_request_bytes: p.memory_request_bytes,
@@ -163,7 +182,11 @@ pub(crate) fn decision(d: wit::Decision) -> m::Decision {
         violations: d
             .violations
             .into_iter()
-            .map(|v| m::Violation { rule: v.rule, message: v.message, path: v.path })
+            .map(|v| m::Violation {
+                rule: v.rule,
+                message: v.message,
+                path: v.path,
+            })
             .collect(),
         patch: d.patch,
         warnings: d.warnings,
@@ -181,7 +204,10 @@ pub(crate) fn metadata(md: wit::Metadata) -> m::Metadata {
         rules: md
             .rules
             .into_iter()
-            .map(|r| m::RuleInfo { id: r.id, description: r.description })
+            .map(|r| m::RuleInfo {
+                id: r.id,
+                description: r.description,
+            })
             .collect(),
         capabilities: md
             .capabilities

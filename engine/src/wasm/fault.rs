@@ -18,10 +18,14 @@ pub(crate) fn classify(policy: &str, timeout_ms: u64, error: &wasmtime::Error) -
             FaultKind::Timeout,
             format!("policy {policy}: deadline of {timeout_ms} ms exceeded"),
         ),
-        Some(wasmtime::Trap::StackOverflow) => {
-            Fault::new(FaultKind::StackOverflow, format!("policy {policy}: wasm stack overflow"))
-        }
+        Some(wasmtime::Trap::StackOverflow) => Fault::new(
+            FaultKind::StackOverflow,
+            format!("policy {policy}: wasm stack overflow"),
+        ),
         Some(trap) => Fault::new(FaultKind::Trap, format!("policy {policy} trapped: {trap}")),
-        None => Fault::new(FaultKind::Trap, format!("policy {policy} failed: {error:#}")),
+        None => Fault::new(
+            FaultKind::Trap,
+            format!("policy {policy} failed: {error:#}"),
+        ),
     }
 }

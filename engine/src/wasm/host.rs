@@ -63,14 +63,18 @@ impl State {
         clocks: bool,
     ) -> Self {
         let mut wasi = WasiCtx::builder();
-        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         if !clocks {
             wasi.wall_clock(FrozenClock).monotonic_clock(FrozenClock);
         }
         State {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limiter: Limiter { memory_bytes: limits.memory_bytes },
+            limiter: Limiter {
+                memory_bytes: limits.memory_bytes,
+            },
             policy,
             review,
             cluster,
@@ -84,7 +88,10 @@ impl State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -95,7 +102,11 @@ impl host::Host for State {
         self.log_lines += 1;
         self.log_bytes += message.len();
         if self.log_lines > self.limits.log_lines || self.log_bytes > self.limits.log_bytes {
-            return Err(LogLimitExceeded { lines: self.log_lines, bytes: self.log_bytes }.into());
+            return Err(LogLimitExceeded {
+                lines: self.log_lines,
+                bytes: self.log_bytes,
+            }
+            .into());
         }
         let policy = &*self.policy;
         match level {
@@ -109,11 +120,16 @@ impl host::Host for State {
     }
 
     fn object_json(&mut self) -> String {
-        self.review.as_ref().map(|r| r.object_text().to_string()).unwrap_or_else(|| "null".into())
+        self.review
+            .as_ref()
+            .map(|r| r.object_text().to_string())
+            .unwrap_or_else(|| "null".into())
     }
 
     fn old_object_json(&mut self) -> Option<String> {
-        self.review.as_ref().and_then(|r| r.old_object_text().map(str::to_string))
+        self.review
+            .as_ref()
+            .and_then(|r| r.old_object_text().map(str::to_string))
     }
 
     fn get_object(
@@ -123,7 +139,9 @@ impl host::Host for State {
         namespace: String,
         name: String,
     ) -> Option<String> {
-        self.cluster.get(&api_version, &kind, &namespace, &name).map(|o| o.to_string())
+        self.cluster
+            .get(&api_version, &kind, &namespace, &name)
+            .map(|o| o.to_string())
     }
 
     fn list_objects(
@@ -146,7 +164,9 @@ impl host::Host for State {
 
     fn node_pools(&mut self) -> Vec<types::NodePool> {
         let pools = self.cluster.node_pools();
-        self.used_preset_pools |= pools.iter().any(|p| p.source == crate::cluster::pools::PRESET);
+        self.used_preset_pools |= pools
+            .iter()
+            .any(|p| p.source == crate::cluster::pools::PRESET);
         pools.iter().map(convert::pool).collect()
     }
 }

@@ -84,7 +84,11 @@ impl wasmtime::ResourceLimiter for Limiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
-            return Err(MemoryLimitExceeded { limit: self.memory_bytes, desired }.into());
+            return Err(MemoryLimitExceeded {
+                limit: self.memory_bytes,
+                desired,
+            }
+            .into());
         }
         Ok(true)
     }

@@ -132,7 +132,10 @@ impl Runtime {
     /// Compile a component, through the cache when there is one.
     pub(crate) fn compile(&self, policy: &str, bytes: &[u8]) -> Result<Component, Error> {
         check_component(policy, bytes)?;
-        let cached = self.cache_dir.as_ref().map(|dir| dir.join(self.cache_key(bytes)));
+        let cached = self
+            .cache_dir
+            .as_ref()
+            .map(|dir| dir.join(self.cache_key(bytes)));
         if let Some(path) = &cached
             && path.is_file()
             && let Ok(component) = self.deserialize(path)
@@ -156,7 +159,9 @@ impl Runtime {
     fn cache_key(&self, bytes: &[u8]) -> String {
         use std::hash::{Hash, Hasher};
         let mut compat = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut compat);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut compat);
         let digest = Sha256::digest(bytes);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         format!("{hex}-{:016x}.cwasm", compat.finish())
@@ -182,7 +187,9 @@ fn store_artifact(path: &Path, component: &Component) -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    let bytes = component.serialize().map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+    let bytes = component
+        .serialize()
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
     // Unique per writer, so concurrent compiles of one component never share a temp file.
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, Ordering::Relaxed);
@@ -195,11 +202,15 @@ fn store_artifact(path: &Path, component: &Component) -> std::io::Result<()> {
 /// user can act on.
 fn check_component(policy: &str, bytes: &[u8]) -> Result<(), Error> {
     if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
-        return Err(Error::NotWasm { policy: policy.to_string() });
+        return Err(Error::NotWasm {
+            policy: policy.to_string(),
+        });
     }
     // Core modules have layer 0 (bytes 6..8 = 00 00); components have layer 1.
     if bytes[6..8] == [0, 0] {
-        return Err(Error::CoreModule { policy: policy.to_string() });
+        return Err(Error::CoreModule {
+            policy: policy.to_string(),
+        });
     }
     Ok(())
 }

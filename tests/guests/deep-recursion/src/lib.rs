@@ -25,7 +25,11 @@ impl Policy for DeepRecursion {
     type Settings = ();
 
     fn metadata() -> Metadata {
-        Metadata { name: "deep-recursion".into(), kinds: vec!["*".into()], ..Default::default() }
+        Metadata {
+            name: "deep-recursion".into(),
+            kinds: vec!["*".into()],
+            ..Default::default()
+        }
     }
 
     fn evaluate(_: &Review, _: &(), _: &dyn Host) -> Decision {

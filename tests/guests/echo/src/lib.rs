@@ -42,29 +42,47 @@ pub struct Settings {
 /// The annotation the `patch` setting adds.
 const ANNOTATION: &str = "tollgate.dev/echo";
 
-const RULES: &[&str] =
-    &["seen-review", "seen-request-uid", "seen-pools", "seen-pods", "seen-namespace", "seen-old-object"];
+const RULES: &[&str] = &[
+    "seen-review",
+    "seen-request-uid",
+    "seen-pools",
+    "seen-pods",
+    "seen-namespace",
+    "seen-old-object",
+];
 
 fn facts(review: &Review, settings: &Settings, host: &dyn Host) -> Vec<(&'static str, String)> {
     let operation = tollgate_sdk::serde_json::to_value(review.operation)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
-    let mut facts = vec![("seen-review", format!("{} {} {operation}", review.kind, review.display_name()))];
+    let mut facts = vec![(
+        "seen-review",
+        format!("{} {} {operation}", review.kind, review.display_name()),
+    )];
     if let Some(request) = &review.request {
         facts.push(("seen-request-uid", request.uid.clone()));
     }
     let pools = host.node_pools();
-    let described: Vec<String> =
-        pools.iter().map(|p| format!("{}({},{}..{})", p.name, p.source, p.min_size, p.max_size)).collect();
-    facts.push(("seen-pools", format!("pools={}: {}", pools.len(), described.join(", "))));
+    let described: Vec<String> = pools
+        .iter()
+        .map(|p| format!("{}({},{}..{})", p.name, p.source, p.min_size, p.max_size))
+        .collect();
+    facts.push((
+        "seen-pools",
+        format!("pools={}: {}", pools.len(), described.join(", ")),
+    ));
     let namespace = (!review.namespace.is_empty()).then_some(review.namespace.as_str());
     let pods = match host.list("v1", "Pod", namespace, settings.pod_selector.as_deref()) {
         Ok(docs) => {
             let mut names: Vec<String> = docs
                 .iter()
                 .filter_map(|d| tollgate_sdk::serde_json::from_str::<Value>(d).ok())
-                .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
+                .filter_map(|o| {
+                    o.pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
                 .collect();
             names.sort();
             format!("pods={}: {}", names.len(), names.join(","))
@@ -76,12 +94,19 @@ fn facts(review: &Review, settings: &Settings, host: &dyn Host) -> Vec<(&'static
         Some(object) => format!(
             "namespace {} labels {}",
             review.namespace,
-            object.pointer("/metadata/labels").cloned().unwrap_or(json!({}))
+            object
+                .pointer("/metadata/labels")
+                .cloned()
+                .unwrap_or(json!({}))
         ),
         None => format!("namespace {} absent", review.namespace),
     };
     facts.push(("seen-namespace", ns));
-    let old = if host.old_object_json().is_some() { "old object present" } else { "old object absent" };
+    let old = if host.old_object_json().is_some() {
+        "old object present"
+    } else {
+        "old object absent"
+    };
     facts.push(("seen-old-object", old.to_string()));
     facts
 }
@@ -89,8 +114,15 @@ fn facts(review: &Review, settings: &Settings, host: &dyn Host) -> Vec<(&'static
 fn patch(settings: &Settings, host: &dyn Host) -> Patch {
     let mut patch = Patch::new();
     if settings.patch {
-        if host.object().pointer("/metadata/annotations").is_some_and(Value::is_object) {
-            patch.add(pointer("/metadata/annotations", &[ANNOTATION]), json!("seen"));
+        if host
+            .object()
+            .pointer("/metadata/annotations")
+            .is_some_and(Value::is_object)
+        {
+            patch.add(
+                pointer("/metadata/annotations", &[ANNOTATION]),
+                json!("seen"),
+            );
         } else {
             patch.add("/metadata/annotations", json!({ ANNOTATION: "seen" }));
         }
@@ -111,7 +143,13 @@ impl Policy for Echo {
             description: "reports what it saw".into(),
             kinds: vec!["*".into()],
             mutating: true,
-            rules: RULES.iter().map(|r| RuleInfo { id: r.to_string(), description: String::new() }).collect(),
+            rules: RULES
+                .iter()
+                .map(|r| RuleInfo {
+                    id: r.to_string(),
+                    description: String::new(),
+                })
+                .collect(),
             capabilities: vec![],
         }
     }
@@ -119,9 +157,18 @@ impl Policy for Echo {
     fn evaluate(review: &Review, settings: &Settings, host: &dyn Host) -> Decision {
         let facts = facts(review, settings, host);
         let decision = if settings.allow {
-            facts.into_iter().fold(Decision::allow(), |d, (rule, message)| d.warn(format!("{rule}: {message}")))
+            facts
+                .into_iter()
+                .fold(Decision::allow(), |d, (rule, message)| {
+                    d.warn(format!("{rule}: {message}"))
+                })
         } else {
-            Decision::from_violations(facts.into_iter().map(|(rule, message)| Violation::new(rule, message)).collect())
+            Decision::from_violations(
+                facts
+                    .into_iter()
+                    .map(|(rule, message)| Violation::new(rule, message))
+                    .collect(),
+            )
         };
         decision.with_patch(patch(settings, host))
     }

@@ -10,12 +10,20 @@ impl Policy for HugeOutput {
     type Settings = ();
 
     fn metadata() -> Metadata {
-        Metadata { name: "huge-output".into(), kinds: vec!["*".into()], ..Default::default() }
+        Metadata {
+            name: "huge-output".into(),
+            kinds: vec!["*".into()],
+            ..Default::default()
+        }
     }
 
     fn evaluate(_: &Review, _: &(), _: &dyn Host) -> Decision {
         let filler = "x".repeat(1024);
-        Decision::from_violations((0..4096).map(|i| Violation::new("huge", format!("{i}:{filler}"))).collect())
+        Decision::from_violations(
+            (0..4096)
+                .map(|i| Violation::new("huge", format!("{i}:{filler}")))
+                .collect(),
+        )
     }
 }
 

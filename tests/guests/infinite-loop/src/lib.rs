@@ -12,7 +12,11 @@ impl Policy for InfiniteLoop {
     type Settings = ();
 
     fn metadata() -> Metadata {
-        Metadata { name: "infinite-loop".into(), kinds: vec!["*".into()], ..Default::default() }
+        Metadata {
+            name: "infinite-loop".into(),
+            kinds: vec!["*".into()],
+            ..Default::default()
+        }
     }
 
     fn evaluate(_: &Review, _: &(), _: &dyn Host) -> Decision {

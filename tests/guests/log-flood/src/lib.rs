@@ -10,7 +10,11 @@ impl Policy for LogFlood {
     type Settings = ();
 
     fn metadata() -> Metadata {
-        Metadata { name: "log-flood".into(), kinds: vec!["*".into()], ..Default::default() }
+        Metadata {
+            name: "log-flood".into(),
+            kinds: vec!["*".into()],
+            ..Default::default()
+        }
     }
 
     fn evaluate(_: &Review, _: &(), host: &dyn Host) -> Decision {

@@ -15,7 +15,11 @@ impl Policy for MemoryBomb {
     type Settings = ();
 
     fn metadata() -> Metadata {
-        Metadata { name: "memory-bomb".into(), kinds: vec!["*".into()], ..Default::default() }
+        Metadata {
+            name: "memory-bomb".into(),
+            kinds: vec!["*".into()],
+            ..Default::default()
+        }
     }
 
     fn evaluate(_: &Review, _: &(), _: &dyn Host) -> Decision {

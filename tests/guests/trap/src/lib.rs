@@ -10,7 +10,11 @@ impl Policy for Trap {
     type Settings = ();
 
     fn metadata() -> Metadata {
-        Metadata { name: "trap".into(), kinds: vec!["*".into()], ..Default::default() }
+        Metadata {
+            name: "trap".into(),
+            kinds: vec!["*".into()],
+            ..Default::default()
+        }
     }
 
     fn evaluate(review: &Review, _: &(), _: &dyn Host) -> Decision {
