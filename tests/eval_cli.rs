@@ -186,6 +186,29 @@ fn mutate_applies_the_patch_and_prints_the_mutated_object() {
 }
 
 #[test]
+fn a_policy_in_audit_mode_reports_its_patch_but_does_not_mutate() {
+    let sandbox = Sandbox::new();
+    let original = pod("default", "web");
+    let object = sandbox.write_json("pod.json", &original);
+    let settings = sandbox.write(
+        "settings.yaml",
+        "policies:\n  echo:\n    settings: {allow: true, patch: true}\n    mode: audit\n",
+    );
+    let (run, verdict) = Eval::new(&[Guest::Echo.arg()])
+        .settings(&settings)
+        .object(&object)
+        .arg("--mutate")
+        .verdict();
+    run.assert_code(0);
+    assert!(verdict.results[0].patch.is_some(), "the patch is reported");
+    assert_eq!(
+        verdict.mutated,
+        Some(original),
+        "an audit-mode policy never changes the object"
+    );
+}
+
+#[test]
 fn a_patch_that_does_not_apply_is_a_bad_output_fault() {
     let sandbox = Sandbox::new();
     let original = pod("default", "web");

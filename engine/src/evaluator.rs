@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::cluster::ClusterView;
-use crate::decision::{Decision, Fault, FaultKind, PolicyResult, Verdict};
+use crate::decision::{Decision, Fault, FaultKind, Mode, PolicyResult, Verdict};
 use crate::policy::{Kind, Policy, PolicySet};
 use crate::review::Review;
 
@@ -113,7 +113,11 @@ impl Evaluator {
             Err(f) => return fault(f),
         };
         let mut next = None;
-        if apply && let Some(patch) = &patch {
+        // A policy in audit mode only observes: its patch is reported, never applied.
+        if apply
+            && policy.mode != Mode::Audit
+            && let Some(patch) = &patch
+        {
             match apply_patch(&policy.name, review, patch) {
                 Ok(review) => next = Some(review),
                 Err(f) => return fault(f),

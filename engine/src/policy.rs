@@ -25,7 +25,7 @@ pub enum Error {
     #[error("{0}: no such file, directory or bundled pack (bundled: {packs})", packs = pack::NAMES.join(", "))]
     NotFound(String),
     /// A file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Read {
         /// The file.
         path: PathBuf,

@@ -25,7 +25,7 @@ pub const MAX_FILE_BYTES: u64 = 256 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The path does not exist or cannot be read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Read {
         /// The path.
         path: PathBuf,
