@@ -65,44 +65,54 @@ impl Review {
         Ok(Self::build(object, None, None, records, false))
     }
 
-    /// Review the request of an AdmissionReview (`v1` or `v1beta1`).
+    /// Review the request of an AdmissionReview (`v1` or `v1beta1`), taking
+    /// it apart without copying: the object and old object move out of the
+    /// request, and the rest of the request stays as CEL's `request`.
     ///
     /// For a DELETE the old object is judged (the placement records are the
     /// deleted object's); CEL still sees `object: null` and `oldObject` set.
     ///
     /// # Errors
     /// When the review has no request or object, or an unknown operation.
-    pub fn from_admission(review: &Value) -> Result<Self, Error> {
-        let request = review
-            .get("request")
-            .filter(|r| r.is_object())
-            .ok_or(Error::NoRequest)?;
+    pub fn from_admission(mut review: Value) -> Result<Self, Error> {
+        let mut request = match review.get_mut("request").map(Value::take) {
+            Some(request @ Value::Object(_)) => request,
+            _ => return Err(Error::NoRequest),
+        };
         let op_text = request
             .get("operation")
             .and_then(Value::as_str)
             .unwrap_or("CREATE");
         let operation = Operation::parse(op_text)
             .ok_or_else(|| Error::UnknownOperation(op_text.to_string()))?;
-        let object = request.get("object").filter(|o| !o.is_null()).cloned();
-        let old_object = request.get("oldObject").filter(|o| !o.is_null()).cloned();
-        let judged = object
-            .as_ref()
-            .or(old_object.as_ref())
-            .ok_or(Error::NoObject)?;
-        let mut records = placement::review(judged, operation)?;
+        let take = |request: &mut Value, field: &str| {
+            request
+                .get_mut(field)
+                .map(Value::take)
+                .filter(|o| !o.is_null())
+        };
+        let object = take(&mut request, "object");
+        let old_object = take(&mut request, "oldObject");
+        let deleted = object.is_none();
+        let (judged, old) = match (object, old_object) {
+            (Some(object), old) => (object, old),
+            (None, Some(old)) => (old, None),
+            (None, None) => return Err(Error::NoObject),
+        };
+        let mut records = placement::review(&judged, operation)?;
         if records.namespace.is_empty()
             && let Some(ns) = request.get("namespace").and_then(Value::as_str)
         {
             records.namespace = ns.to_string();
         }
         records.request = Some(RequestInfo {
-            uid: str_at(request, "/uid"),
+            uid: str_at(&request, "/uid"),
             sub_resource: request
                 .get("subResource")
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
-            user: str_at(request, "/userInfo/username"),
+            user: str_at(&request, "/userInfo/username"),
             groups: placement::array(request.pointer("/userInfo/groups"))
                 .filter_map(|g| g.as_str().map(str::to_string))
                 .collect(),
@@ -111,16 +121,7 @@ impl Review {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
         });
-        let judged = judged.clone();
-        let deleted = object.is_none();
-        let old = if deleted { None } else { old_object };
-        Ok(Self::build(
-            judged,
-            old,
-            Some(request.clone()),
-            records,
-            deleted,
-        ))
+        Ok(Self::build(judged, old, Some(request), records, deleted))
     }
 
     /// The same review with a replaced object (after a mutation), keeping the

@@ -138,17 +138,21 @@ pub fn parse(body: &[u8]) -> Result<Request, Error> {
     let doc: Value = serde_json::from_slice(body).map_err(Error::Json)?;
     let text = |field: &str| doc.get(field).and_then(Value::as_str).unwrap_or_default();
     let version = version(text("apiVersion"), text("kind"))?;
-    let review = match Review::from_admission(&doc) {
-        Ok(review) => Some(review),
-        Err(review::Error::NoObject) => None,
-        Err(e) => return Err(Error::Review(e)),
-    };
+    if !doc.get("request").is_some_and(Value::is_object) {
+        return Err(Error::Review(review::Error::NoRequest));
+    }
     let uid = doc
         .pointer("/request/uid")
         .and_then(Value::as_str)
         .filter(|uid| !uid.is_empty())
         .ok_or(Error::NoUid)?
         .to_string();
+    // The review takes the document apart (no copy of the objects).
+    let review = match Review::from_admission(doc) {
+        Ok(review) => Some(review),
+        Err(review::Error::NoObject) => None,
+        Err(e) => return Err(Error::Review(e)),
+    };
     Ok(Request {
         version,
         uid,

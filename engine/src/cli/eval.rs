@@ -61,7 +61,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let doc = single_document(&path, &text)?;
     let review = if admission {
-        Review::from_admission(&doc).with_context(|| path.display().to_string())?
+        Review::from_admission(doc).with_context(|| path.display().to_string())?
     } else {
         Review::from_object(doc).with_context(|| path.display().to_string())?
     };
