@@ -30,7 +30,9 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
-use crate::util::{Guest, Sandbox, admission_review, external_dir, tollgate, workspace};
+use crate::util::{
+    Guest, Sandbox, admission_review, external_dir, kubectl_deployment, tollgate, workspace,
+};
 
 // ---------------------------------------------------------------------------
 // Certificates
@@ -522,28 +524,6 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
 
 // ---------------------------------------------------------------------------
 // Test material
-
-/// The Deployment kubectl generates for `kubectl create deployment web --image=nginx`.
-fn kubectl_deployment() -> Value {
-    let output = Command::new("kubectl")
-        .args([
-            "create",
-            "deployment",
-            "web",
-            "--image=nginx",
-            "--dry-run=client",
-            "-o",
-            "json",
-        ])
-        .output()
-        .expect("kubectl is installed");
-    assert!(
-        output.status.success(),
-        "kubectl failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("kubectl prints JSON")
-}
 
 fn with_replicas(mut deployment: Value, replicas: i64) -> Value {
     deployment["spec"]["replicas"] = json!(replicas);

@@ -9,14 +9,13 @@
 //! bundled pack is only checked for pack-independent behaviour.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::{Value, json};
 use tollgate::decision::{FaultKind, Verdict};
 
 use crate::util::{
     Eval, Guest, ResultExt, Run, Sandbox, VerdictExt, admission_review, assert_echo_ran,
-    external_dir, pod, pool_tenancy_wasm, workspace,
+    external_dir, kubectl_deployment, pod, pool_tenancy_wasm, workspace,
 };
 
 /// A CEL policy that denies Deployments with more than `max` replicas.
@@ -27,28 +26,6 @@ fn replicas_policy(sandbox: &Sandbox, name: &str, max: u32) -> PathBuf {
             "  kinds: [Deployment]\n  validations:\n    - rule: too-many-replicas\n      expression: \"object.spec.replicas <= {max}\"\n      message: at most {max} replicas\n"
         ),
     )
-}
-
-/// The Deployment kubectl generates for `kubectl create deployment web --image=nginx`.
-fn kubectl_deployment() -> Value {
-    let output = Command::new("kubectl")
-        .args([
-            "create",
-            "deployment",
-            "web",
-            "--image=nginx",
-            "--dry-run=client",
-            "-o",
-            "json",
-        ])
-        .output()
-        .expect("kubectl is installed");
-    assert!(
-        output.status.success(),
-        "kubectl failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("kubectl prints JSON")
 }
 
 /// A Kubewarden AdmissionReview sample, read in place.

@@ -617,3 +617,25 @@ pub fn assert_echo_ran(verdict: &Verdict, namespace: &str, name: &str) {
         "echo saw {seen:?}"
     );
 }
+
+/// The Deployment kubectl generates for `kubectl create deployment web --image=nginx`.
+pub fn kubectl_deployment() -> Value {
+    let output = Command::new("kubectl")
+        .args([
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ])
+        .output()
+        .expect("kubectl is installed");
+    assert!(
+        output.status.success(),
+        "kubectl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("kubectl prints JSON")
+}

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::State;
-use super::watch::Stamp;
+use super::watch::{Stamp, next_change};
 use crate::evaluator::Evaluator;
 use crate::policy::{self, PolicySet, SetConfig};
 use crate::wasm::Runtime;
@@ -102,11 +102,7 @@ pub async fn watch(
 ) {
     let mut failed: Option<Stamp> = None;
     loop {
-        tokio::time::sleep(interval).await;
-        let now = source.stamp();
-        if now == loaded || failed.as_ref() == Some(&now) {
-            continue;
-        }
+        let now = next_change(interval, &loaded, failed.as_ref(), || source.stamp()).await;
         tokio::time::sleep(SETTLE).await;
         if source.stamp() != now {
             continue;

@@ -18,7 +18,7 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::State;
-use super::watch::Stamp;
+use super::watch::{Stamp, next_change};
 
 /// Why the certificate and key could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -145,11 +145,7 @@ pub async fn watch(
 ) {
     let mut failed: Option<Stamp> = None;
     loop {
-        tokio::time::sleep(interval).await;
-        let now = files.stamp();
-        if now == loaded || failed.as_ref() == Some(&now) {
-            continue;
-        }
+        let now = next_change(interval, &loaded, failed.as_ref(), || files.stamp()).await;
         match load(&files) {
             Ok(config) => {
                 tls.reload_from_config(config);

@@ -4,7 +4,7 @@
 //! directory each of its entries. Two equal stamps mean nothing changed.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// What one file looked like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,23 @@ impl Stamp {
             }
         }
         Stamp(entries)
+    }
+}
+
+/// Wait, polling every `interval`, for a stamp that differs from both the
+/// one in use (`loaded`) and the last one that failed to load (`failed`).
+pub async fn next_change(
+    interval: Duration,
+    loaded: &Stamp,
+    failed: Option<&Stamp>,
+    stamp: impl Fn() -> Stamp,
+) -> Stamp {
+    loop {
+        tokio::time::sleep(interval).await;
+        let now = stamp();
+        if &now != loaded && failed != Some(&now) {
+            return now;
+        }
     }
 }
 
