@@ -20,7 +20,7 @@ use tracing::Dispatch;
 use crate::admission::reload::Source;
 use crate::admission::server::{self, Options};
 use crate::admission::{Config, tls};
-use crate::cluster::{ClusterView, Empty, Snapshot};
+use crate::cluster::{ClusterView, Empty};
 use crate::decision::FailurePolicy;
 
 /// Arguments of `tollgate serve`.
@@ -143,7 +143,8 @@ fn load_context(context: Option<&Path>) -> anyhow::Result<Arc<dyn ClusterView>> 
     let Some(path) = context else {
         return Ok(Arc::new(Empty::default()));
     };
-    let snapshot = Snapshot::load(path)?;
+    // Warnings go to the structured log, not to stderr as in `eval`.
+    let snapshot = super::common::load_snapshot(path, None)?;
     for warning in snapshot.warnings() {
         tracing::warn!("context: {warning}");
     }
