@@ -308,7 +308,8 @@ impl WasmPolicy {
         used_preset_pools: &mut bool,
         f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
-        let state = State::new(self.name.clone(), review, cluster, self.limits, self.clocks);
+        let wasi = self.runtime.wasi_contexts.take(self.clocks);
+        let state = State::new(self.name.clone(), review, cluster, self.limits, wasi);
         let mut store = wasmtime::Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.limits.timeout_ms.max(1));
@@ -324,9 +325,14 @@ impl WasmPolicy {
             }
             fault::classify(&self.name, self.limits.timeout_ms, &e)
         };
-        let instance = self.pre.instantiate(&mut store).map_err(classify)?;
-        let result = f(&instance, &mut store).map_err(classify);
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| f(&instance, &mut store))
+            .map_err(classify);
         *used_preset_pools = store.data().used_preset_pools;
+        let wasi = store.into_data().into_wasi();
+        self.runtime.wasi_contexts.give_back(self.clocks, wasi);
         result
     }
 }

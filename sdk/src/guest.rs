@@ -237,6 +237,8 @@ fn pod_from_wit(p: wit::PodPlacement) -> model::PodPlacement {
 }
 
 fn review_from_wit(r: wit::Review) -> model::Review {
+    let review_labels = labels(r.labels);
+    let review_annotations = labels(r.annotations);
     model::Review {
         api_version: r.api_version,
         kind: r.kind,
@@ -249,9 +251,17 @@ fn review_from_wit(r: wit::Review) -> model::Review {
             wit::Operation::Connect => model::Operation::Connect,
             wit::Operation::None => model::Operation::None,
         },
-        labels: labels(r.labels),
-        annotations: labels(r.annotations),
-        pod: r.pod.map(pod_from_wit),
+        // A Pod's labels and annotations travel once, in the review.
+        pod: r.pod.map(|p| {
+            let mut pod = pod_from_wit(p);
+            if pod.template_path.is_empty() {
+                pod.labels = review_labels.clone();
+                pod.annotations = review_annotations.clone();
+            }
+            pod
+        }),
+        labels: review_labels,
+        annotations: review_annotations,
         node: r.node.map(|n| model::NodeInfo {
             labels: labels(n.labels),
             annotations: labels(n.annotations),

@@ -69,7 +69,12 @@ fn volume_source(s: m::VolumeSource) -> wit::VolumeSource {
     }
 }
 
+/// A Pod's own labels and annotations are the review's: they are lowered
+/// once, in the review, and the pod's lists stay empty (the contract in
+/// wit/policy.wit; the SDK fills them back in inside the guest).
 fn pod(p: &m::PodPlacement) -> wit::PodPlacement {
+    let own_metadata = !p.template_path.is_empty();
+    let metadata = |map| if own_metadata { kvs(map) } else { Vec::new() };
     wit::PodPlacement {
         template_path: p.template_path.clone(),
         controller: p.controller.as_ref().map(|o| wit::Owner {
@@ -77,8 +82,8 @@ fn pod(p: &m::PodPlacement) -> wit::PodPlacement {
             kind: o.kind.clone(),
             name: o.name.clone(),
         }),
-        labels: kvs(&p.labels),
-        annotations: kvs(&p.annotations),
+        labels: metadata(&p.labels),
+        annotations: metadata(&p.annotations),
         tolerations: p
             .tolerations
             .iter()

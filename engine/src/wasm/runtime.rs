@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+};
 
 use super::Error;
-use super::host::State;
+use super::host::{State, WasiContexts};
 
 /// How the engine is set up.
 #[derive(Debug, Clone)]
@@ -87,6 +89,7 @@ pub struct Runtime {
     _ticker: Arc<Ticker>,
     cache_dir: Option<PathBuf>,
     pub(crate) max_memory_bytes: usize,
+    pub(crate) wasi_contexts: Arc<WasiContexts>,
 }
 
 impl Runtime {
@@ -104,7 +107,11 @@ impl Runtime {
             .max_memories_per_component(2)
             .max_memory_size(config.max_memory_bytes)
             .linear_memory_keep_resident(1 << 20)
-            .table_keep_resident(64 << 10);
+            .table_keep_resident(64 << 10)
+            // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), reset only the
+            // pages a policy dirtied instead of memsetting the whole resident
+            // part of its memory after every evaluation.
+            .pagemap_scan(Enabled::Auto);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
@@ -126,6 +133,7 @@ impl Runtime {
             linker: Arc::new(linker),
             cache_dir: config.cache_dir.clone(),
             max_memory_bytes: config.max_memory_bytes,
+            wasi_contexts: Arc::new(WasiContexts::new(n as usize)),
         })
     }
 
