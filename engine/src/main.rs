@@ -3,6 +3,12 @@
 
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: the webhook allocates and frees many
+/// small objects per review on every worker thread, where glibc's arenas cost
+/// measurably more CPU per review (docs/benchmarks.md, admission).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use tollgate::cli::{Cli, run};
 
