@@ -25,7 +25,7 @@ use crate::review::Review;
 pub use report::{Finding, Report, Resource, Severity};
 
 /// Whether `object` is judged directly (not through an owning controller).
-fn judged_directly(object: &Value, snapshot: &Snapshot) -> bool {
+pub fn judged_directly(object: &Value, snapshot: &Snapshot) -> bool {
     let kind = object
         .get("kind")
         .and_then(Value::as_str)

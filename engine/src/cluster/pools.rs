@@ -106,6 +106,8 @@ pub struct Autoscaler {
     pub flags: BTreeMap<String, Vec<String>>,
     /// The node groups.
     pub pools: Vec<NodePool>,
+    /// The decoded Hetzner `HCLOUD_CLUSTER_CONFIG` (`{imagesForArch, nodeConfigs}`), if set.
+    pub cluster_config: Option<Value>,
 }
 
 impl Autoscaler {
@@ -155,10 +157,13 @@ fn read_deployment(object: &Value) -> Option<Autoscaler> {
             .or_default()
             .push(value.to_string());
     }
-    let node_configs = array(container.get("env"))
+    let cluster_config = array(container.get("env"))
         .find(|e| e.get("name").and_then(Value::as_str) == Some("HCLOUD_CLUSTER_CONFIG"))
         .and_then(|e| e.get("value").and_then(Value::as_str))
-        .and_then(decode_cluster_config)
+        .and_then(decode_cluster_config);
+    let node_configs = cluster_config
+        .as_ref()
+        .and_then(|c| c.get("nodeConfigs")?.as_object().cloned())
         .unwrap_or_default();
     let pools = flags
         .get("nodes")
@@ -181,18 +186,18 @@ fn read_deployment(object: &Value) -> Option<Autoscaler> {
         version,
         flags,
         pools,
+        cluster_config,
     })
 }
 
-/// `nodeConfigs` of a base64 (or plain) JSON `HCLOUD_CLUSTER_CONFIG`.
-fn decode_cluster_config(value: &str) -> Option<serde_json::Map<String, Value>> {
+/// A base64 (or plain) JSON `HCLOUD_CLUSTER_CONFIG`.
+fn decode_cluster_config(value: &str) -> Option<Value> {
     let text = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .unwrap_or_else(|| value.to_string());
-    let config: Value = serde_json::from_str(&text).ok()?;
-    config.get("nodeConfigs")?.as_object().cloned()
+    serde_json::from_str(&text).ok()
 }
 
 /// `min:max:type:location:name`, with the group's nodeConfig if any.
