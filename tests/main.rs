@@ -11,6 +11,7 @@ mod util;
 
 mod cel_policies;
 mod eval_cli;
+mod generate;
 mod host_imports;
 mod hostile;
 mod pack;
