@@ -394,3 +394,194 @@ fn fixes_are_deterministic_and_replace_a_previous_overlay() {
     );
     run.assert_bad_input(&["other", "not empty"]);
 }
+
+/// A pools file that gives robin its own taint and label, so that each form
+/// can be checked to carry the declared values rather than the defaults.
+const POOLS: &str = "pools:\n\
+- {name: k3s-batman, minSize: 0, maxSize: 3, taints: ['dedicated=autoscaler:NoSchedule'], labels: {node.kubernetes.io/role: autoscaler}}\n\
+- {name: k3s-robin, minSize: 0, maxSize: 2, taints: ['dedicated=robin:NoExecute'], labels: {pool: robin}}\n";
+
+fn generate_pools(sandbox: &Sandbox) -> BTreeMap<String, String> {
+    let pools = sandbox.write("pools.yaml", POOLS);
+    let out = sandbox.path().join("pools");
+    let run = tollgate(
+        &[
+            "generate",
+            "pools",
+            "--snapshot",
+            &example().display().to_string(),
+            "--pools",
+            &pools.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "generate pools failed: {}", run.stderr);
+    read_tree(&out)
+}
+
+/// `a * b` as jq merges objects: recursively, `b` winning; arrays replaced.
+fn deep_merge(a: &mut Value, b: &Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                deep_merge(a.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b.clone(),
+    }
+}
+
+/// The example's cluster-autoscaler Deployment (as kube-hetzner renders it).
+fn example_autoscaler() -> Value {
+    let snapshot = Snapshot::load(&example()).expect("load example");
+    snapshot
+        .objects()
+        .iter()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "cluster-autoscaler")
+        .map(|o| o.as_ref().clone())
+        .expect("cluster-autoscaler Deployment")
+}
+
+#[test]
+fn pool_node_configs_merge_into_the_autoscalers_real_config() {
+    use base64::Engine as _;
+    let sandbox = Sandbox::new();
+    let files = generate_pools(&sandbox);
+    let fragment: Value = serde_json::from_str(&files["hcloud-cluster-config.json"]).expect("JSON");
+    assert_eq!(
+        fragment.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["nodeConfigs"]
+    );
+    for (group, config) in fragment["nodeConfigs"].as_object().unwrap() {
+        // cluster-autoscaler decodes nodeConfigs.<group>.taints as []apiv1.Taint.
+        for taint in config["taints"].as_array().unwrap() {
+            serde_json::from_value::<k8s_openapi::api::core::v1::Taint>(taint.clone())
+                .unwrap_or_else(|e| panic!("{group}: {taint} is not a Kubernetes taint: {e}"));
+        }
+    }
+
+    // The example's HCLOUD_CLUSTER_CONFIG, in the form kube-hetzner renders it.
+    let mut deployment = example_autoscaler();
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array_mut()
+        .expect("env");
+    let entry = env
+        .iter_mut()
+        .find(|e| e["name"] == "HCLOUD_CLUSTER_CONFIG")
+        .expect("HCLOUD_CLUSTER_CONFIG");
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut config: Value =
+        serde_json::from_slice(&engine.decode(entry["value"].as_str().unwrap()).unwrap()).unwrap();
+    let real_keys: BTreeSet<String> = config["nodeConfigs"]["k3s-batman"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    deep_merge(&mut config, &fragment);
+    for (group, node_config) in config["nodeConfigs"].as_object().unwrap() {
+        let keys: BTreeSet<String> = node_config.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys, real_keys,
+            "{group}: the merge adds no key the real config does not use"
+        );
+    }
+    entry["value"] = Value::String(engine.encode(config.to_string()));
+
+    // Read back the way the engine discovers pools from a live autoscaler.
+    let autoscaler = tollgate::cluster::pools::discover([&deployment]).expect("discovered");
+    let robin = autoscaler
+        .pools
+        .iter()
+        .find(|p| p.name == "k3s-robin")
+        .expect("robin");
+    assert_eq!(
+        robin
+            .taints
+            .iter()
+            .map(|t| t.to_kubectl())
+            .collect::<Vec<_>>(),
+        ["dedicated=robin:NoExecute"]
+    );
+    assert_eq!(robin.labels.get("pool").map(String::as_str), Some("robin"));
+}
+
+#[test]
+fn pool_hcl_is_a_valid_kube_hetzner_autoscaler_nodepools_value() {
+    let sandbox = Sandbox::new();
+    let files = generate_pools(&sandbox);
+    let script = &files["kubectl.sh"];
+    assert!(
+        script.contains(
+            "kubectl taint node k3s-robin-7e2d9c4a1b8f6035 dedicated=robin:NoExecute --overwrite\n"
+        ),
+        "{script}"
+    );
+    assert!(
+        script.contains("kubectl label node k3s-robin-7e2d9c4a1b8f6035 pool=robin --overwrite\n"),
+        "{script}"
+    );
+    let syntax = Command::new("sh")
+        .arg("-n")
+        .arg(sandbox.path().join("pools/kubectl.sh"))
+        .status()
+        .expect("sh");
+    assert!(syntax.success(), "kubectl.sh is valid shell");
+
+    if !have("terraform", &["version"]) {
+        return;
+    }
+    // kube-hetzner's declaration of the variable (variables.tf at ee1b6bad,
+    // shared/docs/domain.md §2.1): Terraform converts the snippet to this type
+    // or fails on a missing, misspelled or mistyped attribute.
+    let module = sandbox.path().join("module");
+    std::fs::create_dir_all(&module).expect("mkdir");
+    std::fs::write(
+        module.join("variables.tf"),
+        "variable \"autoscaler_nodepools\" {\n  type = list(object({\n    name = string\n    server_type = string\n    location = string\n    min_nodes = number\n    max_nodes = number\n    labels = optional(map(string), {})\n    kubelet_args = optional(list(string), [])\n    taints = optional(list(object({ key = string, value = string, effect = string })), [])\n  }))\n}\n",
+    )
+    .expect("write variables.tf");
+    std::fs::write(module.join("pools.auto.tfvars"), &files["kube-hetzner.tf"])
+        .expect("write tfvars");
+    let mut console = Command::new("terraform")
+        .arg("console")
+        .current_dir(&module)
+        .env("CHECKPOINT_DISABLE", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("terraform console");
+    use std::io::Write as _;
+    console
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"jsonencode(var.autoscaler_nodepools)\n")
+        .unwrap();
+    let out = console.wait_with_output().expect("terraform console");
+    assert!(
+        out.status.success(),
+        "terraform rejects the snippet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let quoted: String =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("a string");
+    let pools: Value = serde_json::from_str(&quoted).expect("JSON");
+    let robin = pools
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "robin")
+        .expect("robin, without the k3s- prefix");
+    assert_eq!(robin["server_type"], "cx22");
+    assert_eq!(robin["location"], "nbg1");
+    assert_eq!(robin["max_nodes"], 2);
+    assert_eq!(robin["labels"], serde_json::json!({"pool": "robin"}));
+    assert_eq!(
+        robin["taints"],
+        serde_json::json!([{"key": "dedicated", "value": "robin", "effect": "NoExecute"}])
+    );
+}

@@ -106,8 +106,6 @@ pub struct Autoscaler {
     pub flags: BTreeMap<String, Vec<String>>,
     /// The node groups.
     pub pools: Vec<NodePool>,
-    /// The decoded Hetzner `HCLOUD_CLUSTER_CONFIG` (`{imagesForArch, nodeConfigs}`), if set.
-    pub cluster_config: Option<Value>,
 }
 
 impl Autoscaler {
@@ -157,13 +155,10 @@ fn read_deployment(object: &Value) -> Option<Autoscaler> {
             .or_default()
             .push(value.to_string());
     }
-    let cluster_config = array(container.get("env"))
+    let node_configs = array(container.get("env"))
         .find(|e| e.get("name").and_then(Value::as_str) == Some("HCLOUD_CLUSTER_CONFIG"))
         .and_then(|e| e.get("value").and_then(Value::as_str))
-        .and_then(decode_cluster_config);
-    let node_configs = cluster_config
-        .as_ref()
-        .and_then(|c| c.get("nodeConfigs")?.as_object().cloned())
+        .and_then(decode_cluster_config)
         .unwrap_or_default();
     let pools = flags
         .get("nodes")
@@ -186,18 +181,18 @@ fn read_deployment(object: &Value) -> Option<Autoscaler> {
         version,
         flags,
         pools,
-        cluster_config,
     })
 }
 
-/// A base64 (or plain) JSON `HCLOUD_CLUSTER_CONFIG`.
-fn decode_cluster_config(value: &str) -> Option<Value> {
+/// `nodeConfigs` of a base64 (or plain) JSON `HCLOUD_CLUSTER_CONFIG`.
+fn decode_cluster_config(value: &str) -> Option<serde_json::Map<String, Value>> {
     let text = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .unwrap_or_else(|| value.to_string());
-    serde_json::from_str(&text).ok()
+    let config: Value = serde_json::from_str(&text).ok()?;
+    config.get("nodeConfigs")?.as_object().cloned()
 }
 
 /// `min:max:type:location:name`, with the group's nodeConfig if any.

@@ -6,12 +6,13 @@
 //!   (`name`, `server_type`, `location`, `min_nodes`, `max_nodes`, `labels`,
 //!   `taints = [{key, value, effect}]`), which kube-hetzner renders into each
 //!   pool's k3s `node-label`/`node-taint` and into the autoscaler's config;
-//! - `hcloud-cluster-config.json`: cluster-autoscaler's Hetzner
-//!   `HCLOUD_CLUSTER_CONFIG` (`{imagesForArch, nodeConfigs: {<group>: {cloudInit,
-//!   labels, taints}}}`, base64 in the environment). `nodeConfigs.<group>.labels`
-//!   and `.taints` are what the autoscaler puts on its template node for
-//!   scale-from-zero. When the snapshot's autoscaler already has a config, it is
-//!   kept (cloud-init, images) and only the labels and taints are set;
+//! - `hcloud-cluster-config.json`: the `nodeConfigs.<group>.labels` and
+//!   `.taints` of cluster-autoscaler's Hetzner `HCLOUD_CLUSTER_CONFIG`
+//!   (`{imagesForArch, nodeConfigs: {<group>: {cloudInit, labels, taints}}}`,
+//!   base64 JSON in the environment), which the autoscaler puts on its template
+//!   node for scale-from-zero. Only those two fields: the rest of the config
+//!   (the cloud-init carries the k3s join token) is the user's, and the file is
+//!   meant to be deep-merged into it (`jq '. * $fragment'`, see docs/generate.md);
 //! - `kubectl.sh`: `kubectl taint`/`kubectl label` for the pool nodes in the
 //!   snapshot.
 
@@ -97,10 +98,7 @@ pub fn generate(snapshot: &Snapshot, pools: &[NodePool], options: &Options) -> F
         "kube-hetzner.tf".into(),
         kube_hetzner(snapshot, pools, options),
     );
-    files.insert(
-        "hcloud-cluster-config.json".into(),
-        cluster_config(snapshot, pools),
-    );
+    files.insert("hcloud-cluster-config.json".into(), cluster_config(pools));
     files.insert("kubectl.sh".into(), kubectl(snapshot, pools));
     files
 }
@@ -166,34 +164,19 @@ fn kube_hetzner(snapshot: &Snapshot, pools: &[NodePool], options: &Options) -> S
     out
 }
 
-fn cluster_config(snapshot: &Snapshot, pools: &[NodePool]) -> String {
-    let mut config = snapshot
-        .autoscaler()
-        .and_then(|a| a.cluster_config.clone())
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
-    let Some(root) = config.as_object_mut() else {
-        return String::new();
-    };
-    let node_configs = root
-        .entry("nodeConfigs")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !node_configs.is_object() {
-        *node_configs = Value::Object(Map::new());
-    }
-    if let Some(node_configs) = node_configs.as_object_mut() {
-        for pool in pools {
-            let entry = node_configs
-                .entry(pool.name.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Value::Object(Map::new());
-            }
-            entry["labels"] = json!(expected_labels(pool));
-            entry["taints"] = Value::Array(pool.taints.iter().map(taint_json).collect());
-        }
-    }
-    let mut text = serde_json::to_string_pretty(&config).unwrap_or_default();
+fn cluster_config(pools: &[NodePool]) -> String {
+    let node_configs: Map<String, Value> = pools
+        .iter()
+        .map(|pool| {
+            let config = json!({
+                "labels": expected_labels(pool),
+                "taints": pool.taints.iter().map(taint_json).collect::<Vec<_>>(),
+            });
+            (pool.name.clone(), config)
+        })
+        .collect();
+    let mut text =
+        serde_json::to_string_pretty(&json!({ "nodeConfigs": node_configs })).unwrap_or_default();
     text.push('\n');
     text
 }
