@@ -6,6 +6,7 @@ mod audit;
 mod common;
 mod eval;
 mod generate;
+mod krm;
 mod serve;
 
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Write manifests: fixes for a snapshot, node-pool configuration.
     Generate(generate::GenerateArgs),
+    /// Run as a KRM function (kpt, kustomize): a ResourceList on stdin, mutated items and results on stdout.
+    Krm(krm::KrmArgs),
 }
 
 /// Run the parsed command line.
@@ -44,5 +47,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Krm(args) => krm::run(args),
     }
 }

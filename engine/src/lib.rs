@@ -38,6 +38,7 @@ pub mod decision;
 pub mod defaulting;
 pub mod evaluator;
 pub mod generate;
+pub mod krm;
 pub mod output;
 pub mod pack;
 pub mod policy;
