@@ -246,14 +246,7 @@ fn process(
     let snapshot = Arc::new(snapshot);
     let cluster: Arc<dyn ClusterView> = snapshot.clone();
     for item in &mut items {
-        let kind = item.get("kind").and_then(Value::as_str).unwrap_or_default();
-        if !evaluator
-            .policies()
-            .policies()
-            .iter()
-            .any(|p| p.judges(kind))
-            || !crate::audit::judged_directly(item, &snapshot)
-        {
+        if !crate::audit::judged(item, &snapshot, evaluator) {
             continue;
         }
         let review = match Review::from_object(item.clone()) {

@@ -24,9 +24,9 @@ use tollgate_sdk::scheduling::pool_of;
 
 use super::k3s::{self, PackagedAddon};
 use super::kustomize::Overlay;
-use super::pools::{expected_labels, taint_json};
+use super::pools::taint_json;
 use super::{Files, Resource, file_stem, to_yaml};
-use crate::audit::{Finding, findings_of, judged_directly};
+use crate::audit::{Finding, findings_of, judged};
 use crate::cluster::{ClusterView, Snapshot};
 use crate::decision::{Mode, Verdict};
 use crate::defaulting::default_pod;
@@ -121,15 +121,7 @@ pub fn plan(snapshot: &Arc<Snapshot>, evaluator: &Evaluator) -> Plan {
     let mut objects: Vec<&Arc<Value>> = snapshot
         .objects()
         .iter()
-        .filter(|o| {
-            let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
-            evaluator
-                .policies()
-                .policies()
-                .iter()
-                .any(|p| p.judges(kind))
-        })
-        .filter(|o| judged_directly(o, snapshot))
+        .filter(|o| judged(o, snapshot, evaluator))
         .collect();
     objects.sort_by_key(|o| file_stem(&Resource::of(o)));
     for object in objects {
@@ -294,7 +286,8 @@ fn add_taints(node: &Value, pool: &NodePool, patch: &mut Patch, adds: &mut Vec<S
 /// Add each expected label (the pool's labels and node selector) the node lacks.
 fn add_labels(node: &Value, pool: &NodePool, patch: &mut Patch, adds: &mut Vec<String>) {
     let have = string_map(node.pointer("/metadata/labels"));
-    let missing: Vec<(String, String)> = expected_labels(pool)
+    let missing: Vec<(String, String)> = pool
+        .expected_labels()
         .into_iter()
         .filter(|(k, v)| have.get(k) != Some(v))
         .collect();

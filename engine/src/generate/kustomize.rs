@@ -76,7 +76,7 @@ impl Overlay {
     pub fn render(&self, files: &mut Files) {
         let mut patches = self.patches.clone();
         // Stable order: by target, keeping each target's patches in the order given.
-        patches.sort_by(|a, b| file_stem(&a.target).cmp(&file_stem(&b.target)));
+        patches.sort_by_key(|p| file_stem(&p.target));
         let kustomization = json!({
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",

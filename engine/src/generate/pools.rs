@@ -17,7 +17,7 @@
 //!   snapshot.
 
 use serde_json::{Map, Value, json};
-use tollgate_sdk::model::{Labels, NodePool, Taint};
+use tollgate_sdk::model::{NodePool, Taint};
 use tollgate_sdk::placement::string_map;
 use tollgate_sdk::scheduling::pool_of;
 
@@ -75,17 +75,6 @@ fn groups(snapshot: &Snapshot) -> Vec<(String, Group)> {
         .collect()
 }
 
-/// The labels a pool's nodes must carry: its labels and its node selector.
-pub fn expected_labels(pool: &NodePool) -> Labels {
-    let mut labels = pool.labels.clone();
-    labels.extend(
-        pool.node_selector
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
-    labels
-}
-
 /// A taint as the Kubernetes API (and the autoscaler's `apiv1.Taint`) writes it.
 pub fn taint_json(t: &Taint) -> Value {
     json!({"key": t.key, "value": t.value.clone().unwrap_or_default(), "effect": t.effect.as_str()})
@@ -139,7 +128,7 @@ fn kube_hetzner(snapshot: &Snapshot, pools: &[NodePool], options: &Options) -> S
         }
         out.push_str(&format!("    min_nodes   = {}\n", pool.min_size));
         out.push_str(&format!("    max_nodes   = {}\n", pool.max_size));
-        let labels = expected_labels(pool);
+        let labels = pool.expected_labels();
         if labels.is_empty() {
             out.push_str("    labels      = {}\n");
         } else {
@@ -169,7 +158,7 @@ fn cluster_config(pools: &[NodePool]) -> String {
         .iter()
         .map(|pool| {
             let config = json!({
-                "labels": expected_labels(pool),
+                "labels": pool.expected_labels(),
                 "taints": pool.taints.iter().map(taint_json).collect::<Vec<_>>(),
             });
             (pool.name.clone(), config)
@@ -226,7 +215,7 @@ fn kubectl(snapshot: &Snapshot, pools: &[NodePool]) -> String {
                     shell_word(&t.to_kubectl())
                 ));
             }
-            let labels = expected_labels(pool);
+            let labels = pool.expected_labels();
             if !labels.is_empty() {
                 let words: Vec<String> = labels
                     .iter()
