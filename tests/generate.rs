@@ -585,3 +585,73 @@ fn pool_hcl_is_a_valid_kube_hetzner_autoscaler_nodepools_value() {
         serde_json::json!([{"key": "dedicated", "value": "robin", "effect": "NoExecute"}])
     );
 }
+
+#[test]
+fn generators_reject_bad_input_in_one_line() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.path().join("no-such-snapshot");
+    let out = sandbox.path().join("out").display().to_string();
+    tollgate(
+        &[
+            "generate",
+            "fixes",
+            "--snapshot",
+            &missing.display().to_string(),
+            "-o",
+            &out,
+        ],
+        None,
+    )
+    .assert_bad_input(&["no-such-snapshot"]);
+    let bare = sandbox.write(
+        "bare/ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+    );
+    tollgate(
+        &[
+            "generate",
+            "pools",
+            "--snapshot",
+            &bare.display().to_string(),
+        ],
+        None,
+    )
+    .assert_bad_input(&["ns.yaml", "no node pools"]);
+    let pools = sandbox.write("pools.yaml", "pools:\n- {name: p, taints: [not-a-taint]}\n");
+    tollgate(
+        &[
+            "generate",
+            "pools",
+            "--snapshot",
+            &example().display().to_string(),
+            "--pools",
+            &pools.display().to_string(),
+        ],
+        None,
+    )
+    .assert_bad_input(&["pools.yaml", "not-a-taint"]);
+    assert!(!Path::new(&out).exists(), "nothing is written on bad input");
+}
+
+#[test]
+fn pools_output_is_deterministic_and_goes_to_stdout_by_default() {
+    let sandbox = Sandbox::new();
+    assert_eq!(generate_pools(&sandbox), generate_pools(&Sandbox::new()));
+    let run = tollgate(
+        &[
+            "generate",
+            "pools",
+            "--snapshot",
+            &example().display().to_string(),
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for file in [
+        "==> hcloud-cluster-config.json <==",
+        "==> kube-hetzner.tf <==",
+        "==> kubectl.sh <==",
+    ] {
+        assert!(run.stdout.contains(file), "{}", run.stdout);
+    }
+}
