@@ -24,23 +24,15 @@ pub use crate::audit::Resource;
 /// Generated files: path relative to the output directory, and contents.
 pub type Files = BTreeMap<String, String>;
 
-/// Render a value as one YAML document.
+/// Render a value as one YAML document (JSON, which is YAML too, should the
+/// YAML serializer refuse it).
 pub fn to_yaml(value: &Value) -> String {
-    let text = serde_saphyr::to_string(value).unwrap_or_else(|e| format!("# unrenderable: {e}\n"));
+    let text = serde_saphyr::to_string(value).unwrap_or_else(|_| value.to_string());
     if text.ends_with('\n') {
         text
     } else {
         text + "\n"
     }
-}
-
-/// Render values as a multi-document YAML stream.
-pub fn to_yaml_stream<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
-    values
-        .into_iter()
-        .map(to_yaml)
-        .collect::<Vec<_>>()
-        .join("---\n")
 }
 
 /// `(group, version)` of an apiVersion (`""` group for core).
