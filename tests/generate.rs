@@ -72,17 +72,23 @@ fn placement_findings(report: &Value) -> Vec<String> {
         .collect()
 }
 
-fn generate_fixes(snapshot: &Path, out: &Path, extra: &[&str]) -> BTreeMap<String, String> {
+/// Run `tollgate generate <what> --snapshot <snapshot> <extra...>`.
+fn generate(what: &str, snapshot: &Path, extra: &[&str]) -> crate::util::Run {
     let mut args = vec![
         "generate".to_string(),
-        "fixes".into(),
+        what.into(),
         "--snapshot".into(),
         snapshot.display().to_string(),
-        "-o".into(),
-        out.display().to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let run = tollgate(&args, None);
+    tollgate(&args, None)
+}
+
+fn generate_fixes(snapshot: &Path, out: &Path, extra: &[&str]) -> BTreeMap<String, String> {
+    let out_arg = out.display().to_string();
+    let mut args = vec!["-o", out_arg.as_str()];
+    args.extend_from_slice(extra);
+    let run = generate("fixes", snapshot, &args);
     assert_eq!(run.code, 0, "generate fixes failed: {}", run.stderr);
     read_tree(out)
 }
@@ -381,17 +387,8 @@ fn fixes_are_deterministic_and_replace_a_previous_overlay() {
     let replaced = generate_fixes(&example(), &sandbox.path().join("a"), &[]);
     assert!(!replaced.contains_key("k3s/manifests/traefik-helmchartconfig.yaml"));
     sandbox.write("other/notes.txt", "mine");
-    let run = tollgate(
-        &[
-            "generate",
-            "fixes",
-            "--snapshot",
-            &example().display().to_string(),
-            "-o",
-            &sandbox.path().join("other").display().to_string(),
-        ],
-        None,
-    );
+    let other = sandbox.path().join("other").display().to_string();
+    let run = generate("fixes", &example(), &["-o", &other]);
     run.assert_bad_input(&["other", "not empty"]);
 }
 
@@ -404,18 +401,15 @@ const POOLS: &str = "pools:\n\
 fn generate_pools(sandbox: &Sandbox) -> BTreeMap<String, String> {
     let pools = sandbox.write("pools.yaml", POOLS);
     let out = sandbox.path().join("pools");
-    let run = tollgate(
+    let run = generate(
+        "pools",
+        &example(),
         &[
-            "generate",
-            "pools",
-            "--snapshot",
-            &example().display().to_string(),
             "--pools",
             &pools.display().to_string(),
             "-o",
             &out.display().to_string(),
         ],
-        None,
     );
     assert_eq!(run.code, 0, "generate pools failed: {}", run.stderr);
     read_tree(&out)
@@ -591,43 +585,17 @@ fn generators_reject_bad_input_in_one_line() {
     let sandbox = Sandbox::new();
     let missing = sandbox.path().join("no-such-snapshot");
     let out = sandbox.path().join("out").display().to_string();
-    tollgate(
-        &[
-            "generate",
-            "fixes",
-            "--snapshot",
-            &missing.display().to_string(),
-            "-o",
-            &out,
-        ],
-        None,
-    )
-    .assert_bad_input(&["no-such-snapshot"]);
+    generate("fixes", &missing, &["-o", &out]).assert_bad_input(&["no-such-snapshot"]);
     let bare = sandbox.write(
         "bare/ns.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
     );
-    tollgate(
-        &[
-            "generate",
-            "pools",
-            "--snapshot",
-            &bare.display().to_string(),
-        ],
-        None,
-    )
-    .assert_bad_input(&["ns.yaml", "no node pools"]);
+    generate("pools", &bare, &[]).assert_bad_input(&["ns.yaml", "no node pools"]);
     let pools = sandbox.write("pools.yaml", "pools:\n- {name: p, taints: [not-a-taint]}\n");
-    tollgate(
-        &[
-            "generate",
-            "pools",
-            "--snapshot",
-            &example().display().to_string(),
-            "--pools",
-            &pools.display().to_string(),
-        ],
-        None,
+    generate(
+        "pools",
+        &example(),
+        &["--pools", &pools.display().to_string()],
     )
     .assert_bad_input(&["pools.yaml", "not-a-taint"]);
     assert!(!Path::new(&out).exists(), "nothing is written on bad input");
@@ -637,15 +605,7 @@ fn generators_reject_bad_input_in_one_line() {
 fn pools_output_is_deterministic_and_goes_to_stdout_by_default() {
     let sandbox = Sandbox::new();
     assert_eq!(generate_pools(&sandbox), generate_pools(&Sandbox::new()));
-    let run = tollgate(
-        &[
-            "generate",
-            "pools",
-            "--snapshot",
-            &example().display().to_string(),
-        ],
-        None,
-    );
+    let run = generate("pools", &example(), &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     for file in [
         "==> hcloud-cluster-config.json <==",
