@@ -310,3 +310,69 @@ fn add_labels(node: &Value, pool: &NodePool, patch: &mut Patch, adds: &mut Vec<S
         patch.add("/metadata/labels", Value::Object(labels));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> NodePool {
+        NodePool {
+            name: "k3s-batman".into(),
+            taints: crate::cluster::pools::preset()[0].taints.clone(),
+            labels: crate::cluster::pools::default_labels(),
+            ..NodePool::default()
+        }
+    }
+
+    fn patched(node: &Value) -> (Value, Vec<String>) {
+        let mut patch = Patch::new();
+        let mut adds = Vec::new();
+        add_taints(node, &pool(), &mut patch, &mut adds);
+        add_labels(node, &pool(), &mut patch, &mut adds);
+        let ops: json_patch::Patch =
+            serde_json::from_value(Value::Array(patch.ops().to_vec())).unwrap();
+        let mut node = node.clone();
+        json_patch::patch(&mut node, &ops).expect("the patch applies");
+        (node, adds)
+    }
+
+    #[test]
+    fn node_patches_apply_to_any_starting_shape() {
+        // No spec, no labels: both are created.
+        let (bare, adds) =
+            patched(&json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}}));
+        assert_eq!(
+            bare["spec"]["taints"],
+            json!([{"key": "dedicated", "value": "autoscaler", "effect": "NoSchedule"}])
+        );
+        assert_eq!(
+            bare["metadata"]["labels"],
+            json!({"node.kubernetes.io/role": "autoscaler"})
+        );
+        assert_eq!(
+            adds,
+            [
+                "taint dedicated=autoscaler:NoSchedule",
+                "label node.kubernetes.io/role=autoscaler"
+            ]
+        );
+        // Same key and effect, other value: replaced in place; other taints kept.
+        let node = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "n", "labels": {"node.kubernetes.io/role": "batch", "a": "b"}},
+            "spec": {"taints": [{"key": "x", "effect": "NoExecute"}, {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}});
+        let (fixed, _) = patched(&node);
+        assert_eq!(
+            fixed["spec"]["taints"][0],
+            json!({"key": "x", "effect": "NoExecute"})
+        );
+        assert_eq!(fixed["spec"]["taints"][1]["value"], "autoscaler");
+        assert_eq!(fixed["spec"]["taints"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            fixed["metadata"]["labels"],
+            json!({"node.kubernetes.io/role": "autoscaler", "a": "b"})
+        );
+        // Already right: no operation.
+        let (again, adds) = patched(&fixed);
+        assert_eq!((again, adds.len()), (fixed, 0));
+    }
+}
