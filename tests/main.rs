@@ -11,8 +11,10 @@ mod util;
 
 mod cel_policies;
 mod eval_cli;
+mod generate;
 mod host_imports;
 mod hostile;
+mod krm;
 mod pack;
 mod snapshots;
 

@@ -24,6 +24,21 @@ use crate::review::Review;
 
 pub use report::{Finding, Report, Resource, Severity};
 
+/// Whether audit (and `generate fixes`, and the KRM function) judges `object`:
+/// a policy judges its kind, and no controller in the snapshot owns it.
+pub fn judged(object: &Value, snapshot: &Snapshot, evaluator: &Evaluator) -> bool {
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    evaluator
+        .policies()
+        .policies()
+        .iter()
+        .any(|p| p.judges(kind))
+        && judged_directly(object, snapshot)
+}
+
 /// Whether `object` is judged directly (not through an owning controller).
 fn judged_directly(object: &Value, snapshot: &Snapshot) -> bool {
     let kind = object
@@ -55,15 +70,7 @@ pub fn run(
     let objects: Vec<&Arc<Value>> = snapshot
         .objects()
         .iter()
-        .filter(|o| {
-            let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
-            evaluator
-                .policies()
-                .policies()
-                .iter()
-                .any(|p| p.judges(kind))
-        })
-        .filter(|o| judged_directly(o, &snapshot))
+        .filter(|o| judged(o, &snapshot, evaluator))
         .collect();
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())

@@ -5,6 +5,8 @@
 mod audit;
 mod common;
 mod eval;
+mod generate;
+mod krm;
 mod serve;
 
 use std::process::ExitCode;
@@ -29,6 +31,10 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Serve the policies as a validating and mutating admission webhook over HTTPS.
     Serve(serve::ServeArgs),
+    /// Write manifests: fixes for a snapshot, node-pool configuration.
+    Generate(generate::GenerateArgs),
+    /// Run as a KRM function (kpt, kustomize): a ResourceList on stdin, mutated items and results on stdout.
+    Krm(krm::KrmArgs),
 }
 
 /// Run the parsed command line.
@@ -40,5 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Krm(args) => krm::run(args),
     }
 }

@@ -37,6 +37,8 @@ pub mod cluster;
 pub mod decision;
 pub mod defaulting;
 pub mod evaluator;
+pub mod generate;
+pub mod krm;
 pub mod output;
 pub mod pack;
 pub mod policy;

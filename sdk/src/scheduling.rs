@@ -190,6 +190,17 @@ impl NodePool {
                 .all(|(k, v)| labels.get(k) == Some(v))
     }
 
+    /// The labels the pool's nodes must carry: its labels and its node selector.
+    pub fn expected_labels(&self) -> Labels {
+        let mut labels = self.labels.clone();
+        labels.extend(
+            self.node_selector
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        labels
+    }
+
     /// The labels a node of the pool would show: `kubernetes.io/os: linux`
     /// (every pool node is a Linux node), its expected labels and its
     /// selector. The `hcloud/node-group` label is left out: it lives on the

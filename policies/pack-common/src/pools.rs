@@ -18,13 +18,7 @@ use tollgate_sdk::{
 /// `labels` and its identifying `node_selector` (the `hcloud/node-group` label
 /// is left out: it lives on the Hetzner server, not on the Kubernetes Node).
 pub fn expected_labels(pool: &NodePool) -> Labels {
-    let mut labels = pool.labels.clone();
-    labels.extend(
-        pool.node_selector
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
-    labels
+    pool.expected_labels()
 }
 
 /// The name of the pool's template node (as in [`NodePool::admits`]).
