@@ -5,6 +5,7 @@
 mod audit;
 mod common;
 mod eval;
+mod generate;
 mod serve;
 
 use std::process::ExitCode;
@@ -29,6 +30,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Serve the policies as a validating and mutating admission webhook over HTTPS.
     Serve(serve::ServeArgs),
+    /// Write manifests: Tollgate's own installation, its Helm chart.
+    #[command(subcommand)]
+    Generate(generate::GenerateCommand),
 }
 
 /// Run the parsed command line.
@@ -40,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Generate(command) => generate::run(command),
     }
 }

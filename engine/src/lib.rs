@@ -37,6 +37,7 @@ pub mod cluster;
 pub mod decision;
 pub mod defaulting;
 pub mod evaluator;
+pub mod generate;
 pub mod output;
 pub mod pack;
 pub mod policy;
