@@ -13,6 +13,7 @@ mod cel_policies;
 mod eval_cli;
 mod host_imports;
 mod hostile;
+mod install;
 mod pack;
 mod snapshots;
 

@@ -21,7 +21,7 @@ use crate::generate::install::{
 #[derive(Debug, Subcommand)]
 pub enum GenerateCommand {
     /// Tollgate's own installation: namespace, RBAC, TLS, webhook server, audit, webhook configurations.
-    Install(InstallArgs),
+    Install(Box<InstallArgs>),
     /// The Helm chart with the same objects as `generate install` (deploy/helm/tollgate).
     HelmChart(HelmChartArgs),
 }

@@ -170,50 +170,55 @@ fn service_account(ctx: &Ctx<'_>, name: &str, component: &str) -> Value {
     })
 }
 
-/// ServiceAccounts, roles and bindings.
-pub fn manifests(ctx: &Ctx<'_>) -> Vec<Manifest> {
-    let reports = format!("{}-reports", names::AUDIT);
-    let at = |when: Option<Cond>, object: Value| Manifest {
+/// A component's ServiceAccount with its cluster-wide role and binding.
+fn identity(
+    ctx: &Ctx<'_>,
+    when: Option<Cond>,
+    name: &str,
+    component: &str,
+    grants: &[Grant],
+) -> Vec<Manifest> {
+    [
+        service_account(ctx, name, component),
+        cluster_role(ctx, name, component, grants),
+        binding(ctx, "ClusterRoleBinding", name, component, name),
+    ]
+    .into_iter()
+    .map(|object| Manifest {
         file: files::RBAC,
         when,
         object,
+    })
+    .collect()
+}
+
+/// ServiceAccounts, roles and bindings.
+pub fn manifests(ctx: &Ctx<'_>) -> Vec<Manifest> {
+    let reports = format!("{}-reports", names::AUDIT);
+    let at = |when: Cond, object: Value| Manifest {
+        file: files::RBAC,
+        when: Some(when),
+        object,
     };
-    let audit = Some(Cond::AuditEnabled);
-    vec![
-        at(None, service_account(ctx, names::WEBHOOK, "webhook")),
-        at(None, cluster_role(ctx, names::WEBHOOK, "webhook", WEBHOOK)),
+    let mut all = identity(ctx, None, names::WEBHOOK, "webhook", WEBHOOK);
+    all.extend(identity(
+        ctx,
+        Some(Cond::AuditEnabled),
+        names::AUDIT,
+        "audit",
+        AUDIT,
+    ));
+    all.extend([
         at(
-            None,
-            binding(
-                ctx,
-                "ClusterRoleBinding",
-                names::WEBHOOK,
-                "webhook",
-                names::WEBHOOK,
-            ),
-        ),
-        at(audit, service_account(ctx, names::AUDIT, "audit")),
-        at(audit, cluster_role(ctx, names::AUDIT, "audit", AUDIT)),
-        at(
-            audit,
-            binding(
-                ctx,
-                "ClusterRoleBinding",
-                names::AUDIT,
-                "audit",
-                names::AUDIT,
-            ),
-        ),
-        at(
-            Some(Cond::AuditReports),
+            Cond::AuditReports,
             cluster_role(ctx, &reports, "audit", AUDIT_REPORTS),
         ),
         at(
-            Some(Cond::AuditReports),
+            Cond::AuditReports,
             binding(ctx, "ClusterRoleBinding", &reports, "audit", names::AUDIT),
         ),
         at(
-            Some(Cond::AuditDeployment),
+            Cond::AuditDeployment,
             json!({
                 "apiVersion": "rbac.authorization.k8s.io/v1",
                 "kind": "Role",
@@ -222,8 +227,9 @@ pub fn manifests(ctx: &Ctx<'_>) -> Vec<Manifest> {
             }),
         ),
         at(
-            Some(Cond::AuditDeployment),
+            Cond::AuditDeployment,
             binding(ctx, "RoleBinding", names::AUDIT, "audit", names::AUDIT),
         ),
-    ]
+    ]);
+    all
 }

@@ -203,7 +203,7 @@ mod tests {
         let doc = json!({"kind": "Pod", "apiVersion": "v1", "spec": {"containers": [{"name": "a", "args": ["--x=1", "serve"]}], "empty": {}, "none": []}});
         assert_eq!(
             document(&doc),
-            "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - args:\n    - --x=1\n    - serve\n    name: a\n  empty: {}\n  none: []\n"
+            "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - args:\n    - \"--x=1\"\n    - serve\n    name: a\n  empty: {}\n  none: []\n"
         );
     }
 

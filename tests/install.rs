@@ -1,0 +1,967 @@
+//! `tollgate generate install` and `generate helm-chart`: every object is a
+//! valid Kubernetes object (it round-trips through the k8s-openapi type of
+//! its kind), the security properties an operator relies on hold, output is
+//! byte-identical on rerun, the webhook rules cover what the bundled pack
+//! judges, Tollgate's own pods pass its own pack, and the committed Helm chart
+//! is the generator's output and renders to the same objects.
+
+mod helm_template;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use k8s_openapi::api::admissionregistration::v1 as admissionregistration;
+use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
+use k8s_openapi::api::{policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tollgate::cluster::{ClusterView, Empty};
+use tollgate::evaluator::Evaluator;
+use tollgate::review::Review;
+
+use tollgate::policy::{PolicySet, SetConfig};
+
+use crate::util::{Sandbox, runtime, tollgate, workspace};
+
+/// The bundled pack, loaded as the generator loads it.
+fn pack_set() -> PolicySet {
+    PolicySet::load(
+        runtime(),
+        &["autoscaler-isolation".into()],
+        &SetConfig::default(),
+    )
+    .expect("bundled pack loads")
+}
+
+/// `tollgate generate install <args>` on standard output, parsed.
+fn generate(args: &[&str]) -> (String, Vec<Value>) {
+    let mut argv = vec!["generate", "install"];
+    argv.extend_from_slice(args);
+    let run = tollgate(&argv, None);
+    run.assert_code(0);
+    let docs = parse_stream(&run.stdout);
+    (run.stdout, docs)
+}
+
+fn parse_stream(text: &str) -> Vec<Value> {
+    tollgate::cluster::snapshot::split_documents(text)
+        .into_iter()
+        .map(|(line, doc)| {
+            tollgate::policy::parse_one(Path::new("<generated>"), doc)
+                .unwrap_or_else(|e| panic!("document at line {line} is not YAML: {e}\n{doc}"))
+        })
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in the output"))
+}
+
+fn kinds(docs: &[Value]) -> Vec<String> {
+    docs.iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["kind"].as_str().unwrap_or("?"),
+                d["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// Deserialize into `T` and serialize back: an unknown or misplaced field,
+/// or a value of the wrong type, changes the result.
+fn round_trip<T: DeserializeOwned + Serialize>(doc: &Value) {
+    let typed: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| {
+        panic!(
+            "{} does not deserialize as {}: {e}",
+            doc["kind"],
+            std::any::type_name::<T>()
+        )
+    });
+    let back = serde_json::to_value(&typed).expect("serialize");
+    assert_eq!(
+        &back,
+        doc,
+        "{} changed in a round trip through {}",
+        doc["kind"],
+        std::any::type_name::<T>()
+    );
+}
+
+fn assert_valid_object(doc: &Value) {
+    match (doc["apiVersion"].as_str(), doc["kind"].as_str()) {
+        (Some("v1"), Some("Namespace")) => round_trip::<core::Namespace>(doc),
+        (Some("v1"), Some("ServiceAccount")) => round_trip::<core::ServiceAccount>(doc),
+        (Some("v1"), Some("Service")) => round_trip::<core::Service>(doc),
+        (Some("v1"), Some("Secret")) => round_trip::<core::Secret>(doc),
+        (Some("v1"), Some("ConfigMap")) => round_trip::<core::ConfigMap>(doc),
+        (Some("apps/v1"), Some("Deployment")) => round_trip::<apps::Deployment>(doc),
+        (Some("batch/v1"), Some("CronJob")) => round_trip::<batch::CronJob>(doc),
+        (Some("policy/v1"), Some("PodDisruptionBudget")) => {
+            round_trip::<policy::PodDisruptionBudget>(doc)
+        }
+        (Some("scheduling.k8s.io/v1"), Some("PriorityClass")) => {
+            round_trip::<scheduling::PriorityClass>(doc)
+        }
+        (Some("rbac.authorization.k8s.io/v1"), Some("ClusterRole")) => {
+            round_trip::<rbac::ClusterRole>(doc)
+        }
+        (Some("rbac.authorization.k8s.io/v1"), Some("ClusterRoleBinding")) => {
+            round_trip::<rbac::ClusterRoleBinding>(doc)
+        }
+        (Some("rbac.authorization.k8s.io/v1"), Some("Role")) => round_trip::<rbac::Role>(doc),
+        (Some("rbac.authorization.k8s.io/v1"), Some("RoleBinding")) => {
+            round_trip::<rbac::RoleBinding>(doc)
+        }
+        (Some("admissionregistration.k8s.io/v1"), Some("ValidatingWebhookConfiguration")) => {
+            round_trip::<admissionregistration::ValidatingWebhookConfiguration>(doc)
+        }
+        (Some("admissionregistration.k8s.io/v1"), Some("MutatingWebhookConfiguration")) => {
+            round_trip::<admissionregistration::MutatingWebhookConfiguration>(doc)
+        }
+        // cert-manager's CRDs have no k8s-openapi type: check the shape cert-manager requires.
+        (Some("cert-manager.io/v1"), Some("Issuer")) => {
+            let spec = doc["spec"].as_object().expect("Issuer spec");
+            assert_eq!(spec.len(), 1, "an Issuer has exactly one kind: {spec:?}");
+            assert!(
+                spec.contains_key("selfSigned") || spec["ca"]["secretName"].is_string(),
+                "{spec:?}"
+            );
+        }
+        (Some("cert-manager.io/v1"), Some("Certificate")) => {
+            let spec = &doc["spec"];
+            assert!(
+                spec["secretName"].is_string() && spec["issuerRef"]["name"].is_string(),
+                "{spec}"
+            );
+            assert!(
+                spec["isCA"] == true || spec["dnsNames"].as_array().is_some_and(|n| !n.is_empty()),
+                "{spec}"
+            );
+        }
+        other => panic!("unexpected object {other:?}"),
+    }
+}
+
+fn webhooks(docs: &[Value]) -> Vec<&Value> {
+    docs.iter()
+        .filter(|d| {
+            d["kind"]
+                .as_str()
+                .is_some_and(|k| k.ends_with("WebhookConfiguration"))
+        })
+        .flat_map(|d| d["webhooks"].as_array().expect("webhooks").iter())
+        .collect()
+}
+
+fn ca_dir_args(dir: &Path) -> Vec<String> {
+    vec![
+        "--tls".into(),
+        "self-signed".into(),
+        "--ca-dir".into(),
+        dir.display().to_string(),
+    ]
+}
+
+#[test]
+fn every_object_round_trips_through_its_kubernetes_type_in_every_mode() {
+    let sandbox = Sandbox::new();
+    let ca = sandbox.path().join("ca").display().to_string();
+    let modes: [&[&str]; 4] = [
+        &[],
+        &[
+            "--tls",
+            "self-signed",
+            "--ca-dir",
+            &ca,
+            "--audit",
+            "cronjob",
+            "--otlp-endpoint",
+            "http://otel-collector.monitoring:4317",
+        ],
+        &[
+            "--audit",
+            "none",
+            "--no-audit-reports",
+            "-n",
+            "policy-system",
+            "--replicas",
+            "3",
+        ],
+        &[
+            "--audit",
+            "deployment",
+            "--failure-policy",
+            "fail",
+            "--timeout-seconds",
+            "10",
+        ],
+    ];
+    for args in modes {
+        let (_, docs) = generate(args);
+        assert!(docs.len() >= 12, "{args:?}: {:?}", kinds(&docs));
+        for doc in &docs {
+            assert_valid_object(doc);
+        }
+    }
+}
+
+#[test]
+fn the_webhook_role_only_reads_and_the_audit_writes_only_reports_and_its_lease() {
+    let (_, docs) = generate(&[]);
+    const READ: [&str; 3] = ["get", "list", "watch"];
+    let verbs = |doc: &Value| -> Vec<(String, String)> {
+        doc["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .flat_map(|rule| {
+                let resources: Vec<String> = rule["resources"]
+                    .as_array()
+                    .expect("resources")
+                    .iter()
+                    .map(|r| r.as_str().expect("str").to_string())
+                    .collect();
+                let verbs: Vec<String> = rule["verbs"]
+                    .as_array()
+                    .expect("verbs")
+                    .iter()
+                    .map(|v| v.as_str().expect("str").to_string())
+                    .collect();
+                resources
+                    .into_iter()
+                    .flat_map(move |r| verbs.clone().into_iter().map(move |v| (r.clone(), v)))
+            })
+            .collect()
+    };
+    for (resource, verb) in verbs(find(&docs, "ClusterRole", "tollgate-webhook")) {
+        assert!(
+            READ.contains(&verb.as_str()),
+            "the webhook may {verb} {resource}"
+        );
+    }
+    for (resource, verb) in verbs(find(&docs, "ClusterRole", "tollgate-audit")) {
+        assert!(
+            READ.contains(&verb.as_str()),
+            "the audit may {verb} {resource} cluster-wide"
+        );
+    }
+    for (resource, verb) in verbs(find(&docs, "ClusterRole", "tollgate-audit-reports")) {
+        assert!(
+            resource.ends_with("policyreports"),
+            "the audit may {verb} {resource}"
+        );
+    }
+    let lease = find(&docs, "Role", "tollgate-audit");
+    assert_eq!(
+        lease["metadata"]["namespace"], "tollgate",
+        "the Lease grant is namespaced"
+    );
+    for (resource, verb) in verbs(lease) {
+        assert_eq!(
+            resource, "leases",
+            "the audit Role grants {verb} {resource}"
+        );
+    }
+    for rule in lease["rules"].as_array().expect("rules") {
+        if rule["verbs"]
+            .as_array()
+            .expect("verbs")
+            .iter()
+            .any(|v| v == "update")
+        {
+            assert_eq!(
+                rule["resourceNames"],
+                json!(["tollgate-audit"]),
+                "update is limited to its own Lease"
+            );
+        }
+    }
+    assert!(
+        docs.iter().all(|d| d["kind"] != "ClusterRole"
+            || !verbs(d).iter().any(|(r, _)| r == "*" || r == "secrets")),
+        "no wildcard or Secret access"
+    );
+
+    let (_, quiet) = generate(&["--no-audit-reports"]);
+    assert!(
+        !kinds(&quiet).iter().any(|k| k.contains("reports")),
+        "no report grant without reports: {:?}",
+        kinds(&quiet)
+    );
+    let (_, cron) = generate(&["--audit", "cronjob"]);
+    assert!(
+        !kinds(&cron).iter().any(|k| k.starts_with("Role/")),
+        "a CronJob elects no leader: {:?}",
+        kinds(&cron)
+    );
+    let (_, none) = generate(&["--audit", "none"]);
+    assert!(
+        !kinds(&none).iter().any(|k| k.contains("audit")),
+        "{:?}",
+        kinds(&none)
+    );
+}
+
+#[test]
+fn tollgates_pods_are_hardened_available_and_on_control_plane_nodes() {
+    let (_, docs) = generate(&["--audit", "cronjob"]);
+    let deployment = find(&docs, "Deployment", "tollgate-webhook");
+    let cron = find(&docs, "CronJob", "tollgate-audit");
+    let webhook_pod = &deployment["spec"]["template"]["spec"];
+    assert!(deployment["spec"]["replicas"].as_u64().expect("replicas") >= 2);
+    for pod in [
+        webhook_pod,
+        &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+    ] {
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(pod["priorityClassName"], "tollgate");
+        let terms = &pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"];
+        assert_eq!(
+            terms[0]["matchExpressions"][0]["key"],
+            "node-role.kubernetes.io/control-plane"
+        );
+        assert!(
+            pod["tolerations"]
+                .as_array()
+                .expect("tolerations")
+                .iter()
+                .any(|t| t["key"] == "node-role.kubernetes.io/control-plane"
+                    && t["effect"] == "NoSchedule")
+        );
+        for container in pod["containers"].as_array().expect("containers") {
+            let security = &container["securityContext"];
+            assert_eq!(security["readOnlyRootFilesystem"], true);
+            assert_eq!(security["allowPrivilegeEscalation"], false);
+            assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+            let resources = &container["resources"];
+            for field in ["requests", "limits"] {
+                assert!(
+                    resources[field]["cpu"].is_string() && resources[field]["memory"].is_string(),
+                    "{field}: {resources}"
+                );
+            }
+        }
+    }
+    let container = &webhook_pod["containers"][0];
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        assert_eq!(container[probe]["httpGet"]["path"], path);
+        assert_eq!(container[probe]["httpGet"]["scheme"], "HTTPS");
+    }
+    let anti = &webhook_pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        [0]["podAffinityTerm"];
+    assert_eq!(anti["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        anti["labelSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let pdb = find(&docs, "PodDisruptionBudget", "tollgate-webhook");
+    assert_eq!(pdb["spec"]["selector"], deployment["spec"]["selector"]);
+    assert_eq!(
+        pdb["spec"]["maxUnavailable"], 1,
+        "drains proceed one replica at a time"
+    );
+    let service = find(&docs, "Service", "tollgate-webhook");
+    assert_eq!(
+        &service["spec"]["selector"],
+        &deployment["spec"]["selector"]["matchLabels"]
+    );
+}
+
+#[test]
+fn the_webhooks_exclude_tollgates_namespace_have_no_side_effects_and_time_out_after_the_server() {
+    for namespace in ["tollgate", "policy-system"] {
+        let (_, docs) = generate(&["-n", namespace, "--timeout-seconds", "7"]);
+        let deployment = find(&docs, "Deployment", "tollgate-webhook");
+        let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let server_deadline: u64 = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--request-timeout="))
+            .and_then(|t| t.strip_suffix('s'))
+            .and_then(|t| t.parse().ok())
+            .expect("--request-timeout=Ns");
+        let hooks = webhooks(&docs);
+        assert_eq!(hooks.len(), 2, "a validating and a mutating webhook");
+        for hook in hooks {
+            assert_eq!(hook["sideEffects"], "None");
+            assert_eq!(hook["admissionReviewVersions"], json!(["v1", "v1beta1"]));
+            let timeout = hook["timeoutSeconds"].as_u64().expect("timeoutSeconds");
+            assert!(
+                timeout < 30 && timeout > server_deadline,
+                "timeout {timeout} s vs server deadline {server_deadline} s"
+            );
+            assert_eq!(hook["clientConfig"]["service"]["namespace"], namespace);
+            assert_eq!(
+                hook["namespaceSelector"]["matchExpressions"],
+                json!([{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [namespace]}])
+            );
+            assert!(
+                ["Fail", "Ignore"]
+                    .contains(&hook["failurePolicy"].as_str().expect("failurePolicy"))
+            );
+        }
+    }
+}
+
+#[test]
+fn tls_comes_from_cert_manager_or_from_the_kept_self_signed_ca() {
+    let (_, docs) = generate(&[]);
+    let certificate = find(&docs, "Certificate", "tollgate-webhook");
+    assert_eq!(certificate["spec"]["secretName"], "tollgate-webhook-tls");
+    assert!(
+        certificate["spec"]["dnsNames"]
+            .as_array()
+            .expect("dnsNames")
+            .contains(&json!("tollgate-webhook.tollgate.svc"))
+    );
+    for config in docs.iter().filter(|d| {
+        d["kind"]
+            .as_str()
+            .is_some_and(|k| k.ends_with("WebhookConfiguration"))
+    }) {
+        assert_eq!(
+            config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+            "tollgate/tollgate-webhook"
+        );
+        assert!(
+            config["webhooks"][0]["clientConfig"]
+                .get("caBundle")
+                .is_none(),
+            "the cainjector fills caBundle"
+        );
+    }
+
+    let sandbox = Sandbox::new();
+    let ca = sandbox.path().join("ca");
+    let args = ca_dir_args(&ca);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (first, docs) = generate(&args);
+    let secret = find(&docs, "Secret", "tollgate-webhook-tls");
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    let decode = |v: &Value| {
+        use base64::Engine as _;
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().expect("base64 string"))
+                .expect("base64"),
+        )
+        .expect("PEM text")
+    };
+    let ca_pem = std::fs::read_to_string(ca.join("ca.crt")).expect("ca.crt kept");
+    assert_eq!(decode(&secret["data"]["ca.crt"]), ca_pem);
+    for hook in webhooks(&docs) {
+        assert_eq!(
+            decode(&hook["clientConfig"]["caBundle"]),
+            ca_pem,
+            "caBundle is the kept CA"
+        );
+    }
+    // The serving certificate chains to the CA and names the Service: a TLS
+    // handshake as the API server makes it (tollgate serve + a client that
+    // trusts only caBundle) is in the admission tests; here rustls' verifier
+    // checks the chain and the name offline.
+    verify_serving_certificate(
+        &ca_pem,
+        &decode(&secret["data"]["tls.crt"]),
+        "tollgate-webhook.tollgate.svc",
+    );
+    let (again, _) = generate(&args);
+    assert_eq!(
+        first, again,
+        "a rerun with the same --ca-dir writes the same bytes"
+    );
+
+    tollgate(&["generate", "install", "--tls", "self-signed"], None)
+        .assert_bad_input(&["--ca-dir"]);
+}
+
+fn verify_serving_certificate(ca_pem: &str, cert_pem: &str, name: &str) {
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject as _};
+    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA PEM");
+    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("certificate PEM");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).expect("CA accepted as a root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .expect("verifier");
+    use rustls::client::danger::ServerCertVerifier as _;
+    verifier
+        .verify_server_cert(
+            &cert,
+            &[],
+            &ServerName::try_from(name.to_string()).expect("name"),
+            &[],
+            UnixTime::now(),
+        )
+        .expect("the serving certificate chains to caBundle and names the Service");
+}
+
+#[test]
+fn output_is_byte_identical_on_rerun_and_the_directory_form_holds_the_same_objects() {
+    let (first, docs) = generate(&["--otlp-endpoint", "http://collector:4318"]);
+    let (second, _) = generate(&["--otlp-endpoint", "http://collector:4318"]);
+    assert_eq!(first, second);
+    let sandbox = Sandbox::new();
+    let out = sandbox.path().join("out");
+    for _ in 0..2 {
+        tollgate(
+            &[
+                "generate",
+                "install",
+                "--otlp-endpoint",
+                "http://collector:4318",
+                "-o",
+                &out.display().to_string(),
+            ],
+            None,
+        )
+        .assert_code(0);
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&out)
+        .expect("output dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "00-namespace.yaml",
+            "10-rbac.yaml",
+            "20-tls.yaml",
+            "30-webhook.yaml",
+            "40-audit.yaml",
+            "50-admission.yaml"
+        ]
+    );
+    let joined: String = files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("read"))
+        .collect();
+    assert_eq!(joined, first, "the files, in apply order, are the stream");
+    let env = &find(&docs, "Deployment", "tollgate-webhook")["spec"]["template"]["spec"]["containers"]
+        [0]["env"];
+    let value = |name: &str| {
+        env.as_array()
+            .expect("env")
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(
+        value("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        Some(json!("http://collector:4318"))
+    );
+    assert_eq!(value("OTEL_SERVICE_NAME"), Some(json!("tollgate-webhook")));
+    assert!(value("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|v| {
+        v.as_str()
+            .is_some_and(|v| v.contains("k8s.pod.name=$(POD_NAME)"))
+    }));
+}
+
+#[test]
+fn kubectl_reads_every_generated_file() {
+    // `kubectl apply --dry-run=client` asks the API server for its resource
+    // mappings (and the OpenAPI schema unless --validate=false), so it cannot
+    // run without a cluster; `kubectl kustomize` parses every document as a
+    // Kubernetes resource offline (apiVersion, kind, metadata.name, YAML).
+    let kubectl = std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output();
+    if !kubectl.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: kubectl is not installed");
+        return;
+    }
+    eprintln!(
+        "note: kubectl apply --dry-run=client needs an API server for discovery; using kubectl kustomize offline"
+    );
+    let sandbox = Sandbox::new();
+    let out = sandbox.path().join("out");
+    let ca = sandbox.path().join("ca").display().to_string();
+    tollgate(
+        &[
+            "generate",
+            "install",
+            "--tls",
+            "self-signed",
+            "--ca-dir",
+            &ca,
+            "-o",
+            &out.display().to_string(),
+        ],
+        None,
+    )
+    .assert_code(0);
+    let files: Vec<String> = {
+        let mut f: Vec<String> = std::fs::read_dir(&out)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        f.sort();
+        f
+    };
+    std::fs::write(
+        out.join("kustomization.yaml"),
+        format!(
+            "resources:\n{}",
+            files.iter().map(|f| format!("- {f}\n")).collect::<String>()
+        ),
+    )
+    .expect("write kustomization");
+    let built = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&out)
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        built.status.success(),
+        "kubectl kustomize failed:\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let mut from_kubectl: Vec<String> =
+        kinds(&parse_stream(&String::from_utf8_lossy(&built.stdout)));
+    let (_, docs) = generate(
+        &ca_dir_args(Path::new(&ca))
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let mut ours = kinds(&docs);
+    from_kubectl.sort();
+    ours.sort();
+    assert_eq!(from_kubectl, ours);
+}
+
+#[test]
+fn the_webhook_rules_cover_every_kind_the_bundled_pack_judges() {
+    let (_, docs) = generate(&[]);
+    let covered = |kind: &str| -> BTreeSet<String> {
+        docs.iter()
+            .filter(|d| d["kind"] == kind)
+            .flat_map(|d| d["webhooks"][0]["rules"].as_array().expect("rules").iter())
+            .flat_map(|r| {
+                r["resources"]
+                    .as_array()
+                    .expect("resources")
+                    .iter()
+                    .map(|x| x.as_str().expect("str").to_string())
+            })
+            .collect()
+    };
+    let validating = covered("ValidatingWebhookConfiguration");
+    let mutating = covered("MutatingWebhookConfiguration");
+    let plural = |kind: &str| {
+        tollgate::generate::install::admission::RESOURCES
+            .iter()
+            .find(|r| r.kind == kind)
+            .map(|r| r.resource)
+            .unwrap_or_else(|| panic!("{kind} has a resource"))
+    };
+    let set = pack_set();
+    let mut judged = BTreeSet::new();
+    for policy in set.policies() {
+        for kind in &policy.metadata.kinds {
+            judged.insert(plural(kind).to_string());
+            assert!(
+                validating.contains(plural(kind)),
+                "{} judges {kind}, not in {validating:?}",
+                policy.name
+            );
+            if policy.metadata.mutating {
+                assert!(
+                    mutating.contains(plural(kind)),
+                    "{} mutates {kind}, not in {mutating:?}",
+                    policy.name
+                );
+            }
+        }
+    }
+    assert_eq!(
+        validating, judged,
+        "the webhook intercepts nothing the pack does not judge"
+    );
+    assert!(validating.is_superset(&BTreeSet::from([
+        "pods".to_string(),
+        "nodes".to_string(),
+        "deployments".to_string()
+    ])));
+}
+
+#[test]
+fn local_policy_files_are_packaged_and_a_kind_without_a_resource_is_refused() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("policies");
+    sandbox.write_cel_policy("policies/pdb-only", "  kinds: [PodDisruptionBudget]\n  validations:\n  - expression: \"true\"\n    message: never\n");
+    let (_, docs) = generate(&[
+        "--policies",
+        "autoscaler-isolation",
+        &dir.display().to_string(),
+        "--audit",
+        "cronjob",
+    ]);
+    let configmap = find(&docs, "ConfigMap", "tollgate-policies");
+    assert!(
+        configmap["data"]["pdb-only.yaml"]
+            .as_str()
+            .is_some_and(|t| t.contains("PodDisruptionBudget"))
+    );
+    let pod = &find(&docs, "Deployment", "tollgate-webhook")["spec"]["template"]["spec"];
+    let args = &pod["containers"][0]["args"];
+    assert!(
+        args.as_array()
+            .expect("args")
+            .contains(&json!("--policy=/etc/tollgate/policies")),
+        "{args}"
+    );
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .any(|v| v["configMap"]["name"] == "tollgate-policies")
+    );
+    let job_pod = &find(&docs, "CronJob", "tollgate-audit")["spec"]["jobTemplate"]["spec"]["template"]
+        ["spec"];
+    assert_eq!(
+        job_pod["containers"][0]["volumeMounts"][0]["mountPath"],
+        "/etc/tollgate/policies"
+    );
+
+    sandbox.write_cel_policy(
+        "odd/fancy",
+        "  kinds: [FancyWidget]\n  validations:\n  - expression: \"true\"\n    message: never\n",
+    );
+    tollgate(
+        &[
+            "generate",
+            "install",
+            "--policies",
+            &sandbox.path().join("odd").display().to_string(),
+        ],
+        None,
+    )
+    .assert_bad_input(&["FancyWidget", "is not a built-in Kubernetes kind"]);
+}
+
+#[test]
+fn tollgates_own_workloads_pass_its_own_pack() {
+    let (_, docs) = generate(&["--audit", "deployment"]);
+    let (_, cron) = generate(&["--audit", "cronjob"]);
+    let evaluator = Evaluator::new(pack_set());
+    let cluster: Arc<dyn ClusterView> = Arc::new(Empty::default());
+    for doc in docs.iter().chain(cron.iter()).filter(|d| {
+        ["Deployment", "CronJob", "PodDisruptionBudget"].contains(&d["kind"].as_str().unwrap_or(""))
+    }) {
+        let review = Review::from_object(doc.clone()).expect("review");
+        let verdict = evaluator.evaluate(&review, &cluster);
+        let findings: Vec<String> = verdict
+            .results
+            .iter()
+            .flat_map(|r| {
+                r.violations
+                    .iter()
+                    .map(move |v| format!("{}: {}", r.policy, v.message))
+            })
+            .collect();
+        assert!(
+            verdict.allowed && findings.is_empty(),
+            "{}/{}: {findings:#?}",
+            doc["kind"],
+            doc["metadata"]["name"]
+        );
+    }
+}
+
+#[test]
+fn the_committed_helm_chart_is_the_generators_output() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.path().join("chart");
+    tollgate(
+        &["generate", "helm-chart", "-o", &out.display().to_string()],
+        None,
+    )
+    .assert_code(0);
+    let committed = workspace().join("deploy/helm/tollgate");
+    let listing = |root: &Path| -> Vec<(String, String)> {
+        let mut files = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in
+                std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let relative = path
+                        .strip_prefix(root)
+                        .expect("inside")
+                        .display()
+                        .to_string();
+                    files.push((relative, std::fs::read_to_string(&path).expect("read")));
+                }
+            }
+        }
+        files.sort();
+        files
+    };
+    let (ours, theirs) = (listing(&out), listing(&committed));
+    let names =
+        |files: &[(String, String)]| files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&theirs),
+        names(&ours),
+        "deploy/helm/tollgate is stale: run `tollgate generate helm-chart -o deploy/helm/tollgate`"
+    );
+    for ((name, committed), (_, generated)) in theirs.iter().zip(&ours) {
+        assert!(
+            committed == generated,
+            "deploy/helm/tollgate/{name} is stale: run `tollgate generate helm-chart -o deploy/helm/tollgate`"
+        );
+    }
+}
+
+/// Render the committed chart with its values.yaml plus `overrides` and the
+/// release namespace, as `helm template` would.
+fn render_chart(overrides: Value, namespace: &str) -> Vec<Value> {
+    let chart = workspace().join("deploy/helm/tollgate");
+    let values_text = std::fs::read_to_string(chart.join("values.yaml")).expect("values.yaml");
+    let mut values = tollgate::policy::parse_one(&chart.join("values.yaml"), &values_text)
+        .expect("values.yaml parses");
+    merge(&mut values, overrides);
+    let mut templates: Vec<_> = std::fs::read_dir(chart.join("templates"))
+        .expect("templates")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    templates.sort();
+    let mut docs = Vec::new();
+    for template in templates {
+        let text = std::fs::read_to_string(&template).expect("template");
+        let rendered = helm_template::render(&text, &values, namespace)
+            .unwrap_or_else(|e| panic!("{}: {e}", template.display()));
+        docs.extend(parse_stream(&rendered));
+    }
+    docs
+}
+
+fn merge(base: &mut Value, overrides: Value) {
+    match (base, overrides) {
+        (Value::Object(base), Value::Object(overrides)) => {
+            for (key, value) in overrides {
+                merge(base.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
+
+#[test]
+fn the_chart_renders_to_the_same_objects_as_generate_install() {
+    let sandbox = Sandbox::new();
+    let ca = sandbox.path().join("ca");
+    let ca_text = ca.display().to_string();
+    // Make the CA and serving pair the self-signed values will carry.
+    generate(&[
+        "--tls",
+        "self-signed",
+        "--ca-dir",
+        &ca_text,
+        "-n",
+        "policy-system",
+    ]);
+    let read = |name: &str| std::fs::read_to_string(ca.join(name)).expect("kept PEM");
+    let self_signed = json!({"tls": {"mode": "self-signed", "selfSigned": {
+        "caCert": read("ca.crt"),
+        "cert": read("tollgate-webhook.policy-system.svc.crt"),
+        "key": read("tollgate-webhook.policy-system.svc.key"),
+    }}});
+    let cases: Vec<(Vec<&str>, Value, &str)> = vec![
+        (vec![], json!({}), "tollgate"),
+        (
+            vec![
+                "-n",
+                "policy-system",
+                "--tls",
+                "self-signed",
+                "--ca-dir",
+                &ca_text,
+                "--audit",
+                "cronjob",
+                "--audit-schedule",
+                "0 * * * *",
+                "--otlp-endpoint",
+                "https://otel.example:4318",
+            ],
+            {
+                let mut v = self_signed.clone();
+                merge(
+                    &mut v,
+                    json!({"audit": {"mode": "cronjob", "schedule": "0 * * * *"}, "otlp": {"endpoint": "https://otel.example:4318"}}),
+                );
+                v
+            },
+            "policy-system",
+        ),
+        (
+            vec![
+                "--audit",
+                "none",
+                "--replicas",
+                "3",
+                "--failure-policy",
+                "fail",
+                "--timeout-seconds",
+                "12",
+                "--image",
+                "registry.local/tollgate:dev",
+                "--image-pull-policy",
+                "Always",
+            ],
+            json!({"audit": {"mode": "none"}, "replicas": 3, "webhook": {"failurePolicy": "Fail", "timeoutSeconds": 12}, "image": "registry.local/tollgate:dev", "imagePullPolicy": "Always"}),
+            "tollgate",
+        ),
+        (
+            vec!["--no-audit-reports", "--audit-interval", "1h"],
+            json!({"audit": {"reports": false, "interval": "1h"}}),
+            "tollgate",
+        ),
+    ];
+    for (args, overrides, namespace) in cases {
+        let (_, generated) = generate(&args);
+        let rendered = render_chart(overrides, namespace);
+        let without_namespace: Vec<Value> = generated
+            .into_iter()
+            .filter(|d| d["kind"] != "Namespace")
+            .collect();
+        assert_eq!(kinds(&rendered), kinds(&without_namespace), "{args:?}");
+        for (chart, ours) in rendered.iter().zip(&without_namespace) {
+            assert_eq!(
+                chart, ours,
+                "{args:?}: the chart's {}/{} differs",
+                ours["kind"], ours["metadata"]["name"]
+            );
+        }
+    }
+}
