@@ -472,10 +472,8 @@ fn tls_comes_from_cert_manager_or_from_the_kept_self_signed_ca() {
             "caBundle is the kept CA"
         );
     }
-    // The serving certificate chains to the CA and names the Service: a TLS
-    // handshake as the API server makes it (tollgate serve + a client that
-    // trusts only caBundle) is in the admission tests; here rustls' verifier
-    // checks the chain and the name offline.
+    // The serving certificate chains to the CA and names the Service (checked
+    // offline here; a real handshake with `tollgate serve` is the next test).
     verify_serving_certificate(
         &ca_pem,
         &decode(&secret["data"]["tls.crt"]),
@@ -964,4 +962,102 @@ fn the_chart_renders_to_the_same_objects_as_generate_install() {
             );
         }
     }
+}
+
+/// Kills the server when the test ends, passing or not.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_self_signed_secret_serves_the_webhook_to_a_client_that_trusts_only_the_ca_bundle() {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+
+    use base64::Engine as _;
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
+
+    let sandbox = Sandbox::new();
+    let ca = sandbox.path().join("ca");
+    let args = ca_dir_args(&ca);
+    let (_, docs) = generate(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // What the pod mounts (the Secret) and what the API server trusts (caBundle).
+    let secret = find(&docs, "Secret", "tollgate-webhook-tls");
+    let decode = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("base64"))
+            .expect("base64")
+    };
+    let cert = sandbox.write("tls/tls.crt", decode(&secret["data"]["tls.crt"]));
+    let key = sandbox.write("tls/tls.key", decode(&secret["data"]["tls.key"]));
+    let bundle = decode(&webhooks(&docs)[0]["clientConfig"]["caBundle"]);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let _server = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["serve", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .env(
+                "TOLLGATE_CACHE_DIR",
+                workspace().join("target").join("integration-cache"),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tollgate serve"),
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(&bundle).expect("caBundle PEM"))
+        .expect("caBundle as root");
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    // The name the API server uses for clientConfig.service.
+    let name = ServerName::try_from("tollgate-webhook.tollgate.svc").expect("name");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let response = loop {
+        let attempt = (|| -> Result<String, String> {
+            let tcp =
+                std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+            let conn = rustls::ClientConnection::new(config.clone(), name.clone())
+                .map_err(|e| e.to_string())?;
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            tls.write_all(b"GET /readyz HTTP/1.1\r\nHost: tollgate-webhook.tollgate.svc\r\nConnection: close\r\n\r\n")
+                .map_err(|e| e.to_string())?;
+            let mut text = String::new();
+            tls.read_to_string(&mut text).map_err(|e| e.to_string())?;
+            Ok(text)
+        })();
+        match attempt {
+            Ok(text) if text.starts_with("HTTP/1.1 200") => break text,
+            // Certificate errors are final; refused connections and 503 (still loading) are retried.
+            Err(e) if e.contains("certificate") || e.contains("Certificate") => {
+                panic!("TLS handshake failed: {e}")
+            }
+            other if Instant::now() > deadline => {
+                panic!("the server did not become ready: {other:?}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
