@@ -109,12 +109,32 @@ pub fn run(command: GenerateCommand) -> anyhow::Result<ExitCode> {
                 out.write_all(install::to_stream(&manifests).as_bytes())?;
                 out.flush()?;
             } else {
-                write_files(&args.output, &install::to_files(&manifests))?;
+                // A group left out this time (e.g. `--audit none`) must not
+                // stay behind for `kubectl apply -f dir`.
+                let ours: Vec<String> = install::files::ALL
+                    .iter()
+                    .map(|f| format!("{f}.yaml"))
+                    .collect();
+                write_files(&args.output, &install::to_files(&manifests), &ours)?;
             }
         }
         GenerateCommand::HelmChart(args) => {
             let defaults = resolve(&default_install_args())?;
-            write_files(&args.output, &install::chart::files(&defaults))?;
+            let templates = args.output.join("templates");
+            let ours: Vec<String> = std::fs::read_dir(&templates)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    std::fs::read_to_string(p)
+                        .is_ok_and(|t| t.starts_with(install::chart::GENERATED))
+                })
+                .filter_map(|p| {
+                    p.file_name()
+                        .map(|n| format!("templates/{}", n.to_string_lossy()))
+                })
+                .collect();
+            write_files(&args.output, &install::chart::files(&defaults), &ours)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -184,8 +204,19 @@ fn is_dns_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-/// Write `files` (relative paths) under `dir`, creating directories.
-fn write_files(dir: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
+/// Write `files` (relative paths) under `dir`, creating directories, and
+/// remove the files of `ours` (relative paths this command writes) that
+/// `files` no longer has.
+fn write_files(dir: &Path, files: &[(String, String)], ours: &[String]) -> anyhow::Result<()> {
+    for stale in ours.iter().filter(|o| !files.iter().any(|(f, _)| f == *o)) {
+        let path = dir.join(stale);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("remove stale {}", path.display()));
+            }
+            _ => {}
+        }
+    }
     for (relative, text) in files {
         let path = dir.join(relative);
         if let Some(parent) = path.parent() {

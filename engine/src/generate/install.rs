@@ -292,6 +292,8 @@ pub mod files {
     pub const AUDIT: &str = "40-audit";
     /// The webhook configurations, last: the server exists before the API server calls it.
     pub const ADMISSION: &str = "50-admission";
+    /// Every file, in order.
+    pub const ALL: &[&str] = &[NAMESPACE, RBAC, TLS, WEBHOOK, AUDIT, ADMISSION];
 }
 
 /// Every object for `ctx`, in apply order; objects whose condition does not

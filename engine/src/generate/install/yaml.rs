@@ -121,12 +121,41 @@ fn write_nested(out: &mut String, value: &Value, depth: usize, child_depth: usiz
             out.push('\n');
             write_seq(out, items, depth);
         }
+        Value::String(text) if is_block(text) => {
+            // A literal block keeps a policy file readable in a ConfigMap.
+            out.push_str(if text.ends_with('\n') {
+                " |\n"
+            } else {
+                " |-\n"
+            });
+            for line in text.lines() {
+                if !line.is_empty() {
+                    indent(out, child_depth);
+                    out.push_str(line);
+                }
+                out.push('\n');
+            }
+        }
         scalar => {
             out.push(' ');
             out.push_str(&scalar_text(scalar));
             out.push('\n');
         }
     }
+}
+
+/// Whether `text` reads back unchanged from a literal block (`|` or `|-`):
+/// several lines, at most one final newline, no leading blank or indented
+/// first line, no trailing spaces, tabs, carriage returns or other control
+/// characters.
+fn is_block(text: &str) -> bool {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    body.contains('\n')
+        && !body.ends_with('\n')
+        && !body.starts_with([' ', '\n'])
+        && !body.chars().any(|c| c.is_control() && c != '\n')
+        && body.lines().all(|l| !l.ends_with(' '))
+        && !text.starts_with(RAW)
 }
 
 fn key_text(key: &str) -> String {
@@ -240,6 +269,25 @@ mod tests {
                 s.contains('$'),
                 "{s:?} written as {text}"
             );
+        }
+    }
+
+    #[test]
+    fn multi_line_text_is_a_literal_block_that_reads_back_unchanged() {
+        for text in ["a: 1\nb:\n  - c\n", "x\n\ny", "one\ntwo"] {
+            let doc = json!({"data": {"f": text}});
+            let written = document(&doc);
+            assert!(written.contains("f: |"), "{written}");
+            let read: Value = serde_saphyr::from_str(&written).expect("YAML");
+            assert_eq!(read, doc, "{written}");
+        }
+        for text in [
+            "trailing \nspace",
+            "two\n\n",
+            " indented\nfirst",
+            "tab\t\nx",
+        ] {
+            assert!(!is_block(text), "{text:?}");
         }
     }
 
