@@ -61,8 +61,8 @@ pub struct InstallArgs {
     /// How the periodic audit runs.
     #[arg(long, value_enum, default_value_t = AuditMode::Deployment)]
     pub audit: AuditMode,
-    /// Re-audit interval of the audit Deployment.
-    #[arg(long, default_value = "10m")]
+    /// Re-audit interval of the audit Deployment (e.g. 10m, 1h).
+    #[arg(long, default_value = "10m", value_parser = interval)]
     pub audit_interval: String,
     /// Schedule of the audit CronJob.
     #[arg(long, default_value = "*/10 * * * *")]
@@ -74,7 +74,7 @@ pub struct InstallArgs {
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
     /// What the API server does when the webhook cannot answer in time.
-    #[arg(long, value_enum, default_value_t = FailurePolicy::Ignore)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = FailurePolicy::Ignore)]
     pub failure_policy: FailurePolicy,
     /// The webhooks' timeoutSeconds; the server answers one second sooner.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=30))]
@@ -192,6 +192,14 @@ pub fn resolve(args: &InstallArgs) -> anyhow::Result<Settings> {
         policies,
         rules,
     })
+}
+
+/// A duration `tollgate audit --interval` accepts, kept as typed.
+fn interval(text: &str) -> Result<String, String> {
+    match super::serve::parse_duration(text)? {
+        d if d.is_zero() => Err(format!("{text:?}: the interval must be longer than zero")),
+        _ => Ok(text.to_string()),
+    }
 }
 
 fn is_dns_label(name: &str) -> bool {
