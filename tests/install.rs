@@ -1061,3 +1061,123 @@ fn the_self_signed_secret_serves_the_webhook_to_a_client_that_trusts_only_the_ca
     };
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
+
+/// Check `value` against the JSON-schema keywords values.schema.json uses
+/// (type, enum, const, minimum, maximum, minLength, properties,
+/// additionalProperties: false, required, if/then); `pattern` is left to
+/// Helm. Returns the first violation's path.
+fn schema_violation(schema: &Value, value: &Value, path: &str) -> Option<String> {
+    let fail = |what: String| Some(format!("{path}: {what}"));
+    if let Some(kind) = schema["type"].as_str() {
+        let ok = match kind {
+            "object" => value.is_object(),
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "boolean" => value.is_boolean(),
+            other => panic!("schema type {other} not handled"),
+        };
+        if !ok {
+            return fail(format!("{value} is not {kind}"));
+        }
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        return fail(format!("{value} not in {allowed:?}"));
+    }
+    if !schema["const"].is_null() && &schema["const"] != value {
+        return fail(format!("{value} is not {}", schema["const"]));
+    }
+    if let (Some(min), Some(n)) = (schema["minimum"].as_f64(), value.as_f64())
+        && n < min
+    {
+        return fail(format!("{n} < {min}"));
+    }
+    if let (Some(max), Some(n)) = (schema["maximum"].as_f64(), value.as_f64())
+        && n > max
+    {
+        return fail(format!("{n} > {max}"));
+    }
+    if let (Some(min), Some(s)) = (schema["minLength"].as_u64(), value.as_str())
+        && (s.len() as u64) < min
+    {
+        return fail(format!("shorter than {min}"));
+    }
+    if let Some(object) = value.as_object() {
+        for key in schema["required"].as_array().into_iter().flatten() {
+            if !object.contains_key(key.as_str().expect("required key")) {
+                return fail(format!("{key} is required"));
+            }
+        }
+        for (key, item) in object {
+            match schema["properties"].get(key) {
+                Some(property) => {
+                    if let Some(v) = schema_violation(property, item, &format!("{path}.{key}")) {
+                        return Some(v);
+                    }
+                }
+                None if schema["additionalProperties"] == false => {
+                    return fail(format!("unknown key {key}"));
+                }
+                None => {}
+            }
+        }
+    }
+    if schema["if"].is_object() && schema_violation(&schema["if"], value, path).is_none() {
+        return schema_violation(&schema["then"], value, path);
+    }
+    None
+}
+
+#[test]
+fn the_chart_schema_accepts_its_defaults_and_refuses_typos_and_missing_certificates() {
+    let chart = workspace().join("deploy/helm/tollgate");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart.join("values.schema.json")).expect("schema"),
+    )
+    .expect("JSON");
+    let text = std::fs::read_to_string(chart.join("values.yaml")).expect("values.yaml");
+    let defaults =
+        tollgate::policy::parse_one(&chart.join("values.yaml"), &text).expect("values.yaml parses");
+    assert_eq!(schema_violation(&schema, &defaults, "values"), None);
+    let pem = "-----BEGIN CERTIFICATE-----\n...";
+    let cases = [
+        (
+            json!({"audit": {"mode": "cron"}}),
+            Some("values.audit.mode"),
+        ),
+        (
+            json!({"webhook": {"timeoutSeconds": 31}}),
+            Some("values.webhook.timeoutSeconds"),
+        ),
+        (
+            json!({"webhook": {"failurePolicy": "ignore"}}),
+            Some("values.webhook.failurePolicy"),
+        ),
+        (json!({"replica": 3}), Some("unknown key replica")),
+        (
+            json!({"tls": {"mode": "self-signed"}}),
+            Some("values.tls.selfSigned.caCert"),
+        ),
+        (
+            json!({"tls": {"mode": "self-signed", "selfSigned": {"caCert": pem, "cert": pem, "key": pem}}}),
+            None,
+        ),
+        (
+            json!({"replicas": 3, "otlp": {"endpoint": "http://c:4317"}}),
+            None,
+        ),
+    ];
+    for (overrides, expected) in cases {
+        let mut values = defaults.clone();
+        merge(&mut values, overrides.clone());
+        let found = schema_violation(&schema, &values, "values");
+        match expected {
+            None => assert_eq!(found, None, "{overrides}"),
+            Some(needle) => assert!(
+                found.as_deref().is_some_and(|f| f.contains(needle)),
+                "{overrides}: {found:?}"
+            ),
+        }
+    }
+}
