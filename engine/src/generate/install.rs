@@ -348,9 +348,9 @@ pub fn to_files(manifests: &[Manifest]) -> Vec<(String, String)> {
     for manifest in manifests {
         let name = format!("{}.yaml", manifest.file);
         let text = format!("---\n{}", yaml::document(&manifest.object));
-        match out.last_mut() {
-            Some((last, body)) if *last == name => body.push_str(&text),
-            _ => out.push((name, text)),
+        match out.iter_mut().find(|(file, _)| *file == name) {
+            Some((_, body)) => body.push_str(&text),
+            None => out.push((name, text)),
         }
     }
     out
