@@ -112,13 +112,13 @@ impl Policies {
 /// The ConfigMap with the local policy files (text as `data`, the rest as
 /// `binaryData`), when there are any.
 pub fn manifests(ctx: &Ctx<'_>) -> Vec<Manifest> {
-    let files_ = &ctx.settings.policies.files;
-    if ctx.chart || files_.is_empty() {
+    let packaged = &ctx.settings.policies.files;
+    if ctx.chart || packaged.is_empty() {
         return Vec::new();
     }
     let mut data = Map::new();
     let mut binary = Map::new();
-    for (name, bytes) in files_ {
+    for (name, bytes) in packaged {
         match std::str::from_utf8(bytes) {
             Ok(text) if !name.ends_with(".wasm") => {
                 data.insert(name.clone(), json!(text));

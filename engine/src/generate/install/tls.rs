@@ -145,10 +145,10 @@ fn ca_params() -> Result<CertificateParams, rcgen::Error> {
 }
 
 fn serving_params(namespace: &str) -> Result<CertificateParams, rcgen::Error> {
-    let names_ = dns_names(namespace);
-    let mut params = CertificateParams::new(names_.clone())?;
+    let dns = dns_names(namespace);
+    let mut params = CertificateParams::new(dns.clone())?;
     let mut name = DistinguishedName::new();
-    name.push(DnType::CommonName, names_[2].clone());
+    name.push(DnType::CommonName, dns[2].clone());
     params.distinguished_name = name;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
