@@ -63,6 +63,12 @@ impl Material {
                 path: ca_key_path.display().to_string(),
                 message: format!("not a PEM private key: {e}"),
             })?,
+            None if ca_cert_path.exists() => {
+                return Err(Error::CaDir {
+                    path: ca_cert_path.display().to_string(),
+                    message: "ca.crt exists without ca.key; restore ca.key or remove ca.crt to make a new CA".into(),
+                });
+            }
             None => {
                 let key = KeyPair::generate()?;
                 let cert = ca_params()?.self_signed(&key)?;
