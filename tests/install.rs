@@ -85,13 +85,36 @@ fn round_trip<T: DeserializeOwned + Serialize>(doc: &Value) {
         )
     });
     let back = serde_json::to_value(&typed).expect("serialize");
-    assert_eq!(
-        &back,
-        doc,
-        "{} changed in a round trip through {}",
-        doc["kind"],
-        std::any::type_name::<T>()
-    );
+    if let Some(path) = first_difference(doc, &back, String::new()) {
+        panic!(
+            "{} changed at {path} in a round trip through {} (unknown field or wrong type)",
+            doc["kind"],
+            std::any::type_name::<T>()
+        );
+    }
+}
+
+/// The first path where `a` and `b` differ, with both values there.
+fn first_difference(a: &Value, b: &Value, path: String) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let missing = Value::Null;
+                first_difference(
+                    x.get(k).unwrap_or(&missing),
+                    y.get(k).unwrap_or(&missing),
+                    format!("{path}/{k}"),
+                )
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (p, q))| first_difference(p, q, format!("{path}/{i}"))),
+        _ => (a != b).then(|| format!("{path}: {a} vs {b}")),
+    }
 }
 
 fn assert_valid_object(doc: &Value) {
@@ -487,6 +510,13 @@ fn tls_comes_from_cert_manager_or_from_the_kept_self_signed_ca() {
 
     tollgate(&["generate", "install", "--tls", "self-signed"], None)
         .assert_bad_input(&["--ca-dir"]);
+    tollgate(&["generate", "install", "-n", "Not_A_Namespace"], None)
+        .assert_bad_input(&["Not_A_Namespace", "namespace"]);
+    tollgate(
+        &["generate", "install", "--otlp-endpoint", "collector:4317"],
+        None,
+    )
+    .assert_bad_input(&["--otlp-endpoint", "http://"]);
 }
 
 fn verify_serving_certificate(ca_pem: &str, cert_pem: &str, name: &str) {
@@ -519,20 +549,15 @@ fn output_is_byte_identical_on_rerun_and_the_directory_form_holds_the_same_objec
     assert_eq!(first, second);
     let sandbox = Sandbox::new();
     let out = sandbox.path().join("out");
-    for _ in 0..2 {
-        tollgate(
-            &[
-                "generate",
-                "install",
-                "--otlp-endpoint",
-                "http://collector:4318",
-                "-o",
-                &out.display().to_string(),
-            ],
-            None,
-        )
-        .assert_code(0);
-    }
+    let dir = out.display().to_string();
+    let write_dir = |extra: &[&str]| {
+        let mut argv = vec!["generate", "install", "-o", &dir];
+        argv.extend_from_slice(extra);
+        tollgate(&argv, None).assert_code(0);
+    };
+    let otlp = ["--otlp-endpoint", "http://collector:4318"];
+    write_dir(&otlp);
+    write_dir(&otlp);
     let mut files: Vec<_> = std::fs::read_dir(&out)
         .expect("output dir")
         .map(|e| e.expect("entry").path())
@@ -553,6 +578,19 @@ fn output_is_byte_identical_on_rerun_and_the_directory_form_holds_the_same_objec
             "50-admission.yaml"
         ]
     );
+    // A group left out by a rerun does not stay behind for `kubectl apply -f`.
+    std::fs::write(out.join("notes.txt"), "mine").expect("write");
+    write_dir(&["--audit", "none"]);
+    assert!(
+        !out.join("40-audit.yaml").exists(),
+        "the stale audit file was removed"
+    );
+    assert!(
+        out.join("notes.txt").exists(),
+        "files the generator does not own are kept"
+    );
+    std::fs::remove_file(out.join("notes.txt")).expect("remove");
+    write_dir(&otlp);
     let joined: String = files
         .iter()
         .map(|p| std::fs::read_to_string(p).expect("read"))
@@ -774,6 +812,11 @@ fn tollgates_own_workloads_pass_its_own_pack() {
     }) {
         let review = Review::from_object(doc.clone()).expect("review");
         let verdict = evaluator.evaluate(&review, &cluster);
+        assert!(
+            !verdict.results.is_empty(),
+            "no policy judged {}",
+            doc["kind"]
+        );
         let findings: Vec<String> = verdict
             .results
             .iter()
@@ -875,8 +918,9 @@ fn merge(base: &mut Value, overrides: Value) {
     }
 }
 
-#[test]
-fn the_chart_renders_to_the_same_objects_as_generate_install() {
+/// For several flag combinations, the chart rendered by `render` (values
+/// overrides, release namespace) gives the objects `generate install` writes.
+fn assert_chart_renders_like_generate_install(render: impl Fn(&Value, &str) -> Vec<Value>) {
     let sandbox = Sandbox::new();
     let ca = sandbox.path().join("ca");
     let ca_text = ca.display().to_string();
@@ -948,18 +992,19 @@ fn the_chart_renders_to_the_same_objects_as_generate_install() {
     ];
     for (args, overrides, namespace) in cases {
         let (_, generated) = generate(&args);
-        let rendered = render_chart(overrides, namespace);
+        let rendered = render(&overrides, namespace);
         let without_namespace: Vec<Value> = generated
             .into_iter()
             .filter(|d| d["kind"] != "Namespace")
             .collect();
         assert_eq!(kinds(&rendered), kinds(&without_namespace), "{args:?}");
         for (chart, ours) in rendered.iter().zip(&without_namespace) {
-            assert_eq!(
-                chart, ours,
-                "{args:?}: the chart's {}/{} differs",
-                ours["kind"], ours["metadata"]["name"]
-            );
+            if let Some(difference) = first_difference(chart, ours, String::new()) {
+                panic!(
+                    "{args:?}: the chart's {}/{} differs (chart vs generate install) at {difference}",
+                    ours["kind"], ours["metadata"]["name"]
+                );
+            }
         }
     }
 }
@@ -1060,6 +1105,112 @@ fn the_self_signed_secret_serves_the_webhook_to_a_client_that_trusts_only_the_ca
         }
     };
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+#[test]
+fn the_chart_renders_to_the_same_objects_as_generate_install() {
+    assert_chart_renders_like_generate_install(|overrides, namespace| {
+        render_chart(overrides.clone(), namespace)
+    });
+}
+
+/// Where the Helm SDK (Helm's Go library behind a Python binding, the one
+/// package registry source of Helm here) is installed for the tests.
+fn helm_python() -> Result<std::path::PathBuf, String> {
+    static PATH: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = workspace().join("target").join("helm-python");
+        let importable = |dir: &Path| {
+            std::process::Command::new("python3")
+                .args(["-c", "import helm_python.chart"])
+                .env("PYTHONPATH", dir)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !importable(&dir) {
+            let install = std::process::Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--target",
+                ])
+                .arg(&dir)
+                .arg(format!("helm-python-sdk=={HELM_PYTHON_VERSION}"))
+                .output()
+                .map_err(|e| format!("python3 is not available: {e}"))?;
+            if !install.status.success() || !importable(&dir) {
+                return Err(format!(
+                    "pip could not install helm-python-sdk: {}",
+                    String::from_utf8_lossy(&install.stderr).trim()
+                ));
+            }
+        }
+        Ok(dir)
+    })
+    .clone()
+}
+
+/// The helm-python-sdk release (Helm SDK v4.2.3) the tests render with.
+const HELM_PYTHON_VERSION: &str = "0.2.2";
+
+/// Render the committed chart with real Helm: values.yaml plus `overrides`,
+/// checked against values.schema.json, as `helm template -n <namespace>`.
+fn helm_render(dir: &Path, overrides: &Value, namespace: &str) -> Result<Vec<Value>, String> {
+    const SCRIPT: &str = r#"
+import json, sys
+from helm_python.chart import Chart
+chart = Chart.load(sys.argv[1])
+values = json.loads(sys.argv[2])
+try:
+    chart.validate_schema(chart.merge_values(values))
+    out = chart.render(values=values, name="tollgate", namespace=sys.argv[3], is_install=True)
+except Exception as e:
+    print(f"{type(e).__name__}: {e}", file=sys.stderr)
+    sys.exit(3)
+print(json.dumps(out))
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(workspace().join("deploy/helm/tollgate"))
+        .arg(overrides.to_string())
+        .arg(namespace)
+        .env("PYTHONPATH", dir)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
+    }
+    let files: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    Ok(files.values().flat_map(|text| parse_stream(text)).collect())
+}
+
+#[test]
+fn helm_itself_renders_the_chart_to_the_same_objects_and_enforces_its_schema() {
+    let dir = match helm_python() {
+        Ok(dir) => dir,
+        Err(reason) => {
+            eprintln!(
+                "skipped: real Helm is not available ({reason}); the subset renderer test still ran"
+            );
+            return;
+        }
+    };
+    assert_chart_renders_like_generate_install(|overrides, namespace| {
+        helm_render(&dir, overrides, namespace)
+            .unwrap_or_else(|e| panic!("helm could not render {overrides}: {e}"))
+    });
+    for (overrides, mentions) in [
+        (json!({"audit": {"mode": "cron"}}), "audit"),
+        (json!({"tls": {"mode": "self-signed"}}), "selfSigned"),
+    ] {
+        let error = helm_render(&dir, &overrides, "tollgate").expect_err("the schema refuses it");
+        assert!(error.contains(mentions), "{overrides}: {error}");
+    }
 }
 
 /// Check `value` against the JSON-schema keywords values.schema.json uses
