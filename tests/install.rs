@@ -985,8 +985,18 @@ fn assert_chart_renders_like_generate_install(render: impl Fn(&Value, &str) -> V
             "tollgate",
         ),
         (
-            vec!["--no-audit-reports", "--audit-interval", "1h"],
-            json!({"audit": {"reports": false, "interval": "1h"}}),
+            vec![
+                "--no-audit-reports",
+                "--audit-interval",
+                "1h",
+                "--no-control-plane",
+            ],
+            json!({"audit": {"reports": false, "interval": "1h"}, "controlPlane": false}),
+            "tollgate",
+        ),
+        (
+            vec!["--no-control-plane", "--audit", "cronjob"],
+            json!({"controlPlane": false, "audit": {"mode": "cronjob"}}),
             "tollgate",
         ),
     ];
@@ -1330,5 +1340,35 @@ fn the_chart_schema_accepts_its_defaults_and_refuses_typos_and_missing_certifica
                 "{overrides}: {found:?}"
             ),
         }
+    }
+}
+
+#[test]
+fn without_control_plane_placement_the_pods_schedule_anywhere_but_still_spread() {
+    let pods = |docs: &[Value]| -> Vec<Value> {
+        docs.iter()
+            .filter_map(|d| match d["kind"].as_str() {
+                Some("Deployment") => Some(d["spec"]["template"]["spec"].clone()),
+                Some("CronJob") => {
+                    Some(d["spec"]["jobTemplate"]["spec"]["template"]["spec"].clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    for audit in ["deployment", "cronjob"] {
+        let (_, docs) = generate(&["--no-control-plane", "--audit", audit]);
+        let pods = pods(&docs);
+        assert_eq!(pods.len(), 2, "webhook and audit pods");
+        for pod in &pods {
+            assert!(pod["tolerations"].is_null(), "{pod}");
+            assert!(pod["affinity"]["nodeAffinity"].is_null(), "{pod}");
+            assert!(pod["nodeSelector"].is_null(), "{pod}");
+        }
+        let webhook = &find(&docs, "Deployment", "tollgate-webhook")["spec"]["template"]["spec"];
+        assert!(
+            webhook["affinity"]["podAntiAffinity"].is_object(),
+            "replicas still spread over nodes"
+        );
     }
 }

@@ -50,6 +50,10 @@ pub struct InstallArgs {
     /// Webhook server replicas.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub replicas: u32,
+    /// Schedule Tollgate's pods on any node instead of requiring control-plane
+    /// nodes (for clusters without schedulable control planes, e.g. managed Kubernetes).
+    #[arg(long)]
+    pub no_control_plane: bool,
     /// Where the serving certificate comes from.
     #[arg(long, value_enum, default_value_t = TlsMode::CertManager)]
     pub tls: TlsMode,
@@ -181,6 +185,7 @@ pub fn resolve(args: &InstallArgs) -> anyhow::Result<Settings> {
         image: args.image.clone(),
         image_pull_policy: args.image_pull_policy.clone(),
         replicas: args.replicas,
+        control_plane: !args.no_control_plane,
         tls,
         audit: args.audit,
         audit_interval: args.audit_interval.clone(),

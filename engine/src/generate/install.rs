@@ -115,6 +115,8 @@ pub struct Settings {
     pub image_pull_policy: String,
     /// Webhook replicas.
     pub replicas: u32,
+    /// Whether the pods run on control-plane nodes.
+    pub control_plane: bool,
     /// Serving certificate source.
     pub tls: Tls,
     /// How the audit runs.
@@ -172,6 +174,8 @@ pub enum Cond {
     AuditReports,
     /// `--otlp-endpoint` given.
     Otlp,
+    /// Pods on control-plane nodes (not `--no-control-plane`).
+    ControlPlane,
 }
 
 impl Cond {
@@ -185,6 +189,7 @@ impl Cond {
             Cond::AuditEnabled => r#"ne .Values.audit.mode "none""#,
             Cond::AuditReports => r#"and (ne .Values.audit.mode "none") .Values.audit.reports"#,
             Cond::Otlp => ".Values.otlp.endpoint",
+            Cond::ControlPlane => ".Values.controlPlane",
         }
     }
 
@@ -198,6 +203,7 @@ impl Cond {
             Cond::AuditEnabled => settings.audit != AuditMode::None,
             Cond::AuditReports => settings.audit != AuditMode::None && settings.audit_reports,
             Cond::Otlp => settings.otlp_endpoint.is_some(),
+            Cond::ControlPlane => settings.control_plane,
         }
     }
 }

@@ -35,8 +35,6 @@ fn pod_spec(ctx: &Ctx<'_>, periodic: bool, owner_kind: &str) -> Value {
         "serviceAccountName": names::AUDIT,
         "priorityClassName": names::PRIORITY_CLASS,
         "securityContext": pod::pod_security_context(),
-        "affinity": {"nodeAffinity": pod::control_plane_affinity()},
-        "tolerations": pod::control_plane_tolerations(),
         "containers": [{
             "name": "audit",
             "image": image,
@@ -50,6 +48,9 @@ fn pod_spec(ctx: &Ctx<'_>, periodic: bool, owner_kind: &str) -> Value {
             "securityContext": pod::container_security_context(),
         }],
     });
+    if let Some(map) = spec.as_object_mut() {
+        map.extend(pod::placement(ctx, periodic.then(selector)));
+    }
     if let Some((volume, mount)) = pod::policies_volume(ctx) {
         spec["volumes"] = json!([volume]);
         spec["containers"][0]["volumeMounts"] = json!([mount]);
@@ -65,12 +66,6 @@ fn selector() -> Value {
 pub fn manifests(ctx: &Ctx<'_>) -> Vec<Manifest> {
     let mut deployment_pod = pod_spec(ctx, true, "k8s.deployment.name");
     deployment_pod["terminationGracePeriodSeconds"] = json!(30);
-    deployment_pod["affinity"]["podAntiAffinity"] = json!({
-        "preferredDuringSchedulingIgnoredDuringExecution": [{
-            "weight": 100,
-            "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector()}},
-        }],
-    });
     let mut job_pod = pod_spec(ctx, false, "k8s.cronjob.name");
     job_pod["restartPolicy"] = json!("Never");
     vec![

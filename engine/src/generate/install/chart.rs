@@ -79,6 +79,7 @@ fn values_schema() -> String {
             "image": {"type": "string", "minLength": 1},
             "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
             "replicas": {"type": "integer", "minimum": 1, "maximum": 100},
+            "controlPlane": {"type": "boolean"},
             "webhook": object(json!({
                 "failurePolicy": {"enum": ["Fail", "Ignore"]},
                 "timeoutSeconds": {"type": "integer", "minimum": 2, "maximum": 30},
@@ -117,8 +118,12 @@ fn values_yaml(d: &Settings) -> String {
 image: {image}
 imagePullPolicy: {pull}
 
-# Webhook server replicas (spread over control-plane nodes; a PodDisruptionBudget keeps all but one up).
+# Webhook server replicas (spread over nodes; a PodDisruptionBudget keeps all but one up).
 replicas: {replicas}
+
+# Run on control-plane nodes (required node affinity, their taints tolerated); false for clusters
+# without schedulable control planes (managed Kubernetes).
+controlPlane: {control_plane}
 
 webhook:
   # What the API server does when the webhook cannot answer in time: Fail rejects, Ignore admits.
@@ -151,6 +156,7 @@ otlp:
         image = quote(&d.image),
         pull = quote(&d.image_pull_policy),
         replicas = d.replicas,
+        control_plane = d.control_plane,
         failure = quote(d.failure_policy.as_str()),
         timeout = d.timeout_seconds,
         audit = quote(match d.audit {

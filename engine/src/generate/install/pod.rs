@@ -2,7 +2,7 @@
 //! placement on control-plane nodes, the environment (downward API and
 //! OpenTelemetry), the image, and the policies volume.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{Cond, Ctx, names};
 
@@ -35,8 +35,43 @@ pub fn container_security_context() -> Value {
     })
 }
 
+/// Pod spec entries for placement: spread over nodes (preferred
+/// anti-affinity on `spread`, the pods' own labels) and, unless
+/// `--no-control-plane`, required control-plane nodes with their taints
+/// tolerated.
+pub fn placement(ctx: &Ctx<'_>, spread: Option<Value>) -> Map<String, Value> {
+    let control_plane = json!({
+        "affinity": {"nodeAffinity": control_plane_affinity()},
+        "tolerations": control_plane_tolerations(),
+    });
+    let Some(labels) = spread else {
+        return ctx.entries_if(Cond::ControlPlane, control_plane);
+    };
+    let mut affinity = Map::new();
+    affinity.insert(
+        "podAntiAffinity".into(),
+        json!({
+            "preferredDuringSchedulingIgnoredDuringExecution": [{
+                "weight": 100,
+                "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": labels}},
+            }],
+        }),
+    );
+    affinity.extend(ctx.entries_if(
+        Cond::ControlPlane,
+        json!({"nodeAffinity": control_plane_affinity()}),
+    ));
+    let mut entries = Map::new();
+    entries.insert("affinity".into(), Value::Object(affinity));
+    entries.extend(ctx.entries_if(
+        Cond::ControlPlane,
+        json!({"tolerations": control_plane_tolerations()}),
+    ));
+    entries
+}
+
 /// Required node affinity to control-plane nodes.
-pub fn control_plane_affinity() -> Value {
+fn control_plane_affinity() -> Value {
     json!({
         "requiredDuringSchedulingIgnoredDuringExecution": {
             "nodeSelectorTerms": [{"matchExpressions": [
@@ -47,7 +82,7 @@ pub fn control_plane_affinity() -> Value {
 }
 
 /// The control-plane taint (and k3s' CriticalAddonsOnly), tolerated.
-pub fn control_plane_tolerations() -> Value {
+fn control_plane_tolerations() -> Value {
     json!([
         {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
         {"key": "CriticalAddonsOnly", "operator": "Exists"},

@@ -31,6 +31,14 @@ fn probe(path: &str, period: u32, failures: u32) -> Value {
 }
 
 fn deployment(ctx: &Ctx<'_>) -> Value {
+    let mut deployment = deployment_without_placement(ctx);
+    if let Some(spec) = deployment["spec"]["template"]["spec"].as_object_mut() {
+        spec.extend(pod::placement(ctx, Some(selector())));
+    }
+    deployment
+}
+
+fn deployment_without_placement(ctx: &Ctx<'_>) -> Value {
     let s = ctx.settings;
     let (image, pull_policy) = pod::image(ctx);
     let mut args = vec![
@@ -78,19 +86,6 @@ fn deployment(ctx: &Ctx<'_>) -> Value {
                     "priorityClassName": names::PRIORITY_CLASS,
                     "securityContext": pod::pod_security_context(),
                     "terminationGracePeriodSeconds": SHUTDOWN_GRACE_SECONDS + 15,
-                    "affinity": {
-                        "nodeAffinity": pod::control_plane_affinity(),
-                        "podAntiAffinity": {
-                            "preferredDuringSchedulingIgnoredDuringExecution": [{
-                                "weight": 100,
-                                "podAffinityTerm": {
-                                    "topologyKey": "kubernetes.io/hostname",
-                                    "labelSelector": {"matchLabels": selector()},
-                                },
-                            }],
-                        },
-                    },
-                    "tolerations": pod::control_plane_tolerations(),
                     "containers": [{
                         "name": "webhook",
                         "image": image,
