@@ -31,14 +31,15 @@ fn probe(path: &str, period: u32, failures: u32) -> Value {
 }
 
 fn deployment(ctx: &Ctx<'_>) -> Value {
-    let mut deployment = deployment_without_placement(ctx);
+    let mut deployment = deployment_object(ctx);
     if let Some(spec) = deployment["spec"]["template"]["spec"].as_object_mut() {
         spec.extend(pod::placement(ctx, Some(selector())));
     }
     deployment
 }
 
-fn deployment_without_placement(ctx: &Ctx<'_>) -> Value {
+/// The Deployment before [`deployment`] adds the placement entries.
+fn deployment_object(ctx: &Ctx<'_>) -> Value {
     let s = ctx.settings;
     let (image, pull_policy) = pod::image(ctx);
     let mut args = vec![
