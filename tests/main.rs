@@ -14,6 +14,7 @@ mod eval_cli;
 mod generate;
 mod host_imports;
 mod hostile;
+mod install;
 mod krm;
 mod pack;
 mod snapshots;

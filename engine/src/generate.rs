@@ -4,13 +4,15 @@
 //!   Node patches for pool taints and labels, and the durable route for k3s's
 //!   packaged add-ons ([`k3s`]);
 //! - [`pools`]: each pool's taint and label in the forms the node-pool side
-//!   takes (kube-hetzner HCL, cluster-autoscaler Hetzner nodeConfigs, kubectl).
+//!   takes (kube-hetzner HCL, cluster-autoscaler Hetzner nodeConfigs, kubectl);
+//! - [`install`]: Tollgate's own installation and its Helm chart.
 //!
 //! Every generator returns [`Files`]: relative path to contents, rendered
 //! deterministically (sorted keys, sorted objects, no timestamps), so a rerun on
 //! the same input is byte-identical. Writing them is the CLI's job.
 
 pub mod fixes;
+pub mod install;
 pub mod k3s;
 pub mod kustomize;
 pub mod pools;

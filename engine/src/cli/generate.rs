@@ -11,6 +11,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 
+mod install;
+
 use super::common::{load_policies, load_pools, load_snapshot};
 use crate::cluster::ClusterView;
 use crate::evaluator::Evaluator;
@@ -33,6 +35,10 @@ pub enum GenerateCommand {
     /// Each pool's taints and labels as kube-hetzner HCL, cluster-autoscaler
     /// Hetzner nodeConfigs JSON, and kubectl commands.
     Pools(PoolsArgs),
+    /// Tollgate's own installation: namespace, RBAC, TLS, webhook server, audit, webhook configurations.
+    Install(Box<install::InstallArgs>),
+    /// The Helm chart with the same objects as `generate install` (deploy/helm/tollgate).
+    HelmChart(install::HelmChartArgs),
 }
 
 /// The snapshot and its declared pools, shared by the generators.
@@ -87,6 +93,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         GenerateCommand::Fixes(args) => run_fixes(args),
         GenerateCommand::Pools(args) => run_pools(args),
+        GenerateCommand::Install(args) => install::run_install(&args),
+        GenerateCommand::HelmChart(args) => install::run_helm_chart(&args),
     }
 }
 

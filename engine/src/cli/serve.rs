@@ -177,7 +177,7 @@ fn use_logs_on_this_thread(logs: &Dispatch) {
 }
 
 /// Parse `9s`, `500ms`, `2m`, `1h` or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
