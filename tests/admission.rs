@@ -720,6 +720,57 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
     );
 }
 
+/// A ValidatingAdmissionPolicy loaded unchanged, with its binding and params
+/// from `--context`, judges over HTTPS as `tollgate eval` does
+/// (tests/native_policies.rs).
+#[test]
+fn a_validating_admission_policy_with_params_from_the_context_judges_over_https() {
+    use crate::native_policies::{CLUSTER, REPLICA_LIMIT_VAP, deployment, replica_limit_binding};
+    let sandbox = Sandbox::new();
+    let cert = Cert::new();
+    let policy = sandbox.write("vap.yaml", REPLICA_LIMIT_VAP);
+    sandbox.write("cluster/objects.yaml", CLUSTER);
+    sandbox.write("cluster/binding.yaml", replica_limit_binding("[Deny]"));
+    let server = Server::start(
+        &sandbox,
+        &cert,
+        &[
+            "--policies",
+            &policy.display().to_string(),
+            "--context",
+            &sandbox.path().join("cluster").display().to_string(),
+        ],
+    );
+    block_on(async {
+        let mut conn = server
+            .client(&[&cert])
+            .connect(Protocol::Http1)
+            .await
+            .expect("connect");
+        let create = |uid: &str, namespace: &str, replicas: i64| {
+            let object = deployment(namespace, "web", replicas);
+            admission_review(uid, "CREATE", namespace, object, None)
+        };
+        assert_denied(
+            &conn
+                .review("/validate", &create("uid-vap-1", "prod", 5))
+                .await,
+            &["replica-limit", "at most 3 replicas, got 5"],
+        );
+        let small = conn
+            .review("/validate", &create("uid-vap-2", "prod", 3))
+            .await;
+        assert_eq!(small["allowed"], true, "{small}");
+        let elsewhere = conn
+            .review("/validate", &create("uid-vap-3", "dev", 5))
+            .await;
+        assert_eq!(
+            elsewhere["allowed"], true,
+            "the binding selects namespaces labelled env=prod only"
+        );
+    });
+}
+
 #[test]
 fn mutate_answers_with_a_json_patch_that_applies() {
     let sandbox = Sandbox::new();

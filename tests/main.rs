@@ -14,6 +14,7 @@ mod conformance_kyverno;
 mod eval_cli;
 mod host_imports;
 mod hostile;
+mod native_policies;
 mod pack;
 mod snapshots;
 

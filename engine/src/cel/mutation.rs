@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
-use cel::common::types::{CelMap, CelMapKey, Type};
+use cel::common::types::{CelMap, CelMapKey, CelString, STRING_TYPE, Type};
 use cel::common::value::{CowVal, Val};
 use cel::{Env, ExecutionError, StructType, Value as CelValue};
 use serde::Deserialize;
@@ -55,8 +55,18 @@ impl StructType for MapStruct {
 }
 
 /// Register the `JSONPatch` and `Object...` struct literal types that
-/// `sources` construct, so that the expressions can run.
+/// `sources` construct, and `jsonpatch.escapeKey` when they call it (unless
+/// the environment has it already), so that the expressions can run.
 pub(crate) fn register_struct_types(env: &mut Env, sources: &[&str]) {
+    if sources.iter().any(|s| s.contains("jsonpatch.escapeKey")) {
+        // Fails only when the environment already declares it: then that one serves.
+        let _ = env.add_overload(
+            "jsonpatch.escapeKey",
+            "jsonpatch_escape_key_string",
+            vec![STRING_TYPE],
+            escape_key,
+        );
+    }
     let mut names = BTreeSet::new();
     for source in sources {
         // A source that does not parse is reported by the real compilation.
@@ -119,6 +129,18 @@ fn struct_names(expr: &IdedExpr, out: &mut BTreeSet<String>) {
             }
         }
     }
+}
+
+/// `jsonpatch.escapeKey(s)`: `s` as one JSON Pointer segment (`~` is `~0`, `/` is `~1`).
+fn escape_key<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let [key]: [CowVal<'b, 'v>; 1] = args
+        .try_into()
+        .map_err(|a: Vec<_>| ExecutionError::invalid_argument_count(1, a.len()))?;
+    let key = key.as_ref().downcast_ref::<CelString>().ok_or_else(|| {
+        ExecutionError::function_error("jsonpatch.escapeKey", "expected a string")
+    })?;
+    let escaped = key.inner().replace('~', "~0").replace('/', "~1");
+    Ok(CowVal::Owned(Box::new(CelString::from(escaped))))
 }
 
 /// Turn a mutation's result into JSON Patch operations against `object`,
@@ -271,14 +293,14 @@ mod tests {
     #[test]
     fn struct_literals_build_maps_and_json_patches() {
         let mut env = crate::cel::environment();
-        let src = "[JSONPatch{op: 'add', path: '/metadata/labels', value: {'a': 'b'}}]";
+        let src = "[JSONPatch{op: 'add', path: '/metadata/labels', value: {'a/b~': 'b'}}, JSONPatch{op: 'replace', path: '/metadata/labels/' + jsonpatch.escapeKey('a/b~'), value: 'c'}]";
         register_struct_types(&mut env, &[src]);
         let env = std::sync::Arc::new(env);
         let program = env.compile(src).unwrap();
         let value = program.execute(&cel::Context::with_env(env)).unwrap();
         let mut object = json!({"metadata": {}});
         let ops = to_patch(PatchType::JsonPatch, &value, &mut object).unwrap();
-        assert_eq!(ops.len(), 1);
-        assert_eq!(object, json!({"metadata": {"labels": {"a": "b"}}}));
+        assert_eq!(ops.len(), 2);
+        assert_eq!(object, json!({"metadata": {"labels": {"a/b~": "c"}}}));
     }
 }

@@ -276,7 +276,7 @@ pub fn load(
                 policy.name,
                 policy.file.display()
             ));
-            continue;
+            // Still compiled, so that its mistakes are reported.
         }
         compile(policy, &own, &local_params, &mut loaded.policies)?;
     }
