@@ -12,6 +12,7 @@ mod util;
 mod cel_policies;
 mod conformance_kyverno;
 mod eval_cli;
+mod generate_native;
 mod host_imports;
 mod hostile;
 mod native_policies;

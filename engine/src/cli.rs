@@ -5,6 +5,7 @@
 mod audit;
 mod common;
 mod eval;
+mod generate;
 mod serve;
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Serve the policies as a validating and mutating admission webhook over HTTPS.
     Serve(serve::ServeArgs),
+    /// Write manifests: native admission policies compiled from CEL policies.
+    Generate(generate::GenerateArgs),
 }
 
 /// Run the parsed command line.
@@ -40,5 +43,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Generate(args) => generate::run(args),
     }
 }

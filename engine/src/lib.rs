@@ -27,7 +27,7 @@
 //! ## Modules
 //! Core (no CLI, HTTP or mode code): [`review`], [`decision`], [`policy`],
 //! [`evaluator`], [`wasm`], [`cel`], [`native`], [`cluster`], [`pack`].
-//! Modes and edges: [`admission`], [`audit`], [`defaulting`], [`cli`], [`output`], [`telemetry`].
+//! Modes and edges: [`admission`], [`audit`], [`generate`], [`defaulting`], [`cli`], [`output`], [`telemetry`].
 
 pub mod admission;
 pub mod audit;
@@ -37,6 +37,7 @@ pub mod cluster;
 pub mod decision;
 pub mod defaulting;
 pub mod evaluator;
+pub mod generate;
 pub mod native;
 pub mod output;
 pub mod pack;

@@ -1,0 +1,5 @@
+//! The generated-manifests mode: Tollgate writes Kubernetes objects instead
+//! of judging them. [`native`] compiles CEL policies into native admission
+//! policies.
+
+pub mod native;

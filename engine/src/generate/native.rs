@@ -1,0 +1,548 @@
+//! CelPolicies compiled into Kubernetes-native admission policies: a
+//! ValidatingAdmissionPolicy and its binding for the validations (and audit
+//! annotations), and a MutatingAdmissionPolicy and its binding for the
+//! mutations, so that the API server enforces them without the webhook.
+//!
+//! What does not exist in the API server is rewritten: `pod` becomes the
+//! variable `variables.pod` (the Pod, or the pod template of a controller,
+//! as Tollgate computes it), and `params` (the policy's settings) becomes the
+//! variable `variables.settings`, a literal of the effective settings; in
+//! match conditions, which run before variables exist, both are inlined. The
+//! kinds become resource rules for CREATE and UPDATE, and the mode becomes
+//! the binding's validation actions. A policy that reads `pools` (Tollgate's
+//! node-pool view), a WASM policy, or one that judges a kind that is not a
+//! built-in resource cannot be expressed; [`generate`] says why.
+//! Output is deterministic: the same input gives byte-identical manifests.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use tollgate_sdk::placement::POD_CONTROLLERS;
+
+use crate::decision::{FailurePolicy, Mode};
+use crate::native::resources::BUILT_IN;
+use crate::policy::{Kind, Policy, PolicySet};
+
+/// The manifests generated for one policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// The policy name.
+    pub policy: String,
+    /// The objects, in apply order (policy before its binding).
+    pub objects: Vec<Value>,
+}
+
+/// A policy that cannot be expressed natively, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotExpressible {
+    /// The policy name.
+    pub policy: String,
+    /// Where it came from.
+    pub source: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What [`generate`] produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// The policies that were compiled, in set order.
+    pub generated: Vec<Generated>,
+    /// The policies that could not be.
+    pub not_expressible: Vec<NotExpressible>,
+}
+
+/// The API server has no such variable; a policy reading it cannot move.
+const TOLLGATE_ONLY: &[(&str, &str)] = &[(
+    "pools",
+    "reads `pools`, Tollgate's view of the cluster-autoscaler node pools, which the API server does not have",
+)];
+
+/// The label every generated object carries.
+const MANAGED_BY: &str = "tollgate";
+
+/// Compile every CEL policy of `set`.
+pub fn generate(set: &PolicySet) -> Output {
+    let mut out = Output::default();
+    for policy in set.policies() {
+        let not = |reason: String| NotExpressible {
+            policy: policy.name.clone(),
+            source: policy.source.clone(),
+            reason,
+        };
+        match &policy.kind {
+            Kind::Wasm(_) => out.not_expressible.push(not(
+                "a WASM component: its logic is compiled code, not CEL (use its CEL twin, policy.cel.yaml, where there is one)".into(),
+            )),
+            Kind::Native(_) => out
+                .not_expressible
+                .push(not("already a native policy".into())),
+            Kind::Cel(cel) => match source_doc(policy).and_then(|doc| {
+                compile(&doc, policy, cel.settings())
+            }) {
+                Ok(objects) => out.generated.push(Generated {
+                    policy: policy.name.clone(),
+                    objects,
+                }),
+                Err(reason) => out.not_expressible.push(not(reason)),
+            },
+        }
+    }
+    out
+}
+
+/// The CelPolicy document the policy was loaded from.
+fn source_doc(policy: &Policy) -> Result<Value, String> {
+    let path = Path::new(&policy.source);
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let (docs, _) = crate::cluster::Snapshot::parse_documents(path, &text);
+    docs.into_iter()
+        .find(|d| {
+            d.get("kind").and_then(Value::as_str) == Some("CelPolicy")
+                && d.pointer("/metadata/name").and_then(Value::as_str) == Some(&policy.name)
+        })
+        .ok_or_else(|| {
+            format!(
+                "{} no longer holds CelPolicy {}",
+                path.display(),
+                policy.name
+            )
+        })
+}
+
+fn strings<'a>(spec: &'a Value, field: &str) -> impl Iterator<Item = &'a Value> {
+    spec.get(field)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// Every expression of the spec (to check what they reference).
+fn expressions(spec: &Value) -> Vec<&str> {
+    let mut out = Vec::new();
+    for field in ["matchConditions", "variables", "validations"] {
+        for item in strings(spec, field) {
+            for key in ["expression", "messageExpression"] {
+                out.extend(item.get(key).and_then(Value::as_str));
+            }
+        }
+    }
+    for a in strings(spec, "auditAnnotations") {
+        out.extend(a.get("valueExpression").and_then(Value::as_str));
+    }
+    for m in strings(spec, "mutations") {
+        for key in ["/jsonPatch/expression", "/applyConfiguration/expression"] {
+            out.extend(m.pointer(key).and_then(Value::as_str));
+        }
+    }
+    out
+}
+
+fn compile(doc: &Value, policy: &Policy, settings: &Value) -> Result<Vec<Value>, String> {
+    let name = &policy.name;
+    let spec = doc.get("spec").cloned().unwrap_or(json!({}));
+    let env = crate::cel::environment();
+    let mut uses_pod = false;
+    let mut uses_params = false;
+    for source in expressions(&spec) {
+        let Ok(program) = env.compile(source) else {
+            continue; // loading compiled it, with the mutation types
+        };
+        let references = program.references();
+        if let Some((_, reason)) = TOLLGATE_ONLY
+            .iter()
+            .find(|(v, _)| references.has_variable(v))
+        {
+            return Err((*reason).to_string());
+        }
+        uses_pod |= references.has_variable("pod");
+        uses_params |= references.has_variable("params");
+    }
+    let renames: Vec<(&str, &str)> = [
+        ("pod", "variables.pod", uses_pod),
+        ("params", "variables.settings", uses_params),
+    ]
+    .into_iter()
+    .filter(|(_, _, used)| *used)
+    .map(|(from, to, _)| (from, to))
+    .collect();
+    // Match conditions run before variables exist: there the values are inlined.
+    let pod = format!("({})", pod_expression());
+    let settings_literal = format!("({})", cel_literal(settings));
+    let inlined: Vec<(&str, &str)> = renames
+        .iter()
+        .map(|(from, _)| {
+            (
+                *from,
+                if *from == "pod" {
+                    pod.as_str()
+                } else {
+                    settings_literal.as_str()
+                },
+            )
+        })
+        .collect();
+    let rewrite_with = |items: &mut Value, keys: &[&str], renames: &[(&str, &str)]| {
+        if let Some(list) = items.as_array_mut() {
+            for item in list {
+                for key in keys {
+                    if let Some(Value::String(s)) = item.pointer_mut(key) {
+                        *s = rename_identifiers(s, renames);
+                    }
+                }
+            }
+        }
+    };
+    let rewrite = |items: &mut Value, keys: &[&str]| rewrite_with(items, keys, &renames);
+    let field = |name: &str| spec.get(name).cloned().unwrap_or(json!([]));
+    let mut match_conditions = field("matchConditions");
+    rewrite_with(&mut match_conditions, &["/expression"], &inlined);
+    let mut variables = field("variables");
+    rewrite(&mut variables, &["/expression"]);
+    let mut validations = field("validations");
+    rewrite(&mut validations, &["/expression", "/messageExpression"]);
+    if let Some(list) = validations.as_array_mut() {
+        for v in list.iter_mut().filter_map(Value::as_object_mut) {
+            v.remove("rule"); // Tollgate's rule id has no native counterpart
+        }
+    }
+    let mut audit_annotations = field("auditAnnotations");
+    rewrite(&mut audit_annotations, &["/valueExpression"]);
+    let mut mutations = field("mutations");
+    rewrite(
+        &mut mutations,
+        &["/jsonPatch/expression", "/applyConfiguration/expression"],
+    );
+    let mut prelude = Vec::new();
+    if uses_pod {
+        prelude.push(json!({"name": "pod", "expression": pod_expression()}));
+    }
+    if uses_params {
+        prelude.push(json!({"name": "settings", "expression": cel_literal(settings)}));
+    }
+    let variables: Vec<Value> = prelude
+        .into_iter()
+        .chain(variables.as_array().cloned().unwrap_or_default())
+        .collect();
+    for source in [&match_conditions, &validations, &audit_annotations]
+        .into_iter()
+        .flat_map(|list| list.as_array().into_iter().flatten())
+        .chain(variables.iter())
+        .flat_map(|item| {
+            ["expression", "messageExpression", "valueExpression"].map(|k| item.get(k))
+        })
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        env.compile(source)
+            .map_err(|e| format!("the rewritten expression does not compile ({e}): {source}"))?;
+    }
+    let kinds: Vec<String> = strings(&spec, "kinds")
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    let kinds = if kinds.is_empty() {
+        policy.metadata.kinds.clone()
+    } else {
+        kinds
+    };
+    let constraints = match_constraints(&kinds)?;
+    let failure_policy = match policy.failure_policy {
+        FailurePolicy::Fail => "Fail",
+        FailurePolicy::Ignore => "Ignore",
+    };
+    let has = |v: &Value| v.as_array().is_some_and(|a| !a.is_empty());
+    let mut objects = Vec::new();
+    if has(&validations) || has(&audit_annotations) {
+        let mut vap_spec = json!({
+            "failurePolicy": failure_policy,
+            "matchConstraints": constraints,
+        });
+        for (key, value) in [
+            ("matchConditions", &match_conditions),
+            ("variables", &Value::Array(variables.clone())),
+            ("validations", &validations),
+            ("auditAnnotations", &audit_annotations),
+        ] {
+            if has(value) {
+                vap_spec[key] = value.clone();
+            }
+        }
+        let actions = match policy.mode {
+            Mode::Enforce => "Deny",
+            Mode::Warn => "Warn",
+            Mode::Audit => "Audit",
+        };
+        objects.extend(policy_and_binding(
+            "ValidatingAdmissionPolicy",
+            name,
+            name,
+            vap_spec,
+            json!({"policyName": name, "validationActions": [actions]}),
+        ));
+    }
+    if has(&mutations) {
+        let mut map_spec = json!({
+            "failurePolicy": failure_policy,
+            "matchConstraints": constraints,
+            "mutations": mutations,
+            "reinvocationPolicy": "Never",
+        });
+        for (key, value) in [
+            ("matchConditions", &match_conditions),
+            ("variables", &Value::Array(variables.clone())),
+        ] {
+            if has(value) {
+                map_spec[key] = value.clone();
+            }
+        }
+        let map_name = if objects.is_empty() {
+            name.clone()
+        } else {
+            format!("{name}-mutations")
+        };
+        objects.extend(policy_and_binding(
+            "MutatingAdmissionPolicy",
+            &map_name,
+            name,
+            map_spec,
+            json!({"policyName": map_name}),
+        ));
+    }
+    if objects.is_empty() {
+        return Err("has no validations, audit annotations or mutations".into());
+    }
+    Ok(objects)
+}
+
+/// A policy of `kind` named `name` and its binding `<name>-binding`,
+/// generated from the CelPolicy `source`.
+fn policy_and_binding(
+    kind: &str,
+    name: &str,
+    source: &str,
+    spec: Value,
+    binding: Value,
+) -> [Value; 2] {
+    let metadata = |object_name: String| {
+        json!({
+            "name": object_name,
+            "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
+            "annotations": {"tollgate.dev/generated-from": format!("CelPolicy {source}")},
+        })
+    };
+    [
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": kind,
+            "metadata": metadata(name.to_string()),
+            "spec": spec,
+        }),
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": format!("{kind}Binding"),
+            "metadata": metadata(format!("{name}-binding")),
+            "spec": binding,
+        }),
+    ]
+}
+
+/// `variables.pod`: the Pod itself, or the pod template of a controller, or null.
+fn pod_expression() -> String {
+    let mut expression = String::from("null");
+    for (kind, path) in POD_CONTROLLERS.iter().rev() {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let mut guards = Vec::new();
+        for i in 1..=segments.len() {
+            guards.push(format!("has(object.{})", segments[..i].join(".")));
+        }
+        expression = format!(
+            "object.kind == '{kind}' ? ({} ? object.{} : null) : {expression}",
+            guards.join(" && "),
+            segments.join(".")
+        );
+    }
+    format!("object == null ? null : object.kind == 'Pod' ? object : {expression}")
+}
+
+/// The resource rules for `kinds`, one per API group and version.
+fn match_constraints(kinds: &[String]) -> Result<Value, String> {
+    let mut by_group: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+    for kind in kinds {
+        let resource = BUILT_IN.iter().find(|r| r.kind == kind).ok_or_else(|| {
+            format!(
+                "judges kind {kind}, which is not a built-in resource Tollgate can name in a rule"
+            )
+        })?;
+        by_group
+            .entry((resource.group, resource.version))
+            .or_default()
+            .push(resource.resource);
+    }
+    let rules: Vec<Value> = by_group
+        .into_iter()
+        .map(|((group, version), resources)| {
+            json!({
+                "apiGroups": [group],
+                "apiVersions": [version],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": resources,
+            })
+        })
+        .collect();
+    Ok(json!({"resourceRules": rules}))
+}
+
+/// A CEL literal of a JSON value. Aggregates whose elements differ in type
+/// wrap them in `dyn()`, as the API server's CEL wants homogeneous literals.
+pub fn cel_literal(value: &Value) -> String {
+    fn kind(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Number(n) if n.is_i64() => 2,
+            Value::Number(n) if n.is_u64() => 3,
+            Value::Number(_) => 4,
+            Value::String(_) => 5,
+            Value::Array(_) => 6,
+            Value::Object(_) => 7,
+        }
+    }
+    fn element(v: &Value, mixed: bool) -> String {
+        if mixed {
+            format!("dyn({})", cel_literal(v))
+        } else {
+            cel_literal(v)
+        }
+    }
+    fn is_mixed<'a>(mut items: impl Iterator<Item = &'a Value>) -> bool {
+        match items.next() {
+            Some(first) => items.any(|v| kind(v) != kind(first)),
+            None => false,
+        }
+    }
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) if n.is_i64() => n.to_string(),
+        Value::Number(n) if n.is_u64() => format!("{n}u"),
+        Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.is_finite() {
+                format!("{f:.1}")
+            } else {
+                format!("{f}")
+            }
+        }
+        Value::String(s) => serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()),
+        Value::Array(items) => {
+            let mixed = is_mixed(items.iter());
+            let parts: Vec<String> = items.iter().map(|v| element(v, mixed)).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        Value::Object(map) => {
+            let mixed = is_mixed(map.values());
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| {
+                    let key = serde_json::to_string(k).unwrap_or_else(|_| "\"\"".into());
+                    format!("{key}: {}", element(v, mixed))
+                })
+                .collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+    }
+}
+
+/// Rename free identifiers of a CEL expression (not field selections, not
+/// text inside string literals).
+pub fn rename_identifiers(source: &str, renames: &[(&str, &str)]) -> String {
+    let chars: Vec<char> = source.chars().collect();
+    let mut out = String::with_capacity(source.len());
+    let mut i = 0;
+    let mut previous_significant: Option<char> = None;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '"' || c == '\'' {
+            // A string literal, single or triple quoted; raw (r"") strings have no escapes.
+            let raw = i > 0 && matches!(chars[i - 1], 'r' | 'R');
+            let triple = chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c);
+            let quote_len = if triple { 3 } else { 1 };
+            let start = i;
+            i += quote_len;
+            while i < chars.len() {
+                if chars[i] == '\\' && !raw {
+                    i += 2;
+                    continue;
+                }
+                if chars[i] == c
+                    && (!triple || (chars.get(i + 1) == Some(&c) && chars.get(i + 2) == Some(&c)))
+                {
+                    i += quote_len;
+                    break;
+                }
+                i += 1;
+            }
+            let end = i.min(chars.len());
+            out.extend(&chars[start..end]);
+            previous_significant = Some(c);
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let selected = previous_significant == Some('.');
+            match renames.iter().find(|(from, _)| *from == word) {
+                Some((_, to)) if !selected => out.push_str(to),
+                _ => out.push_str(&word),
+            }
+            previous_significant = chars.get(i - 1).copied();
+            continue;
+        }
+        if !c.is_whitespace() {
+            previous_significant = Some(c);
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renames_free_identifiers_only() {
+        let renames = [("pod", "variables.pod"), ("params", "variables.settings")];
+        assert_eq!(
+            rename_identifiers("pod.spec.x == 'pod' && object.pod && params.a", &renames),
+            "variables.pod.spec.x == 'pod' && object.pod && variables.settings.a"
+        );
+        assert_eq!(
+            rename_identifiers(r#""say \"pod\"" + pods"#, &renames),
+            r#""say \"pod\"" + pods"#
+        );
+    }
+
+    #[test]
+    fn literals_are_cel_and_homogeneous() {
+        let v = json!({"a": [1, 2], "b": "x", "c": 1.0, "d": null});
+        let literal = cel_literal(&v);
+        assert_eq!(
+            literal,
+            r#"{"a": dyn([1, 2]), "b": dyn("x"), "c": dyn(1.0), "d": dyn(null)}"#
+        );
+        let env = crate::cel::environment();
+        let program = env.compile(&literal).expect("compiles");
+        let value = program
+            .execute(&cel::Context::with_env(std::sync::Arc::new(env)))
+            .expect("runs");
+        assert_eq!(value.json().expect("JSON"), v);
+        assert_eq!(cel_literal(&json!(["a", "b"])), r#"["a", "b"]"#);
+    }
+}
