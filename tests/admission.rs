@@ -751,11 +751,13 @@ fn a_validating_admission_policy_with_params_from_the_context_judges_over_https(
             let object = deployment(namespace, "web", replicas);
             admission_review(uid, "CREATE", namespace, object, None)
         };
-        assert_denied(
-            &conn
-                .review("/validate", &create("uid-vap-1", "prod", 5))
-                .await,
-            &["replica-limit", "at most 3 replicas, got 5"],
+        let denied = conn
+            .review("/validate", &create("uid-vap-1", "prod", 5))
+            .await;
+        assert_denied(&denied, &["replica-limit", "at most 3 replicas, got 5"]);
+        assert_eq!(
+            denied["auditAnnotations"]["replica-limit.replicas"], "5",
+            "the policy's audit annotation: {denied}"
         );
         let small = conn
             .review("/validate", &create("uid-vap-2", "prod", 3))
