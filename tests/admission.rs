@@ -721,14 +721,19 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
 }
 
 /// A ValidatingAdmissionPolicy loaded unchanged, with its binding and params
-/// from `--context`, judges over HTTPS as `tollgate eval` does
+/// from `--context`, judges over HTTPS as `tollgate eval` does, and a
+/// MutatingAdmissionPolicy next to it patches on /mutate
 /// (tests/native_policies.rs).
 #[test]
-fn a_validating_admission_policy_with_params_from_the_context_judges_over_https() {
-    use crate::native_policies::{CLUSTER, REPLICA_LIMIT_VAP, deployment, replica_limit_binding};
+fn native_admission_policies_judge_and_mutate_over_https() {
+    use crate::native_policies::{
+        CLUSTER, MAP, REPLICA_LIMIT_VAP, deployment, replica_limit_binding,
+    };
     let sandbox = Sandbox::new();
     let cert = Cert::new();
-    let policy = sandbox.write("vap.yaml", REPLICA_LIMIT_VAP);
+    sandbox.write("policies/vap.yaml", REPLICA_LIMIT_VAP);
+    sandbox.write("policies/map.yaml", MAP);
+    let policy = sandbox.path().join("policies");
     sandbox.write("cluster/objects.yaml", CLUSTER);
     sandbox.write("cluster/binding.yaml", replica_limit_binding("[Deny]"));
     let server = Server::start(
@@ -769,6 +774,23 @@ fn a_validating_admission_policy_with_params_from_the_context_judges_over_https(
         assert_eq!(
             elsewhere["allowed"], true,
             "the binding selects namespaces labelled env=prod only"
+        );
+        let object = deployment("dev", "web", 1);
+        let mutated = conn.review("/mutate", &create("uid-map-1", "dev", 1)).await;
+        assert_eq!(mutated["patchType"], "JSONPatch", "{mutated}");
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(mutated["patch"].as_str().expect("a base64 patch"))
+            .expect("valid base64");
+        let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("a JSON Patch");
+        let mut patched = object.clone();
+        json_patch::patch(&mut patched, &patch).expect("the patch applies");
+        assert_eq!(
+            patched["metadata"]["labels"]["example.com/team"],
+            "platform"
+        );
+        assert_eq!(
+            patched["metadata"]["annotations"]["example.com/stamped"],
+            "true"
         );
     });
 }

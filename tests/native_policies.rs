@@ -4,7 +4,7 @@
 //! the `--context` snapshot); validation actions as modes; an unbound policy;
 //! a MutatingAdmissionPolicy with JSONPatch and ApplyConfiguration mutations
 //! under `eval --mutate`; and the same ValidatingAdmissionPolicy in `audit`.
-//! The webhook case is in admission.rs.
+//! The webhook cases are in admission.rs.
 
 use std::path::PathBuf;
 
@@ -214,7 +214,7 @@ fn a_binding_in_the_context_snapshot_binds_a_policy_file() {
 }
 
 /// Labels Deployments with a JSONPatch and annotates them with an apply configuration.
-const MAP: &str = r#"apiVersion: admissionregistration.k8s.io/v1beta1
+pub const MAP: &str = r#"apiVersion: admissionregistration.k8s.io/v1beta1
 kind: MutatingAdmissionPolicy
 metadata:
   name: stamp
