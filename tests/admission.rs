@@ -564,6 +564,14 @@ fn write_policies(sandbox: &Sandbox) -> PathBuf {
     sandbox.path().join("policies")
 }
 
+/// The JSON Patch of a /mutate response (base64 in `patch`).
+fn patch_of(response: &Value) -> json_patch::Patch {
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(response["patch"].as_str().expect("a base64 patch"))
+        .expect("valid base64");
+    serde_json::from_slice(&patch).expect("a JSON Patch")
+}
+
 fn message(response: &Value) -> String {
     response["status"]["message"]
         .as_str()
@@ -778,12 +786,8 @@ fn native_admission_policies_judge_and_mutate_over_https() {
         let object = deployment("dev", "web", 1);
         let mutated = conn.review("/mutate", &create("uid-map-1", "dev", 1)).await;
         assert_eq!(mutated["patchType"], "JSONPatch", "{mutated}");
-        let patch = base64::engine::general_purpose::STANDARD
-            .decode(mutated["patch"].as_str().expect("a base64 patch"))
-            .expect("valid base64");
-        let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("a JSON Patch");
         let mut patched = object.clone();
-        json_patch::patch(&mut patched, &patch).expect("the patch applies");
+        json_patch::patch(&mut patched, &patch_of(&mutated)).expect("the patch applies");
         assert_eq!(
             patched["metadata"]["labels"]["example.com/team"],
             "platform"
@@ -822,12 +826,9 @@ fn mutate_answers_with_a_json_patch_that_applies() {
         let response = conn.review("/mutate", &review).await;
         assert_eq!(response["allowed"], true, "{response}");
         assert_eq!(response["patchType"], "JSONPatch", "{response}");
-        let patch = base64::engine::general_purpose::STANDARD
-            .decode(response["patch"].as_str().expect("a base64 patch"))
-            .expect("valid base64");
-        let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("a JSON Patch");
         let mut object = deployment.clone();
-        json_patch::patch(&mut object, &patch).expect("the patch applies to the request's object");
+        json_patch::patch(&mut object, &patch_of(&response))
+            .expect("the patch applies to the request's object");
         assert_eq!(
             object["metadata"]["annotations"]["tollgate.dev/echo"],
             "seen"

@@ -248,7 +248,6 @@ impl CelPolicy {
             .map(|e| e.expression.as_str())
             .collect();
         mutation::register_struct_types(&mut env, &mutation_sources);
-        let env = env;
         let uses_pools = std::cell::Cell::new(false);
         let compile = |field: String, source: &str| -> Result<Compiled, Error> {
             let program = env.compile(source).map_err(|e| Error::Compile {
