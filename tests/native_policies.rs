@@ -374,3 +374,137 @@ fn a_bad_native_policy_is_one_clear_error() {
             "auditAnnotation",
         ]);
 }
+
+/// `replica-limit` bound to the params labelled `tier: limits`, with `action`
+/// when none is found.
+fn selector_binding(action: &str) -> String {
+    replica_limit_binding("[Deny]").replace(
+        "    name: replica-limits\n    parameterNotFoundAction: Deny\n",
+        &format!(
+            "    selector:\n      matchLabels:\n        tier: limits\n    parameterNotFoundAction: {action}\n"
+        ),
+    )
+}
+
+#[test]
+fn params_by_selector_run_the_policy_once_per_param_and_none_found_can_allow() {
+    let sandbox = Sandbox::new();
+    let policy = sandbox.write(
+        "vap.yaml",
+        format!("{REPLICA_LIMIT_VAP}---\n{}", selector_binding("Allow")),
+    );
+    let cluster = sandbox.write(
+        "cluster/objects.yaml",
+        format!(
+            "{CLUSTER}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a, namespace: prod, labels: {{tier: limits}}}}\ndata: {{maxReplicas: \"4\"}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: b, namespace: prod, labels: {{tier: limits}}}}\ndata: {{maxReplicas: \"2\"}}\n"
+        ),
+    );
+    let object = sandbox.write_json("prod-3.json", &deployment("prod", "web", 3));
+    let (_, verdict) = Eval::new(&[&policy])
+        .context(&cluster)
+        .object(&object)
+        .verdict();
+    let messages: Vec<&str> = verdict.results[0]
+        .violations
+        .iter()
+        .map(|v| v.message.as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        ["at most 2 replicas, got 3"],
+        "only param b is exceeded"
+    );
+
+    // No labelled params: Allow lets the request through unjudged.
+    let bare = sandbox.write(
+        "bare/ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod, labels: {env: prod}}\n",
+    );
+    let (_, verdict) = Eval::new(&[&policy])
+        .context(&bare)
+        .object(&object)
+        .verdict();
+    assert!(
+        verdict.allowed && verdict.results[0].error.is_none(),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn kyverno_only_libraries_and_contradictory_actions_are_refused_by_name() {
+    let sandbox = Sandbox::new();
+    let object = sandbox.write_json("d.json", &deployment("prod", "web", 1));
+    let kyverno = sandbox.write(
+        "vpol.yaml",
+        r#"apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: lookup}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}
+  validations:
+  - expression: "resource.Get('v1', 'configmaps', 'default', 'x').data.ok == 'yes'"
+"#,
+    );
+    Eval::new(&[&kyverno])
+        .object(&object)
+        .run()
+        .assert_bad_input(&[
+            "vpol.yaml",
+            "ValidatingPolicy lookup",
+            "Kyverno-only",
+            "resource",
+        ]);
+    let both = sandbox.write(
+        "both.yaml",
+        format!(
+            "{REPLICA_LIMIT_VAP}---\n{}",
+            replica_limit_binding("[Deny, Warn]")
+        ),
+    );
+    Eval::new(&[&both])
+        .object(&object)
+        .run()
+        .assert_bad_input(&["both.yaml", "replica-limit-prod", "Deny and Warn"]);
+}
+
+#[test]
+fn a_kyverno_validating_policy_judges_pods_and_pod_templates() {
+    let sandbox = Sandbox::new();
+    let policy = sandbox.write(
+        "vpol.yaml",
+        r#"apiVersion: policies.kyverno.io/v1
+kind: ValidatingPolicy
+metadata: {name: no-host-network}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [pods]}
+  validations:
+  - expression: "!has(object.spec.hostNetwork) || !object.spec.hostNetwork"
+    message: hostNetwork is not allowed
+"#,
+    );
+    let mut host = deployment("prod", "web", 1);
+    host["spec"]["template"]["spec"]["hostNetwork"] = json!(true);
+    let controller = sandbox.write_json("deploy.json", &host);
+    let (_, verdict) = Eval::new(&[&policy]).object(&controller).verdict();
+    assert!(
+        !verdict.allowed,
+        "autogen judges the Deployment's pod template"
+    );
+    assert_eq!(
+        verdict.results[0].violations[0].message,
+        "hostNetwork is not allowed"
+    );
+    let pod = sandbox.write_json(
+        "pod.json",
+        &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "prod"},
+                "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    );
+    let (_, verdict) = Eval::new(&[&policy]).object(&pod).verdict();
+    assert!(verdict.allowed && verdict.results.len() == 1);
+}
