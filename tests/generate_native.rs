@@ -279,3 +279,48 @@ fn generated_policies_give_the_cel_policies_verdicts() {
         "only {denied} denials: the comparison must include denials"
     );
 }
+
+#[test]
+fn settings_and_modes_are_baked_into_the_generated_policies() {
+    let sandbox = Sandbox::new();
+    let mine = sandbox.write("team-placement.yaml", TEST_POLICY);
+    let settings = sandbox.write_json(
+        "settings.json",
+        &json!({"policies": {"team-placement": {"mode": "warn", "settings": {"maxTolerations": 5}}}}),
+    );
+    let out = tollgate(
+        &[
+            "generate",
+            "native-policies",
+            "--policy",
+            &mine.display().to_string(),
+            "--settings",
+            &settings.display().to_string(),
+        ],
+        None,
+    );
+    out.assert_code(0);
+    let path = sandbox.write("out.yaml", &out.stdout);
+    let docs = documents(&path);
+    let binding = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingAdmissionPolicyBinding")
+        .expect("a binding");
+    assert_eq!(binding["spec"]["validationActions"], json!(["Warn"]));
+    let vap = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingAdmissionPolicy")
+        .expect("a policy");
+    let settings = vap["spec"]["variables"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .find(|v| v["name"] == "settings")
+        .expect("the settings variable");
+    let literal = settings["expression"].as_str().expect("an expression");
+    assert!(
+        literal.contains(r#""maxTolerations": dyn(5)"#)
+            && literal.contains(r#""requiredLabel": dyn("team")"#),
+        "the operator's settings over the defaults: {literal}"
+    );
+}

@@ -76,6 +76,7 @@ struct Inner {
     mode: Mode,
     failure_policy: FailurePolicy,
     autogen: bool,
+    evaluation: kyverno::Evaluation,
     kinds: Vec<String>,
 }
 
@@ -146,6 +147,9 @@ impl NativePolicy {
         cluster: &dyn ClusterView,
     ) -> Result<Option<Outcome>, Fault> {
         let inner = &self.inner;
+        if !inner.evaluation.runs(review.request().is_some()) {
+            return Ok(None);
+        }
         let mut request = Request::of(review);
         let object_is_pod = inner.autogen
             && POD_CONTROLLERS.iter().any(|(k, _)| *k == review.kind())

@@ -29,6 +29,38 @@ pub(super) fn autogen(spec: Option<&Value>) -> bool {
     }
 }
 
+/// Where a ValidatingPolicy runs (`spec.evaluation`): in admission, and in
+/// the background (Tollgate: audit and `eval --object`). Both by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Evaluation {
+    pub(super) admission: bool,
+    pub(super) background: bool,
+}
+
+impl Evaluation {
+    /// Read `spec.evaluation` (absent: both on).
+    pub(super) fn of(spec: Option<&Value>) -> Self {
+        let enabled = |path: &str| {
+            spec.and_then(|e| e.pointer(path))
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+        };
+        Evaluation {
+            admission: enabled("/admission/enabled"),
+            background: enabled("/background/enabled"),
+        }
+    }
+
+    /// Whether the policy runs for a review that is (or is not) an admission request.
+    pub(super) fn runs(self, in_admission: bool) -> bool {
+        if in_admission {
+            self.admission
+        } else {
+            self.background
+        }
+    }
+}
+
 /// The first Kyverno-only library an expression uses.
 pub(super) fn kyverno_only(sources: &[&str]) -> Option<&'static str> {
     let env = crate::cel::environment();
@@ -58,6 +90,14 @@ mod tests {
             Some("resource")
         );
         assert_eq!(kyverno_only(&["object.spec.replicas > 1"]), None);
+    }
+
+    #[test]
+    fn evaluation_switches_admission_and_background() {
+        let background_only = serde_json::json!({"admission": {"enabled": false}});
+        let e = Evaluation::of(Some(&background_only));
+        assert!(!e.runs(true) && e.runs(false));
+        assert!(Evaluation::of(None).runs(true));
     }
 
     #[test]

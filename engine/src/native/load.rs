@@ -395,6 +395,7 @@ fn compile(
                 mode,
                 failure_policy,
                 autogen,
+                evaluation: kyverno::Evaluation::of(spec.evaluation.as_ref()),
                 kinds: kinds.clone(),
             }),
         });
