@@ -1,8 +1,9 @@
 //! Kyverno conformance, read in place from `$TOLLGATE_EXTERNAL_DIR`: the
 //! Kyverno CLI's native ValidatingAdmissionPolicy cases (`kyverno-cli-vap/*`)
-//! and the placement ValidatingPolicy tests of the Kyverno policy library
-//! (`kyverno-policies/*-vpol/*`). Each `kyverno-test.yaml` lists resources and
-//! the expected result per policy: pass, fail or skip.
+//! and the placement ValidatingPolicy and MutatingPolicy tests of the Kyverno
+//! policy library (`kyverno-policies/*-vpol/*`, `*-mpol/*`). Each
+//! `kyverno-test.yaml` lists resources and the expected result per policy:
+//! pass, fail or skip, and for a mutation the patched resource.
 //!
 //! The cases run through the same path as `tollgate eval`: policies load
 //! with [`PolicySet::load_in_context`], every resource is judged as the
@@ -16,7 +17,8 @@
 //!
 //! A policy result maps to Kyverno's vocabulary as: no result (the match
 //! rules, binding or match conditions did not select the resource) = skip;
-//! violations = fail; no violation = pass. The figures are in
+//! violations = fail; no violation = pass; for a mutation, pass = the mutated
+//! object equals the expected patched resource. The figures are in
 //! docs/conformance.md ("Kyverno").
 
 use std::collections::BTreeMap;
@@ -34,6 +36,7 @@ use crate::util::{external_dir, runtime};
 /// The measured floors: passing expectations per suite. A drop fails CI.
 const FLOOR_CLI_VAP: usize = 28;
 const FLOOR_VPOL: usize = 23;
+const FLOOR_MPOL: usize = 13;
 
 #[derive(Debug, Default)]
 struct Tally {
@@ -44,9 +47,14 @@ struct Tally {
 
 fn documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (docs, warnings) = Snapshot::parse_documents(path, &text);
-    assert!(warnings.is_empty(), "{}: {warnings:?}", path.display());
-    docs
+    tollgate::cluster::snapshot::split_documents(&text)
+        .into_iter()
+        .map(|(_, doc)| {
+            tollgate::policy::parse_one(path, doc)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .filter(|doc| !doc.is_null())
+        .collect()
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -191,7 +199,20 @@ fn run_case(test_file: &Path, tally: &mut Tally) {
                     .push(format!("{case}: {kind} {wanted}: not among the resources"));
                 continue;
             };
-            let got = judge(&evaluator, object, &user_info, &cluster, policy);
+            let patched = row
+                .get("patchedResources")
+                .and_then(Value::as_str)
+                .map(|f| documents(&dir.join(f)))
+                .map(|docs| {
+                    docs.into_iter().find(|d| {
+                        kind_of(d) == kind
+                            && d.pointer("/metadata/name").and_then(Value::as_str) == Some(name)
+                    })
+                });
+            let got = match patched {
+                None => judge(&evaluator, object, &user_info, &cluster, policy),
+                Some(expected) => judge_mutation(&evaluator, object, &cluster, policy, expected),
+            };
             let line =
                 format!("{case}: {policy} on {kind} {wanted}: expected {expected}, got {got}");
             if got == expected {
@@ -212,17 +233,7 @@ fn judge(
     cluster: &Arc<dyn ClusterView>,
     policy: &str,
 ) -> String {
-    let namespace = object
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    let review = Review::from_admission(json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {"uid": "kyverno-conformance", "operation": "CREATE",
-                    "namespace": namespace, "userInfo": user_info, "object": object},
-    }))
-    .expect("the resources are Kubernetes objects");
+    let review = admission_review(object, user_info);
     let verdict = evaluator.evaluate(&review, cluster);
     let result = verdict
         .results
@@ -237,6 +248,45 @@ fn judge(
         Some(r) if r.violations.is_empty() => "pass".into(),
         Some(_) => "fail".into(),
     }
+}
+
+/// Kyverno's result for a mutating `policy` on `object` whose patched form
+/// is `expected`: pass when the mutated object is `expected`.
+fn judge_mutation(
+    evaluator: &Evaluator,
+    object: &Value,
+    cluster: &Arc<dyn ClusterView>,
+    policy: &str,
+    expected: Option<Value>,
+) -> String {
+    let Some(expected) = expected else {
+        return "error (no patched resource of that kind and name)".into();
+    };
+    let review = admission_review(object, &json!({}));
+    let verdict = evaluator.evaluate_mutating(&review, cluster);
+    if !verdict.results.iter().any(|r| r.policy == policy) {
+        return "skip".into();
+    }
+    match verdict.mutated {
+        Some(mutated) if mutated == expected => "pass".into(),
+        Some(mutated) => format!("a different object: {mutated}"),
+        None => "no mutated object".into(),
+    }
+}
+
+/// A CREATE AdmissionReview of `object` (in `default` when it has no namespace).
+fn admission_review(object: &Value, user_info: &Value) -> Review {
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    Review::from_admission(json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {"uid": "kyverno-conformance", "operation": "CREATE",
+                    "namespace": namespace, "userInfo": user_info, "object": object},
+    }))
+    .expect("the resources are Kubernetes objects")
 }
 
 fn test_files(root: &Path, pattern: impl Fn(&Path) -> Option<PathBuf>) -> Vec<PathBuf> {
@@ -285,12 +335,36 @@ fn kyverno_cli_validating_admission_policy_cases() {
 
 #[test]
 fn kyverno_placement_validating_policies() {
+    let tally = library_suite("-vpol");
+    report("kyverno-policies (ValidatingPolicy)", &tally);
+    assert!(tally.fail.is_empty(), "failures: {:#?}", tally.fail);
+    assert!(
+        tally.pass >= FLOOR_VPOL,
+        "pass count {} fell below {FLOOR_VPOL}",
+        tally.pass
+    );
+}
+
+#[test]
+fn kyverno_placement_mutating_policies() {
+    let tally = library_suite("-mpol");
+    report("kyverno-policies (MutatingPolicy)", &tally);
+    assert!(tally.fail.is_empty(), "failures: {:#?}", tally.fail);
+    assert!(
+        tally.pass >= FLOOR_MPOL,
+        "pass count {} fell below {FLOOR_MPOL}",
+        tally.pass
+    );
+}
+
+/// Every policy folder of the Kyverno library's `*<suffix>` folders.
+fn library_suite(suffix: &str) -> Tally {
     let root = external_dir().join("kyverno-policies");
     let mut tally = Tally::default();
     for suite in test_files(&root, |p| {
         p.file_name()
             .and_then(|n| n.to_str())
-            .filter(|n| n.ends_with("-vpol"))
+            .filter(|n| n.ends_with(suffix))
             .map(|_| p.to_path_buf())
     }) {
         for policy_dir in test_files(&suite, |p| Some(p.to_path_buf()).filter(|p| p.is_dir())) {
@@ -310,11 +384,5 @@ fn kyverno_placement_validating_policies() {
             }
         }
     }
-    report("kyverno-policies (ValidatingPolicy)", &tally);
-    assert!(tally.fail.is_empty(), "failures: {:#?}", tally.fail);
-    assert!(
-        tally.pass >= FLOOR_VPOL,
-        "pass count {} fell below {FLOOR_VPOL}",
-        tally.pass
-    );
+    tally
 }

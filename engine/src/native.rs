@@ -1,6 +1,6 @@
 //! Kubernetes-native policies, loaded unchanged: `admissionregistration.k8s.io`
 //! ValidatingAdmissionPolicy and MutatingAdmissionPolicy with their bindings,
-//! and Kyverno's ValidatingPolicy (docs/native-policies.md).
+//! and Kyverno's ValidatingPolicy and MutatingPolicy (docs/native-policies.md).
 //!
 //! Each (policy, binding) pair becomes one [`NativePolicy`]: the policy's CEL
 //! is compiled once as a [`CelPolicy`] (the same evaluator as Tollgate's own
@@ -42,6 +42,8 @@ pub enum Flavor {
     Mutating,
     /// `policies.kyverno.io` ValidatingPolicy (bound to itself).
     KyvernoValidating,
+    /// `policies.kyverno.io` MutatingPolicy (bound to itself).
+    KyvernoMutating,
 }
 
 impl Flavor {
@@ -51,7 +53,18 @@ impl Flavor {
             Flavor::Validating => "ValidatingAdmissionPolicy",
             Flavor::Mutating => "MutatingAdmissionPolicy",
             Flavor::KyvernoValidating => "ValidatingPolicy",
+            Flavor::KyvernoMutating => "MutatingPolicy",
         }
+    }
+
+    /// Whether it validates (else it mutates).
+    pub fn validates(self) -> bool {
+        matches!(self, Flavor::Validating | Flavor::KyvernoValidating)
+    }
+
+    /// Whether it is Kyverno's (bound to itself, Kyverno's extra fields).
+    pub fn is_kyverno(self) -> bool {
+        matches!(self, Flavor::KyvernoValidating | Flavor::KyvernoMutating)
     }
 }
 
@@ -106,7 +119,7 @@ impl NativePolicy {
         &self.inner.policy
     }
 
-    /// The binding's name (none for a Kyverno ValidatingPolicy).
+    /// The binding's name (none for a Kyverno policy).
     pub fn binding_name(&self) -> Option<&str> {
         self.inner.binding.as_deref()
     }

@@ -1,6 +1,7 @@
-//! What is particular to Kyverno's ValidatingPolicy: its autogen (a Pod
-//! policy also judges the pod templates of Deployments, StatefulSets,
-//! DaemonSets, Jobs, ReplicaSets and CronJobs), and the Kyverno-only CEL
+//! What is particular to Kyverno's ValidatingPolicy and MutatingPolicy: the
+//! ValidatingPolicy's autogen (a Pod policy also judges the pod templates of
+//! Deployments, StatefulSets, DaemonSets, Jobs, ReplicaSets and CronJobs),
+//! `spec.evaluation` (admission, background), and the Kyverno-only CEL
 //! libraries Tollgate does not provide, which make a policy unloadable.
 
 use serde_json::Value;

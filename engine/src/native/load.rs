@@ -78,6 +78,7 @@ fn doc_kind(doc: &Value) -> Option<DocKind> {
         ("policies.kyverno.io", "ValidatingPolicy") => {
             Some(DocKind::Policy(Flavor::KyvernoValidating))
         }
+        ("policies.kyverno.io", "MutatingPolicy") => Some(DocKind::Policy(Flavor::KyvernoMutating)),
         _ => None,
     }
 }
@@ -269,7 +270,7 @@ pub fn load(
             .iter()
             .filter(|b| b.flavor == policy.flavor && b.spec.policy_name == policy.name)
             .collect();
-        if policy.flavor != Flavor::KyvernoValidating && own.is_empty() {
+        if !policy.flavor.is_kyverno() && own.is_empty() {
             loaded.warnings.push(format!(
                 "{} {} ({}) has no binding: as in Kubernetes, it judges nothing",
                 policy.flavor.kind(),
@@ -304,8 +305,8 @@ fn compile(
         }
         Ok(())
     };
-    let validating = flavor != Flavor::Mutating;
-    let kyverno = flavor == Flavor::KyvernoValidating;
+    let validating = flavor.validates();
+    let kyverno = flavor.is_kyverno();
     only("validations", !spec.validations.is_empty(), validating)?;
     only(
         "auditAnnotations",
@@ -318,8 +319,12 @@ fn compile(
         spec.reinvocation_policy.is_some(),
         !validating,
     )?;
+    only(
+        "validationActions",
+        spec.validation_actions.is_some(),
+        flavor == Flavor::KyvernoValidating,
+    )?;
     for (field, present) in [
-        ("validationActions", spec.validation_actions.is_some()),
         ("evaluation", spec.evaluation.is_some()),
         ("autogen", spec.autogen.is_some()),
         ("webhookConfiguration", spec.webhook_configuration.is_some()),
@@ -327,9 +332,9 @@ fn compile(
         only(field, present, kyverno)?;
     }
     if kyverno && spec.param_kind.is_some() {
-        return Err(fail(
-            "spec.paramKind is not supported by Tollgate for a ValidatingPolicy".into(),
-        ));
+        return Err(fail(format!(
+            "spec.paramKind is not supported by Tollgate for a {kind}"
+        )));
     }
     let constraints = spec
         .match_constraints
@@ -338,7 +343,11 @@ fn compile(
     constraints
         .validate()
         .map_err(|e| fail(format!("spec.matchConstraints: {e}")))?;
-    let autogen = kyverno && kyverno::autogen(spec.autogen.as_ref()) && constraints.names_pods();
+    // Autogen rewrites Pod rules for pod templates; for mutations that would
+    // also mean rewriting patch paths, which Tollgate does not do.
+    let autogen = flavor == Flavor::KyvernoValidating
+        && kyverno::autogen(spec.autogen.as_ref())
+        && constraints.names_pods();
     let mut kinds = constraints.kinds().unwrap_or_else(|| vec!["*".into()]);
     if autogen && !kinds.iter().any(|k| k == "*") {
         kinds.extend(POD_CONTROLLERS.iter().map(|(k, _)| k.to_string()));
@@ -349,6 +358,11 @@ fn compile(
         .chain(&spec.variables)
         .chain(&spec.validations)
         .filter_map(|v| v.get("expression").and_then(Value::as_str))
+        .chain(spec.mutations.iter().filter_map(|m| {
+            ["/jsonPatch/expression", "/applyConfiguration/expression"]
+                .iter()
+                .find_map(|p| m.pointer(p).and_then(Value::as_str))
+        }))
         .collect();
     if kyverno && let Some(library) = kyverno::kyverno_only(&sources) {
         return Err(fail(format!(
@@ -401,6 +415,9 @@ fn compile(
         });
         Ok(())
     };
+    if flavor == Flavor::KyvernoMutating {
+        return add(None, Mode::Enforce);
+    }
     if kyverno {
         let actions = spec
             .validation_actions
