@@ -299,6 +299,17 @@ fn test_files(root: &Path, pattern: impl Fn(&Path) -> Option<PathBuf>) -> Vec<Pa
     out
 }
 
+/// Print the suite's figures; fail on any failure or a pass count below `floor`.
+fn check(suite: &str, tally: &Tally, floor: usize) {
+    report(suite, tally);
+    assert!(tally.fail.is_empty(), "{suite} failures: {:#?}", tally.fail);
+    assert!(
+        tally.pass >= floor,
+        "{suite}: pass count {} fell below {floor}",
+        tally.pass
+    );
+}
+
 fn report(suite: &str, tally: &Tally) {
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &tally.skip {
@@ -324,37 +335,19 @@ fn kyverno_cli_validating_admission_policy_cases() {
     }) {
         run_case(&file, &mut tally);
     }
-    report("kyverno-cli-vap", &tally);
-    assert!(tally.fail.is_empty(), "failures: {:#?}", tally.fail);
-    assert!(
-        tally.pass >= FLOOR_CLI_VAP,
-        "pass count {} fell below {FLOOR_CLI_VAP}",
-        tally.pass
-    );
+    check("kyverno-cli-vap", &tally, FLOOR_CLI_VAP);
 }
 
 #[test]
 fn kyverno_placement_validating_policies() {
     let tally = library_suite("-vpol");
-    report("kyverno-policies (ValidatingPolicy)", &tally);
-    assert!(tally.fail.is_empty(), "failures: {:#?}", tally.fail);
-    assert!(
-        tally.pass >= FLOOR_VPOL,
-        "pass count {} fell below {FLOOR_VPOL}",
-        tally.pass
-    );
+    check("kyverno-policies (ValidatingPolicy)", &tally, FLOOR_VPOL);
 }
 
 #[test]
 fn kyverno_placement_mutating_policies() {
     let tally = library_suite("-mpol");
-    report("kyverno-policies (MutatingPolicy)", &tally);
-    assert!(tally.fail.is_empty(), "failures: {:#?}", tally.fail);
-    assert!(
-        tally.pass >= FLOOR_MPOL,
-        "pass count {} fell below {FLOOR_MPOL}",
-        tally.pass
-    );
+    check("kyverno-policies (MutatingPolicy)", &tally, FLOOR_MPOL);
 }
 
 /// Every policy folder of the Kyverno library's `*<suffix>` folders.
