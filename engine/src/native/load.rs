@@ -375,19 +375,19 @@ fn compile(
         cel_policy_doc(&name, &kinds, failure_policy, spec_parts(&spec)),
     )?;
     let mut add = |binding: Option<&BindingDoc>, mode: Mode| -> Result<(), Error> {
+        let in_binding = |message: String| {
+            let b = binding.map_or(String::new(), |b| {
+                format!("binding {} ({})", b.name, b.origin)
+            });
+            fail(format!("{b}: {message}"))
+        };
         if let Some(reference) = binding.and_then(|b| b.spec.param_ref.as_ref()) {
-            reference
-                .validate()
-                .map_err(|e| fail(format!("binding {}: {e}", binding.map_or("", |b| &b.name))))?;
+            reference.validate().map_err(in_binding)?;
         }
         let binding_match = binding.and_then(|b| b.spec.match_resources.clone());
         if let Some(m) = &binding_match {
-            m.validate().map_err(|e| {
-                fail(format!(
-                    "binding {}: matchResources: {e}",
-                    binding.map_or("", |b| &b.name)
-                ))
-            })?;
+            m.validate()
+                .map_err(|e| in_binding(format!("matchResources: {e}")))?;
         }
         let tollgate_name = match binding {
             Some(b) if bindings.len() > 1 => format!("{name}/{}", b.name),
