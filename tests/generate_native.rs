@@ -58,6 +58,15 @@ fn cel_policies() -> Vec<PathBuf> {
 }
 
 fn generate(sandbox: &Sandbox, policies: &[PathBuf], out: &str) -> (crate::util::Run, PathBuf) {
+    generate_with(sandbox, policies, out, &[])
+}
+
+fn generate_with(
+    sandbox: &Sandbox,
+    policies: &[PathBuf],
+    out: &str,
+    extra: &[&str],
+) -> (crate::util::Run, PathBuf) {
     let dir = sandbox.path().join(out);
     let mut args = vec![
         "generate".to_string(),
@@ -65,6 +74,7 @@ fn generate(sandbox: &Sandbox, policies: &[PathBuf], out: &str) -> (crate::util:
         "-o".into(),
         dir.display().to_string(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     for p in policies {
         args.push("--policy".into());
         args.push(p.display().to_string());
@@ -207,16 +217,16 @@ fn summary(verdict: &Verdict) -> (bool, BTreeSet<String>, Option<Value>) {
     (verdict.allowed, messages, verdict.mutated.clone())
 }
 
-#[test]
-fn generated_policies_give_the_cel_policies_verdicts() {
-    let sandbox = Sandbox::new();
-    let mine = sandbox.write("team-placement.yaml", TEST_POLICY);
-    let mut policies = cel_policies();
-    policies.push(mine);
-    let (run, generated) = generate(&sandbox, &policies, "native");
-    run.assert_code(0);
-    let cel = load(&policies);
-    let native = load(&files(&generated));
+fn demo_cluster() -> PathBuf {
+    workspace().join("examples/clusters/kube-hetzner")
+}
+
+/// Load `policies` and the manifests generated from them, judge the corpus,
+/// the demo cluster's objects and `extra` objects with both against the demo
+/// cluster, and require the same verdicts; returns (compared, denied).
+fn round_trip(policies: &[PathBuf], generated: &Path, extra: Vec<Value>) -> (usize, usize) {
+    let cel = load(policies);
+    let native = load(&files(generated));
     assert!(
         native
             .policies()
@@ -225,38 +235,18 @@ fn generated_policies_give_the_cel_policies_verdicts() {
             .all(|p| matches!(p.kind, tollgate::policy::Kind::Native(_))),
         "the generated files load as native policies"
     );
-
-    let demo: Arc<dyn ClusterView> = Arc::new(
-        Snapshot::load(&workspace().join("examples/clusters/kube-hetzner")).expect("demo snapshot"),
-    );
+    let demo = Snapshot::load(&demo_cluster()).expect("demo snapshot");
     let mut objects: Vec<Value> = crate::corpus::objects()
         .into_iter()
         .map(|(_, o)| o)
         .collect();
-    objects.extend(
-        Snapshot::load(&workspace().join("examples/clusters/kube-hetzner"))
-            .expect("demo")
-            .objects()
-            .iter()
-            .map(|o| (**o).clone()),
-    );
-    let labelled = |ns: &str, labels: Value, tolerations: usize| {
-        json!({"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": "p", "namespace": ns, "labels": labels},
-               "spec": {"containers": [{"name": "c", "image": "x"}],
-                        "tolerations": (0..tolerations).map(|i| json!({"key": format!("k{i}"), "operator": "Exists"})).collect::<Vec<_>>()}})
-    };
-    objects.extend([
-        labelled("default", json!({"team": "a"}), 1),
-        labelled("default", json!({}), 3),
-        labelled("kube-system", json!({}), 3),
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "blanket", "namespace": "apps"},
-               "spec": {"containers": [{"name": "c", "image": "x"}], "tolerations": [{"operator": "Exists"}]}}),
-    ]);
+    objects.extend(demo.objects().iter().map(|o| (**o).clone()));
+    objects.extend(extra);
+    let demo: Arc<dyn ClusterView> = Arc::new(demo);
     let mut compared = 0;
     let mut denied = 0;
     for object in objects {
-        let Ok(review) = Review::from_object(object.clone()) else {
+        let Ok(review) = Review::from_object(object) else {
             continue;
         };
         if !cel
@@ -273,11 +263,57 @@ fn generated_policies_give_the_cel_policies_verdicts() {
         compared += 1;
         denied += usize::from(!want.0);
     }
+    (compared, denied)
+}
+
+#[test]
+fn generated_policies_give_the_cel_policies_verdicts() {
+    let sandbox = Sandbox::new();
+    let mine = sandbox.write("team-placement.yaml", TEST_POLICY);
+    let mut policies = cel_policies();
+    policies.push(mine);
+    let (run, generated) = generate(&sandbox, &policies, "native");
+    run.assert_code(0);
+    let labelled = |ns: &str, labels: Value, tolerations: usize| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "p", "namespace": ns, "labels": labels},
+               "spec": {"containers": [{"name": "c", "image": "x"}],
+                        "tolerations": (0..tolerations).map(|i| json!({"key": format!("k{i}"), "operator": "Exists"})).collect::<Vec<_>>()}})
+    };
+    let extra = vec![
+        labelled("default", json!({"team": "a"}), 1),
+        labelled("default", json!({}), 3),
+        labelled("kube-system", json!({}), 3),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "blanket", "namespace": "apps"},
+               "spec": {"containers": [{"name": "c", "image": "x"}], "tolerations": [{"operator": "Exists"}]}}),
+    ];
+    let (compared, denied) = round_trip(&policies, &generated, extra);
     assert!(compared >= 30, "only {compared} objects compared");
     assert!(
         denied >= 3,
         "only {denied} denials: the comparison must include denials"
     );
+}
+
+/// Every CEL twin of the bundled pack, with the demo cluster's node pools
+/// inlined, judges as the CelPolicy does against that cluster.
+#[test]
+fn the_packs_cel_twins_with_inlined_pools_give_the_same_verdicts() {
+    let sandbox = Sandbox::new();
+    let mut twins: Vec<PathBuf> = std::fs::read_dir(workspace().join("policies"))
+        .expect("policies/")
+        .map(|e| e.expect("entry").path().join("policy.cel.yaml"))
+        .filter(|p| p.is_file())
+        .collect();
+    twins.sort();
+    assert!(twins.len() >= 5, "{twins:?}");
+    let context = demo_cluster().display().to_string();
+    let (run, generated) = generate_with(&sandbox, &twins, "native", &["--context", &context]);
+    run.assert_code(0);
+    assert_eq!(files(&generated).len(), twins.len(), "{}", run.stderr);
+    let (compared, denied) = round_trip(&twins, &generated, vec![]);
+    assert!(compared >= 30, "only {compared} objects compared");
+    assert!(denied >= 3, "only {denied} denials");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::common::load_policies;
+use super::common::{load_context, load_policies};
 use crate::cluster::Empty;
 use crate::generate::native::{self, Generated};
 
@@ -45,6 +45,13 @@ pub struct NativePoliciesArgs {
     /// policies; a policy's mode becomes its binding's validationActions.
     #[arg(long)]
     pub settings: Option<PathBuf>,
+    /// A snapshot whose node pools are inlined into policies that read
+    /// `pools` (without it or --pools, such policies cannot be generated).
+    #[arg(long)]
+    pub context: Option<PathBuf>,
+    /// Node pools declared explicitly (`pools: [...]`), over the context's, to inline.
+    #[arg(long)]
+    pub pools: Option<PathBuf>,
     /// A directory to write one `<policy>.yaml` per policy into, or `-` for
     /// one multi-document YAML stream on standard output.
     #[arg(short = 'o', long = "output", default_value = "-")]
@@ -60,7 +67,14 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
 
 fn native_policies(args: NativePoliciesArgs) -> anyhow::Result<ExitCode> {
     let set = load_policies(&args.policies, args.settings.as_deref(), &Empty::default())?;
-    let output = native::generate(&set);
+    // Pools are inlined only when the user names where they come from, never the preset.
+    let pools = if args.context.is_some() || args.pools.is_some() {
+        let cluster = load_context(args.context.as_deref(), args.pools.as_deref())?;
+        Some(serde_json::to_value(cluster.node_pools()).context("the node pools")?)
+    } else {
+        None
+    };
+    let output = native::generate(&set, pools.as_ref());
     if args.output == Path::new("-") {
         let mut out = std::io::stdout().lock();
         for generated in &output.generated {

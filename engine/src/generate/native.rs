@@ -9,9 +9,11 @@
 //! variable `variables.settings`, a literal of the effective settings; in
 //! match conditions, which run before variables exist, both are inlined. The
 //! kinds become resource rules for CREATE and UPDATE, and the mode becomes
-//! the binding's validation actions. A policy that reads `pools` (Tollgate's
-//! node-pool view), a WASM policy, or one that judges a kind that is not a
-//! built-in resource cannot be expressed; [`generate`] says why.
+//! the binding's validation actions. `pools` (Tollgate's node-pool view) is
+//! inlined as a literal of the cluster's pools when the caller provides them
+//! (the manifests then hold the pools as of generation); without them a
+//! policy that reads `pools` cannot be expressed, nor can a WASM policy or one
+//! that judges a kind that is not a built-in resource; [`generate`] says why.
 //! Output is deterministic: the same input gives byte-identical manifests.
 
 use std::collections::BTreeMap;
@@ -53,17 +55,15 @@ pub struct Output {
     pub not_expressible: Vec<NotExpressible>,
 }
 
-/// The API server has no such variable; a policy reading it cannot move.
-const TOLLGATE_ONLY: &[(&str, &str)] = &[(
-    "pools",
-    "reads `pools`, Tollgate's view of the cluster-autoscaler node pools, which the API server does not have",
-)];
+/// Why a policy that reads `pools` cannot move without `--inline-pools`.
+const POOLS_ONLY_IN_TOLLGATE: &str = "reads `pools`, Tollgate's view of the cluster-autoscaler node pools, which the API server does not have (generate with the cluster's pools inlined to express it)";
 
 /// The label every generated object carries.
 const MANAGED_BY: &str = "tollgate";
 
-/// Compile every CEL policy of `set`.
-pub fn generate(set: &PolicySet) -> Output {
+/// Compile every CEL policy of `set`. With `pools` (the node pools as JSON),
+/// policies that read `pools` get them as a literal, as of now.
+pub fn generate(set: &PolicySet, pools: Option<&Value>) -> Output {
     let mut out = Output::default();
     for policy in set.policies() {
         let not = |reason: String| NotExpressible {
@@ -79,7 +79,7 @@ pub fn generate(set: &PolicySet) -> Output {
                 .not_expressible
                 .push(not("already a native policy".into())),
             Kind::Cel(cel) => match source_doc(policy).and_then(|doc| {
-                compile(&doc, policy, cel.settings())
+                compile(&doc, policy, cel.settings(), pools)
             }) {
                 Ok(objects) => out.generated.push(Generated {
                     policy: policy.name.clone(),
@@ -140,50 +140,55 @@ fn expressions(spec: &Value) -> Vec<&str> {
     out
 }
 
-fn compile(doc: &Value, policy: &Policy, settings: &Value) -> Result<Vec<Value>, String> {
+fn compile(
+    doc: &Value,
+    policy: &Policy,
+    settings: &Value,
+    pools: Option<&Value>,
+) -> Result<Vec<Value>, String> {
     let name = &policy.name;
     let spec = doc.get("spec").cloned().unwrap_or(json!({}));
     let env = crate::cel::environment();
-    let mut uses_pod = false;
-    let mut uses_params = false;
+    // The Tollgate-only inputs an expression reads become variables:
+    // (identifier, variable name, CEL expression of its value).
+    let pools_literal = pools.map(cel_literal);
+    let mut substitutes: Vec<(&str, &str, String)> = Vec::new();
     for source in expressions(&spec) {
         let Ok(program) = env.compile(source) else {
             continue; // loading compiled it, with the mutation types
         };
         let references = program.references();
-        if let Some((_, reason)) = TOLLGATE_ONLY
-            .iter()
-            .find(|(v, _)| references.has_variable(v))
-        {
-            return Err((*reason).to_string());
+        let candidates = [
+            ("pod", "pod", Some(pod_expression())),
+            ("params", "settings", Some(cel_literal(settings))),
+            ("pools", "pools", pools_literal.clone()),
+        ];
+        for (identifier, variable, value) in candidates {
+            if !references.has_variable(identifier)
+                || substitutes.iter().any(|(i, _, _)| *i == identifier)
+            {
+                continue;
+            }
+            let Some(value) = value else {
+                return Err(POOLS_ONLY_IN_TOLLGATE.into());
+            };
+            substitutes.push((identifier, variable, value));
         }
-        uses_pod |= references.has_variable("pod");
-        uses_params |= references.has_variable("params");
     }
-    let renames: Vec<(&str, &str)> = [
-        ("pod", "variables.pod", uses_pod),
-        ("params", "variables.settings", uses_params),
-    ]
-    .into_iter()
-    .filter(|(_, _, used)| *used)
-    .map(|(from, to, _)| (from, to))
-    .collect();
-    // Match conditions run before variables exist: there the values are inlined.
-    let pod = format!("({})", pod_expression());
-    let settings_literal = format!("({})", cel_literal(settings));
-    let inlined: Vec<(&str, &str)> = renames
+    // Keep a fixed order whatever the expressions' order.
+    let order = |i: &str| ["pod", "params", "pools"].iter().position(|x| *x == i);
+    substitutes.sort_by_key(|(i, _, _)| order(i));
+    let as_variables: Vec<(String, String)> = substitutes
         .iter()
-        .map(|(from, _)| {
-            (
-                *from,
-                if *from == "pod" {
-                    pod.as_str()
-                } else {
-                    settings_literal.as_str()
-                },
-            )
-        })
+        .map(|(i, v, _)| (i.to_string(), format!("variables.{v}")))
         .collect();
+    // Match conditions run before variables exist: there the values are inlined.
+    let as_values: Vec<(String, String)> = substitutes
+        .iter()
+        .map(|(i, _, value)| (i.to_string(), format!("({value})")))
+        .collect();
+    let renames = pairs(&as_variables);
+    let inlined = pairs(&as_values);
     let rewrite_with = |items: &mut Value, keys: &[&str], renames: &[(&str, &str)]| {
         if let Some(list) = items.as_array_mut() {
             for item in list {
@@ -215,15 +220,9 @@ fn compile(doc: &Value, policy: &Policy, settings: &Value) -> Result<Vec<Value>,
         &mut mutations,
         &["/jsonPatch/expression", "/applyConfiguration/expression"],
     );
-    let mut prelude = Vec::new();
-    if uses_pod {
-        prelude.push(json!({"name": "pod", "expression": pod_expression()}));
-    }
-    if uses_params {
-        prelude.push(json!({"name": "settings", "expression": cel_literal(settings)}));
-    }
-    let variables: Vec<Value> = prelude
-        .into_iter()
+    let variables: Vec<Value> = substitutes
+        .iter()
+        .map(|(_, variable, value)| json!({"name": variable, "expression": value}))
         .chain(variables.as_array().cloned().unwrap_or_default())
         .collect();
     for source in [&match_conditions, &validations, &audit_annotations]
@@ -346,6 +345,14 @@ fn policy_and_binding(
             "spec": binding,
         }),
     ]
+}
+
+/// Borrowed (from, to) pairs for [`rename_identifiers`].
+fn pairs(owned: &[(String, String)]) -> Vec<(&str, &str)> {
+    owned
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect()
 }
 
 /// `variables.pod`: the Pod itself, or the pod template of a controller, or null.
