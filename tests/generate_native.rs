@@ -6,7 +6,9 @@
 //! byte-identical on rerun; policies that cannot be expressed are named with
 //! the reason; and the round trip holds: the generated manifests, loaded back
 //! into Tollgate, give the CelPolicy's verdicts (allowed, violation messages,
-//! mutated object) on the corpus, the demo cluster and objects of our own.
+//! mutated object) on the corpus, the demo cluster and objects of our own,
+//! and for every CEL twin of the bundled pack with the demo cluster's node
+//! pools inlined.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

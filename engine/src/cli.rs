@@ -30,7 +30,7 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Serve the policies as a validating and mutating admission webhook over HTTPS.
     Serve(serve::ServeArgs),
-    /// Write manifests: native admission policies compiled from CEL policies.
+    /// Write manifests instead of judging objects (native admission policies, ...).
     Generate(generate::GenerateArgs),
 }
 
