@@ -2,4 +2,5 @@
 //! of judging them. [`native`] compiles CEL policies into native admission
 //! policies.
 
+mod cel_text;
 pub mod native;
