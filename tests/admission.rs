@@ -564,6 +564,14 @@ fn write_policies(sandbox: &Sandbox) -> PathBuf {
     sandbox.path().join("policies")
 }
 
+/// The JSON Patch of a /mutate response (base64 in `patch`).
+fn patch_of(response: &Value) -> json_patch::Patch {
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(response["patch"].as_str().expect("a base64 patch"))
+        .expect("valid base64");
+    serde_json::from_slice(&patch).expect("a JSON Patch")
+}
+
 fn message(response: &Value) -> String {
     response["status"]["message"]
         .as_str()
@@ -720,6 +728,77 @@ fn judges_kubewarden_samples_and_kubectl_reviews_over_https() {
     );
 }
 
+/// A ValidatingAdmissionPolicy loaded unchanged, with its binding and params
+/// from `--context`, judges over HTTPS as `tollgate eval` does, and a
+/// MutatingAdmissionPolicy next to it patches on /mutate
+/// (tests/native_policies.rs).
+#[test]
+fn native_admission_policies_judge_and_mutate_over_https() {
+    use crate::native_policies::{
+        CLUSTER, MAP, REPLICA_LIMIT_VAP, deployment, replica_limit_binding,
+    };
+    let sandbox = Sandbox::new();
+    let cert = Cert::new();
+    sandbox.write("policies/vap.yaml", REPLICA_LIMIT_VAP);
+    sandbox.write("policies/map.yaml", MAP);
+    let policy = sandbox.path().join("policies");
+    sandbox.write("cluster/objects.yaml", CLUSTER);
+    sandbox.write("cluster/binding.yaml", replica_limit_binding("[Deny]"));
+    let server = Server::start(
+        &sandbox,
+        &cert,
+        &[
+            "--policies",
+            &policy.display().to_string(),
+            "--context",
+            &sandbox.path().join("cluster").display().to_string(),
+        ],
+    );
+    block_on(async {
+        let mut conn = server
+            .client(&[&cert])
+            .connect(Protocol::Http1)
+            .await
+            .expect("connect");
+        let create = |uid: &str, namespace: &str, replicas: i64| {
+            let object = deployment(namespace, "web", replicas);
+            admission_review(uid, "CREATE", namespace, object, None)
+        };
+        let denied = conn
+            .review("/validate", &create("uid-vap-1", "prod", 5))
+            .await;
+        assert_denied(&denied, &["replica-limit", "at most 3 replicas, got 5"]);
+        assert_eq!(
+            denied["auditAnnotations"]["replica-limit.replicas"], "5",
+            "the policy's audit annotation: {denied}"
+        );
+        let small = conn
+            .review("/validate", &create("uid-vap-2", "prod", 3))
+            .await;
+        assert_eq!(small["allowed"], true, "{small}");
+        let elsewhere = conn
+            .review("/validate", &create("uid-vap-3", "dev", 5))
+            .await;
+        assert_eq!(
+            elsewhere["allowed"], true,
+            "the binding selects namespaces labelled env=prod only"
+        );
+        let object = deployment("dev", "web", 1);
+        let mutated = conn.review("/mutate", &create("uid-map-1", "dev", 1)).await;
+        assert_eq!(mutated["patchType"], "JSONPatch", "{mutated}");
+        let mut patched = object.clone();
+        json_patch::patch(&mut patched, &patch_of(&mutated)).expect("the patch applies");
+        assert_eq!(
+            patched["metadata"]["labels"]["example.com/team"],
+            "platform"
+        );
+        assert_eq!(
+            patched["metadata"]["annotations"]["example.com/stamped"],
+            "true"
+        );
+    });
+}
+
 #[test]
 fn mutate_answers_with_a_json_patch_that_applies() {
     let sandbox = Sandbox::new();
@@ -747,12 +826,9 @@ fn mutate_answers_with_a_json_patch_that_applies() {
         let response = conn.review("/mutate", &review).await;
         assert_eq!(response["allowed"], true, "{response}");
         assert_eq!(response["patchType"], "JSONPatch", "{response}");
-        let patch = base64::engine::general_purpose::STANDARD
-            .decode(response["patch"].as_str().expect("a base64 patch"))
-            .expect("valid base64");
-        let patch: json_patch::Patch = serde_json::from_slice(&patch).expect("a JSON Patch");
         let mut object = deployment.clone();
-        json_patch::patch(&mut object, &patch).expect("the patch applies to the request's object");
+        json_patch::patch(&mut object, &patch_of(&response))
+            .expect("the patch applies to the request's object");
         assert_eq!(
             object["metadata"]["annotations"]["tollgate.dev/echo"],
             "seen"

@@ -9,13 +9,17 @@
 mod corpus;
 mod util;
 
+mod admission;
 mod cel_policies;
+mod conformance_kyverno;
 mod eval_cli;
 mod generate;
+mod generate_native;
 mod host_imports;
 mod hostile;
 mod install;
 mod krm;
+mod native_policies;
 mod pack;
 mod snapshots;
 
@@ -52,4 +56,3 @@ fn every_guest_is_listed_and_used_by_a_test() {
         );
     }
 }
-mod admission;

@@ -8,13 +8,15 @@
 //! is bounded before it runs ([`cost`]).
 
 pub mod cost;
+mod mutation;
 mod policy;
 pub mod value;
 
 use cel::common::value::Val;
 use tollgate_sdk::model::Decision;
 
-pub use policy::{CelPolicy, Error, environment};
+pub use mutation::PatchType;
+pub use policy::{Bindings, CelPolicy, Error, environment};
 
 use crate::review::Review;
 use value::{CelVal, descend, map_of, to_cel};
@@ -26,6 +28,10 @@ pub struct Outcome {
     pub decision: Decision,
     /// Whether it read node pools that came from the preset.
     pub used_preset_pools: bool,
+    /// Whether a match condition was false (the policy did not apply).
+    pub skipped: bool,
+    /// Audit annotations (key, value) the policy produced.
+    pub annotations: Vec<(String, String)>,
 }
 
 /// A review's values in CEL form, shared by every CEL policy.

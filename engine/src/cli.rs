@@ -31,7 +31,7 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Serve the policies as a validating and mutating admission webhook over HTTPS.
     Serve(serve::ServeArgs),
-    /// Write manifests: fixes for a snapshot, node-pool configuration.
+    /// Write manifests: fixes, node-pool configuration, the installation, native admission policies.
     Generate(generate::GenerateArgs),
     /// Run as a KRM function (kpt, kustomize): a ResourceList on stdin, mutated items and results on stdout.
     Krm(krm::KrmArgs),

@@ -109,6 +109,9 @@ pub struct PolicyResult {
     pub warnings: Vec<String>,
     /// The fault, when the policy failed.
     pub error: Option<Fault>,
+    /// Audit annotations (`<policy>/<key>`: value) of native policies.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl PolicyResult {
@@ -141,6 +144,7 @@ impl PolicyResult {
             patch,
             warnings,
             error: None,
+            annotations: Default::default(),
         }
     }
 
@@ -167,6 +171,7 @@ impl PolicyResult {
             patch: None,
             warnings,
             error: Some(fault),
+            annotations: Default::default(),
         }
     }
 }

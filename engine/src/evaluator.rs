@@ -43,7 +43,7 @@ impl Evaluator {
             .policies()
             .iter()
             .filter(|p| p.judges(review.kind()))
-            .map(|p| self.run(p, review, cluster, false).0)
+            .filter_map(|p| self.run(p, review, cluster, false).map(|r| r.0))
             .collect();
         Verdict::new(results, None)
     }
@@ -62,9 +62,22 @@ impl Evaluator {
             .iter()
             .filter(|p| p.judges(review.kind()))
         {
-            let (mut result, next) = self.run(policy, &current, cluster, true);
+            let Some((mut result, next)) = self.run(policy, &current, cluster, true) else {
+                continue;
+            };
             if let Some(next) = next {
-                let (recheck, _) = self.run(policy, &next, cluster, false);
+                // A policy that stops applying to its own patched object allows it.
+                let (recheck, _) = self.run(policy, &next, cluster, false).unwrap_or_else(|| {
+                    (
+                        PolicyResult::from_decision(
+                            &policy.name,
+                            policy.mode,
+                            Decision::allow(),
+                            None,
+                        ),
+                        None,
+                    )
+                });
                 if recheck.patch.is_some() {
                     result.warnings.push(format!(
                         "policy {} is not idempotent: it patches its own patched object again",
@@ -83,13 +96,16 @@ impl Evaluator {
     }
 
     /// Run one policy; in mutating mode also return the patched review.
+    /// `None` when the policy does not apply (a native policy whose match
+    /// rules, binding or match conditions do not select the request).
     fn run(
         &self,
         policy: &Policy,
         review: &Review,
         cluster: &Arc<dyn ClusterView>,
         apply: bool,
-    ) -> (PolicyResult, Option<Review>) {
+    ) -> Option<(PolicyResult, Option<Review>)> {
+        let mut annotations = Vec::new();
         let outcome = match &policy.kind {
             Kind::Wasm(w) => w
                 .evaluate(review, &policy.settings, cluster.clone())
@@ -97,7 +113,27 @@ impl Evaluator {
             Kind::Cel(c) => c
                 .evaluate(review, cluster.as_ref())
                 .map(|o| (o.decision, o.used_preset_pools)),
+            Kind::Native(n) => match n.evaluate(review, cluster.as_ref()) {
+                Ok(None) => return None,
+                Ok(Some(o)) => {
+                    annotations = o.annotations;
+                    Ok((o.decision, o.used_preset_pools))
+                }
+                Err(f) => Err(f),
+            },
         };
+        Some(self.judge(policy, review, apply, outcome, annotations))
+    }
+
+    /// Turn a policy's outcome into its result (and patched review).
+    fn judge(
+        &self,
+        policy: &Policy,
+        review: &Review,
+        apply: bool,
+        outcome: Result<(Decision, bool), Fault>,
+        annotations: Vec<(String, String)>,
+    ) -> (PolicyResult, Option<Review>) {
         let fault = |fault: Fault| {
             (
                 PolicyResult::from_fault(&policy.name, policy.mode, policy.failure_policy, fault),
@@ -129,6 +165,7 @@ impl Evaluator {
         if used_preset {
             result.warnings.push(PRESET_POOLS_WARNING.to_string());
         }
+        result.annotations = annotations.into_iter().collect();
         (result, next)
     }
 }

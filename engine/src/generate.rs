@@ -5,16 +5,19 @@
 //!   packaged add-ons ([`k3s`]);
 //! - [`pools`]: each pool's taint and label in the forms the node-pool side
 //!   takes (kube-hetzner HCL, cluster-autoscaler Hetzner nodeConfigs, kubectl);
-//! - [`install`]: Tollgate's own installation and its Helm chart.
+//! - [`install`]: Tollgate's own installation and its Helm chart;
+//! - [`native`]: CEL policies compiled into native admission policies.
 //!
 //! Every generator returns [`Files`]: relative path to contents, rendered
 //! deterministically (sorted keys, sorted objects, no timestamps), so a rerun on
 //! the same input is byte-identical. Writing them is the CLI's job.
 
+mod cel_text;
 pub mod fixes;
 pub mod install;
 pub mod k3s;
 pub mod kustomize;
+pub mod native;
 pub mod pools;
 
 use std::collections::BTreeMap;

@@ -26,8 +26,8 @@
 //!
 //! ## Modules
 //! Core (no CLI, HTTP or mode code): [`review`], [`decision`], [`policy`],
-//! [`evaluator`], [`wasm`], [`cel`], [`cluster`], [`pack`].
-//! Modes and edges: [`admission`], [`audit`], [`defaulting`], [`cli`], [`output`], [`telemetry`].
+//! [`evaluator`], [`wasm`], [`cel`], [`native`], [`cluster`], [`pack`].
+//! Modes and edges: [`admission`], [`audit`], [`generate`], [`defaulting`], [`cli`], [`output`], [`telemetry`].
 
 pub mod admission;
 pub mod audit;
@@ -39,6 +39,7 @@ pub mod defaulting;
 pub mod evaluator;
 pub mod generate;
 pub mod krm;
+pub mod native;
 pub mod output;
 pub mod pack;
 pub mod policy;

@@ -14,7 +14,9 @@ use serde_json::Value;
 use tollgate_sdk::model::{Capability, Metadata, RuleInfo};
 
 use crate::cel::CelPolicy;
+use crate::cluster::ClusterView;
 use crate::decision::{FailurePolicy, Mode};
+use crate::native::{self, NativePolicy};
 use crate::pack;
 use crate::wasm::{self, Limits, Runtime, WasmPolicy};
 
@@ -41,7 +43,9 @@ pub enum Error {
         message: String,
     },
     /// A file is neither a component nor a CelPolicy.
-    #[error("{path}: not a policy (expected a .wasm component or a CelPolicy YAML file){detail}")]
+    #[error(
+        "{path}: not a policy (expected a .wasm component, a CelPolicy, or a ValidatingAdmissionPolicy, MutatingAdmissionPolicy or Kyverno ValidatingPolicy YAML file){detail}"
+    )]
     NotAPolicy {
         /// The file.
         path: PathBuf,
@@ -54,6 +58,9 @@ pub enum Error {
     /// A CEL policy failed to load.
     #[error(transparent)]
     Cel(#[from] crate::cel::Error),
+    /// A native policy (ValidatingAdmissionPolicy...) failed to load.
+    #[error(transparent)]
+    Native(#[from] crate::native::Error),
     /// The settings file is malformed.
     #[error("{path}: invalid settings: {message}")]
     Settings {
@@ -66,7 +73,7 @@ pub enum Error {
     #[error("two policies are named {0}")]
     Duplicate(String),
     /// A directory holds no policy.
-    #[error("{0}: no policies found (.wasm or CelPolicy .yaml files)")]
+    #[error("{0}: no policies found (.wasm, CelPolicy or native policy .yaml files)")]
     Empty(PathBuf),
 }
 
@@ -167,6 +174,8 @@ pub enum Kind {
     Wasm(WasmPolicy),
     /// A CEL policy.
     Cel(CelPolicy),
+    /// A Kubernetes-native policy with one of its bindings.
+    Native(NativePolicy),
 }
 
 /// A loaded, configured policy.
@@ -199,6 +208,7 @@ impl Policy {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     policies: Vec<Policy>,
+    warnings: Vec<String>,
 }
 
 /// Where policies come from, before loading.
@@ -215,6 +225,16 @@ enum Source {
     },
 }
 
+/// Native policy documents, read before they are paired and compiled.
+#[derive(Debug, Default)]
+struct NativeSources {
+    /// ValidatingAdmissionPolicies, MutatingAdmissionPolicies, their
+    /// bindings, Kyverno ValidatingPolicies, with their files.
+    docs: Vec<(PathBuf, Value)>,
+    /// Other objects in files with native policies: candidate params.
+    params: Vec<Value>,
+}
+
 impl PolicySet {
     /// Load policies from `specs` (paths or bundled pack names), configured by `config`.
     ///
@@ -222,11 +242,26 @@ impl PolicySet {
     /// The first policy that cannot be read, compiled, or configured; or a
     /// configuration naming a policy that is not loaded.
     pub fn load(runtime: &Runtime, specs: &[String], config: &SetConfig) -> Result<Self, Error> {
+        Self::load_in_context(runtime, specs, config, &crate::cluster::Empty::default())
+    }
+
+    /// [`PolicySet::load`], reading native policy bindings also from `context`.
+    ///
+    /// # Errors
+    /// As [`PolicySet::load`].
+    pub fn load_in_context(
+        runtime: &Runtime,
+        specs: &[String],
+        config: &SetConfig,
+        context: &dyn ClusterView,
+    ) -> Result<Self, Error> {
         let mut sources = Vec::new();
+        let mut native_sources = NativeSources::default();
         for spec in specs {
-            collect_sources(spec, &mut sources)?;
+            collect_sources(spec, &mut sources, &mut native_sources)?;
         }
-        let only_one = sources.len() == 1;
+        let native = native::load(native_sources.docs, native_sources.params, context)?;
+        let only_one = sources.len() + native.policies.len() == 1;
         let mut policies: Vec<Policy> = Vec::new();
         for source in sources {
             let policy = match source {
@@ -278,21 +313,12 @@ impl PolicySet {
                     let compiled = CelPolicy::compile(&path, doc)?;
                     let cfg = config.for_policy(compiled.name(), only_one);
                     let configured = compiled.with_settings(&cfg.settings);
-                    let metadata = Metadata {
-                        name: configured.name().to_string(),
-                        version: String::new(),
-                        description: configured.description().to_string(),
-                        kinds: configured.kinds().to_vec(),
-                        mutating: false,
-                        rules: configured
-                            .rules()
-                            .map(|r| RuleInfo {
-                                id: r.to_string(),
-                                description: String::new(),
-                            })
-                            .collect(),
-                        capabilities: vec![],
-                    };
+                    let metadata = cel_metadata(
+                        configured.name(),
+                        configured.description().to_string(),
+                        configured.kinds(),
+                        &configured,
+                    );
                     Policy {
                         name: configured.name().to_string(),
                         source: path.display().to_string(),
@@ -304,10 +330,10 @@ impl PolicySet {
                     }
                 }
             };
-            if policies.iter().any(|p| p.name == policy.name) {
-                return Err(Error::Duplicate(policy.name));
-            }
-            policies.push(policy);
+            push_unique(&mut policies, policy)?;
+        }
+        for policy in native.policies {
+            push_unique(&mut policies, native_policy(policy, config, only_one))?;
         }
         let names: Vec<&str> = policies.iter().map(|p| p.name.as_str()).collect();
         if let Some(unknown) = config.unknown(&names).next() {
@@ -319,7 +345,15 @@ impl PolicySet {
                 ),
             });
         }
-        Ok(PolicySet { policies })
+        Ok(PolicySet {
+            policies,
+            warnings: native.warnings,
+        })
+    }
+
+    /// What loading noticed but did not refuse (a native policy without a binding...).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The policies, in order.
@@ -333,6 +367,63 @@ impl PolicySet {
     }
 }
 
+/// A native policy as a set member: its mode comes from its validation
+/// actions; the operator's configuration can override its failure policy.
+fn native_policy(native: NativePolicy, config: &SetConfig, only_one: bool) -> Policy {
+    let cfg = config.for_policy(native.name(), only_one);
+    let metadata = cel_metadata(
+        native.name(),
+        format!(
+            "{} {}{}",
+            native.flavor().kind(),
+            native.policy_name(),
+            native
+                .binding_name()
+                .map(|b| format!(" (binding {b})"))
+                .unwrap_or_default()
+        ),
+        native.kinds(),
+        native.cel(),
+    );
+    Policy {
+        name: native.name().to_string(),
+        source: native.origin().to_string(),
+        settings: "".into(),
+        failure_policy: cfg.failure_policy.unwrap_or(native.failure_policy()),
+        mode: native.mode(),
+        metadata,
+        kind: Kind::Native(native),
+    }
+}
+
+/// Add a policy whose name is not taken yet.
+fn push_unique(policies: &mut Vec<Policy>, policy: Policy) -> Result<(), Error> {
+    if policies.iter().any(|p| p.name == policy.name) {
+        return Err(Error::Duplicate(policy.name));
+    }
+    policies.push(policy);
+    Ok(())
+}
+
+/// The static facts of a CEL-backed policy.
+fn cel_metadata(name: &str, description: String, kinds: &[String], cel: &CelPolicy) -> Metadata {
+    Metadata {
+        name: name.to_string(),
+        version: String::new(),
+        description,
+        kinds: kinds.to_vec(),
+        mutating: cel.mutates(),
+        rules: cel
+            .rules()
+            .map(|r| RuleInfo {
+                id: r.to_string(),
+                description: String::new(),
+            })
+            .collect(),
+        capabilities: vec![],
+    }
+}
+
 fn settings_text(settings: &Value) -> String {
     if settings.is_null() {
         String::new()
@@ -341,7 +432,11 @@ fn settings_text(settings: &Value) -> String {
     }
 }
 
-fn collect_sources(spec: &str, out: &mut Vec<Source>) -> Result<(), Error> {
+fn collect_sources(
+    spec: &str,
+    out: &mut Vec<Source>,
+    native: &mut NativeSources,
+) -> Result<(), Error> {
     let path = Path::new(spec);
     if !path.exists() {
         let Some(policies) = pack::policies(spec) else {
@@ -357,7 +452,7 @@ fn collect_sources(spec: &str, out: &mut Vec<Source>) -> Result<(), Error> {
         return Ok(());
     }
     if path.is_dir() {
-        let before = out.len();
+        let before = out.len() + native.docs.len();
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|source| Error::Read {
                 path: path.into(),
@@ -368,14 +463,14 @@ fn collect_sources(spec: &str, out: &mut Vec<Source>) -> Result<(), Error> {
             .collect();
         entries.sort();
         for entry in entries {
-            collect_file(&entry, out, true)?;
+            collect_file(&entry, out, native, true)?;
         }
-        if out.len() == before {
+        if out.len() + native.docs.len() == before {
             return Err(Error::Empty(path.into()));
         }
         return Ok(());
     }
-    collect_file(path, out, false)
+    collect_file(path, out, native, false)
 }
 
 fn is_policy_file(path: &Path) -> bool {
@@ -386,7 +481,12 @@ fn is_policy_file(path: &Path) -> bool {
 }
 
 /// Read one file. In a directory, YAML files that are not CelPolicies are skipped.
-fn collect_file(path: &Path, out: &mut Vec<Source>, in_directory: bool) -> Result<(), Error> {
+fn collect_file(
+    path: &Path,
+    out: &mut Vec<Source>,
+    native: &mut NativeSources,
+    in_directory: bool,
+) -> Result<(), Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.into(),
         source,
@@ -415,6 +515,7 @@ fn collect_file(path: &Path, out: &mut Vec<Source>, in_directory: bool) -> Resul
         });
     }
     let mut found = false;
+    let mut others = Vec::new();
     for doc in docs {
         if CelPolicy::is_cel_policy(&doc) {
             out.push(Source::Cel {
@@ -422,7 +523,16 @@ fn collect_file(path: &Path, out: &mut Vec<Source>, in_directory: bool) -> Resul
                 doc,
             });
             found = true;
+        } else if native::is_native(&doc) {
+            native.docs.push((path.into(), doc));
+            found = true;
+        } else {
+            others.push(doc);
         }
+    }
+    // Objects next to native policies may be their params.
+    if found {
+        native.params.extend(others);
     }
     if !found && !in_directory {
         let detail = match docs_kinds(&text) {

@@ -33,13 +33,25 @@ pub enum Error {
     Interrupted(String),
 }
 
-/// Where the policy set comes from: `--policies` specs and `--settings`.
-#[derive(Debug, Clone)]
+/// Where the policy set comes from: `--policies` specs and `--settings`,
+/// and the cluster view native policy bindings are also read from.
+#[derive(Clone)]
 pub struct Source {
     /// Paths (files, directories) or bundled pack names.
     pub specs: Vec<String>,
     /// The settings file.
     pub settings: Option<PathBuf>,
+    /// Where ValidatingAdmissionPolicyBindings (...) are also read from.
+    pub context: Arc<dyn crate::cluster::ClusterView>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("specs", &self.specs)
+            .field("settings", &self.settings)
+            .finish()
+    }
 }
 
 impl Source {
@@ -67,7 +79,12 @@ impl Source {
             Some(path) => SetConfig::load(path).map_err(|e| Error::Policy(Box::new(e)))?,
             None => SetConfig::default(),
         };
-        PolicySet::load(runtime, &self.specs, &config).map_err(|e| Error::Policy(Box::new(e)))
+        let set = PolicySet::load_in_context(runtime, &self.specs, &config, self.context.as_ref())
+            .map_err(|e| Error::Policy(Box::new(e)))?;
+        for warning in set.warnings() {
+            tracing::warn!("policies: {warning}");
+        }
+        Ok(set)
     }
 
     /// [`Source::load`] on the blocking pool, with the stamp taken before

@@ -15,7 +15,8 @@
 //!   without duplicates;
 //! - `auditAnnotations`: `<policy>: <rule>,<rule>` for audit-mode policies with
 //!   violations. The API server stores each key as `<webhook name>/<key>`, and
-//!   drops keys that would then hold a second `/`, so keys are bare policy names.
+//!   drops keys that would then hold a second `/`, so keys are bare policy names;
+//!   and a native policy's audit annotations as `<policy>.<key>: <value>`.
 //!
 //! See <https://kubernetes.io/docs/reference/access-authn-authz/extensible-admission-controllers/#response>
 //! and `VerifyAdmissionResponse` in kubernetes/apiserver.
@@ -253,6 +254,13 @@ pub fn respond(version: Version, uid: &str, verdict: &Verdict, mutating: bool) -
         response
             .audit_annotations
             .insert(annotation_key(&result.policy), rules.join(","));
+    }
+    // Native policies' audit annotations (`<policy>/<key>`), with the `/`
+    // the API server would refuse made a `.`.
+    for (key, value) in verdict.results.iter().flat_map(|r| &r.annotations) {
+        response
+            .audit_annotations
+            .insert(annotation_key(&key.replace('/', ".")), value.clone());
     }
     if mutating
         && verdict.allowed

@@ -322,6 +322,7 @@ fn result(policy: &str, patch: Option<Value>) -> PolicyResult {
         patch,
         warnings: vec![],
         error: None,
+        annotations: Default::default(),
     }
 }
 

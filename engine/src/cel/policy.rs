@@ -14,6 +14,7 @@ use tollgate_sdk::model::{Decision, Violation};
 use tollgate_sdk::placement::POD_CONTROLLERS;
 
 use super::cost::{self, Bound};
+use super::mutation::{self, PatchType};
 use super::value::{CelVal, map_of, to_cel};
 use super::{Inputs, Outcome};
 use crate::cluster::ClusterView;
@@ -95,6 +96,31 @@ struct Spec {
     variables: Vec<NamedExpression>,
     #[serde(default)]
     validations: Vec<ValidationSpec>,
+    #[serde(default)]
+    audit_annotations: Vec<AuditAnnotationSpec>,
+    #[serde(default)]
+    mutations: Vec<MutationSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AuditAnnotationSpec {
+    key: String,
+    value_expression: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MutationSpec {
+    patch_type: PatchType,
+    json_patch: Option<ExpressionSpec>,
+    apply_configuration: Option<ExpressionSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpressionSpec {
+    expression: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,7 +173,19 @@ struct Loaded {
     match_conditions: Vec<(String, Compiled)>,
     variables: Vec<(String, Compiled)>,
     validations: Vec<Validation>,
+    audit_annotations: Vec<(String, Compiled)>,
+    mutations: Vec<(PatchType, Compiled)>,
     uses_pools: bool,
+}
+
+/// What a caller binds besides the review: a native policy's params, and
+/// whether `object` is the pod (template) of a pod controller (Kyverno autogen).
+#[derive(Default, Clone, Copy)]
+pub struct Bindings<'a> {
+    /// `params`, instead of the policy's settings.
+    pub params: Option<&'a (dyn Val + 'static)>,
+    /// Bind `object` to the pod or pod template.
+    pub object_is_pod: bool,
 }
 
 impl std::fmt::Debug for CelPolicy {
@@ -200,7 +238,16 @@ impl CelPolicy {
             });
         }
         let name = parsed.metadata.name;
-        let env = environment();
+        let spec = parsed.spec;
+        let mut env = environment();
+        let mutation_sources: Vec<&str> = spec
+            .mutations
+            .iter()
+            .flat_map(|m| [&m.json_patch, &m.apply_configuration])
+            .flatten()
+            .map(|e| e.expression.as_str())
+            .collect();
+        mutation::register_struct_types(&mut env, &mutation_sources);
         let uses_pools = std::cell::Cell::new(false);
         let compile = |field: String, source: &str| -> Result<Compiled, Error> {
             let program = env.compile(source).map_err(|e| Error::Compile {
@@ -228,7 +275,6 @@ impl CelPolicy {
                 bound,
             })
         };
-        let spec = parsed.spec;
         let named =
             |kind: &str, list: Vec<NamedExpression>| -> Result<Vec<(String, Compiled)>, Error> {
                 list.into_iter()
@@ -262,6 +308,34 @@ impl CelPolicy {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
+        let audit_annotations = spec
+            .audit_annotations
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let field = format!("spec.auditAnnotations[{i}].valueExpression");
+                Ok((a.key, compile(field, &a.value_expression)?))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mutations = spec
+            .mutations
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let (field, body) = match m.patch_type {
+                    PatchType::JsonPatch => ("jsonPatch", m.json_patch),
+                    PatchType::ApplyConfiguration => ("applyConfiguration", m.apply_configuration),
+                };
+                let field = format!("spec.mutations[{i}].{field}.expression");
+                let Some(body) = body else {
+                    return Err(Error::Shape {
+                        file: file_name.clone(),
+                        message: format!("policy {name}: {field} is required"),
+                    });
+                };
+                Ok((m.patch_type, compile(field, &body.expression)?))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         let kinds = spec.kinds.unwrap_or_else(|| {
             std::iter::once("Pod")
                 .chain(POD_CONTROLLERS.iter().map(|(k, _)| *k))
@@ -278,6 +352,8 @@ impl CelPolicy {
             match_conditions,
             variables,
             validations,
+            audit_annotations,
+            mutations,
             uses_pools: uses_pools.get(),
         };
         let mut policy = CelPolicy {
@@ -324,6 +400,11 @@ impl CelPolicy {
         self.inner.validations.iter().map(|v| v.rule.as_str())
     }
 
+    /// Whether the policy has mutations.
+    pub fn mutates(&self) -> bool {
+        !self.inner.mutations.is_empty()
+    }
+
     /// The failure policy declared in the file.
     pub fn failure_policy(&self) -> FailurePolicy {
         self.inner.failure_policy
@@ -339,13 +420,29 @@ impl CelPolicy {
     /// # Errors
     /// A fault when an expression errors, returns a non-boolean, or is over budget.
     pub fn evaluate(&self, review: &Review, cluster: &dyn ClusterView) -> Result<Outcome, Fault> {
+        self.evaluate_with(review, cluster, Bindings::default())
+    }
+
+    /// Evaluate against a review with `params` (and `object`) bound by the caller.
+    ///
+    /// # Errors
+    /// As [`CelPolicy::evaluate`], and when a mutation's result is malformed.
+    pub fn evaluate_with(
+        &self,
+        review: &Review,
+        cluster: &dyn ClusterView,
+        bindings: Bindings<'_>,
+    ) -> Result<Outcome, Fault> {
         let inputs = review.cel_cache().get_or_init(|| Inputs::new(review));
         let values = inputs.cluster(&review.records().namespace, cluster);
         let used_preset_pools = self.inner.uses_pools && values.preset_pools;
         let longest = values.longest;
         let mut vars = Vars {
             inputs,
-            params: self.params.as_ref().as_ref(),
+            params: bindings
+                .params
+                .unwrap_or_else(|| self.params.as_ref().as_ref()),
+            object_is_pod: bindings.object_is_pod,
             pools: values.pools.as_ref(),
             namespace_object: values.namespace_object.as_ref(),
             variables: map_of(vec![]),
@@ -358,6 +455,8 @@ impl CelPolicy {
                     return Ok(Outcome {
                         decision: Decision::allow(),
                         used_preset_pools: false,
+                        skipped: true,
+                        annotations: Vec::new(),
                     });
                 }
                 other => {
@@ -421,9 +520,40 @@ impl CelPolicy {
                 }
             }
         }
+        let mut annotations = Vec::new();
+        for (key, expression) in &self.inner.audit_annotations {
+            match self.run(expression, &vars, longest, &mut spent)? {
+                CelValue::String(s) => annotations.push((key.clone(), s.to_string())),
+                CelValue::Null => {}
+                other => {
+                    return Err(self.fault(
+                        FaultKind::Expression,
+                        &format!("auditAnnotation {key}"),
+                        expression,
+                        &format!("expected a string or null, got {other:?}"),
+                    ));
+                }
+            }
+        }
+        let mut decision = Decision::from_violations(violations);
+        if !self.inner.mutations.is_empty() && !review.is_delete() {
+            let mut object = review.object().clone();
+            let mut ops = Vec::new();
+            for (kind, expression) in &self.inner.mutations {
+                let value = self.run(expression, &vars, longest, &mut spent)?;
+                let patch = mutation::to_patch(*kind, &value, &mut object)
+                    .map_err(|e| self.fault(FaultKind::BadOutput, "mutation", expression, &e))?;
+                ops.extend(patch);
+            }
+            if !ops.is_empty() {
+                decision.patch = serde_json::to_string(&ops).ok();
+            }
+        }
         Ok(Outcome {
-            decision: Decision::from_violations(violations),
+            decision,
             used_preset_pools,
+            skipped: false,
+            annotations,
         })
     }
 
@@ -480,6 +610,7 @@ impl CelPolicy {
 struct Vars<'a> {
     inputs: &'a Inputs,
     params: &'a (dyn Val + 'static),
+    object_is_pod: bool,
     pools: &'a (dyn Val + 'static),
     namespace_object: &'a (dyn Val + 'static),
     variables: CelVal,
@@ -488,6 +619,7 @@ struct Vars<'a> {
 impl VariableResolver for Vars<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
         let value: &(dyn Val + 'static) = match variable {
+            "object" if self.object_is_pod => self.inputs.pod(),
             "object" => self.inputs.object.as_ref(),
             "oldObject" => self.inputs.old_object.as_ref(),
             "request" => self.inputs.request.as_ref(),

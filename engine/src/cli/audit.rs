@@ -71,7 +71,11 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let assumptions = explain::assumptions(snapshot.autoscaler(), &overrides)?;
-    let evaluator = Evaluator::new(load_policies(&args.policies, args.settings.as_deref())?);
+    let evaluator = Evaluator::new(load_policies(
+        &args.policies,
+        args.settings.as_deref(),
+        &snapshot,
+    )?);
     let report = audit::run(Arc::new(snapshot), &evaluator, &assumptions);
     let mut out = std::io::stdout().lock();
     match args.output {

@@ -13,14 +13,24 @@ use crate::cluster::{ClusterView, Empty, Snapshot};
 use crate::policy::{PolicySet, SetConfig};
 use crate::wasm::{Runtime, RuntimeConfig};
 
-/// Load the policy set named by `--policy` flags with `--settings`.
-pub fn load_policies(specs: &[String], settings: Option<&Path>) -> anyhow::Result<PolicySet> {
+/// Load the policy set named by `--policy` flags with `--settings`; native
+/// policy bindings are also read from `context`. What loading noticed (a
+/// policy without a binding) is printed as warnings.
+pub fn load_policies(
+    specs: &[String],
+    settings: Option<&Path>,
+    context: &dyn ClusterView,
+) -> anyhow::Result<PolicySet> {
     let config = match settings {
         Some(path) => SetConfig::load(path)?,
         None => SetConfig::default(),
     };
     let runtime = Runtime::new(&RuntimeConfig::default())?;
-    Ok(PolicySet::load(&runtime, specs, &config)?)
+    let set = PolicySet::load_in_context(&runtime, specs, &config, context)?;
+    for warning in set.warnings() {
+        eprintln!("tollgate: warning: {warning}");
+    }
+    Ok(set)
 }
 
 /// The cluster view of `--context` with `--pools` declared over it, or the

@@ -66,7 +66,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         Review::from_object(doc).with_context(|| path.display().to_string())?
     };
     let cluster = load_context(args.context.as_deref(), args.pools.as_deref())?;
-    let set = load_policies(&args.policies, args.settings.as_deref())?;
+    let set = load_policies(&args.policies, args.settings.as_deref(), cluster.as_ref())?;
     let evaluator = Evaluator::new(set);
     let verdict = if args.mutate {
         evaluator.evaluate_mutating(&review, &cluster)

@@ -12,6 +12,7 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 
 mod install;
+mod native;
 
 use super::common::{load_policies, load_pools, load_snapshot};
 use crate::cluster::ClusterView;
@@ -39,6 +40,10 @@ pub enum GenerateCommand {
     Install(Box<install::InstallArgs>),
     /// The Helm chart with the same objects as `generate install` (deploy/helm/tollgate).
     HelmChart(install::HelmChartArgs),
+    /// Compile CEL policies into ValidatingAdmissionPolicy and
+    /// MutatingAdmissionPolicy manifests with bindings, so that the API server
+    /// enforces them without the webhook.
+    NativePolicies(native::NativePoliciesArgs),
 }
 
 /// The snapshot and its declared pools, shared by the generators.
@@ -95,6 +100,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         GenerateCommand::Pools(args) => run_pools(args),
         GenerateCommand::Install(args) => install::run_install(&args),
         GenerateCommand::HelmChart(args) => install::run_helm_chart(&args),
+        GenerateCommand::NativePolicies(args) => native::run(args),
     }
 }
 
@@ -105,7 +111,11 @@ fn snapshot(args: &SnapshotArgs) -> anyhow::Result<crate::cluster::Snapshot> {
 
 fn run_fixes(args: FixesArgs) -> anyhow::Result<ExitCode> {
     let snapshot = Arc::new(snapshot(&args.snapshot)?);
-    let evaluator = Evaluator::new(load_policies(&args.policies, args.settings.as_deref())?);
+    let evaluator = Evaluator::new(load_policies(
+        &args.policies,
+        args.settings.as_deref(),
+        snapshot.as_ref(),
+    )?);
     let plan = fixes::plan(&snapshot, &evaluator);
     for warning in &plan.warnings {
         eprintln!("tollgate: warning: {warning}");

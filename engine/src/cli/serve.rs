@@ -115,6 +115,7 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Options> {
         policies: Source {
             specs: args.policies.clone(),
             settings: args.settings.clone(),
+            context: cluster.clone(),
         },
         cluster,
         config: Config {

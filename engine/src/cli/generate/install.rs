@@ -157,7 +157,7 @@ pub fn resolve(args: &InstallArgs) -> anyhow::Result<Settings> {
             args.namespace
         );
     }
-    let set = load_policies(&args.policies, None)?;
+    let set = load_policies(&args.policies, None, &crate::cluster::Empty::default())?;
     let rules = Rules::of(&set)?;
     let policies = Policies::resolve(&args.policies)?;
     let tls = match (args.tls, &args.ca_dir) {
