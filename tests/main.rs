@@ -7,12 +7,14 @@
 //! `$TOLLGATE_EXTERNAL_DIR` (default `../shared/external`).
 
 mod corpus;
+mod fake_apiserver;
 mod util;
 
 mod cel_policies;
 mod eval_cli;
 mod host_imports;
 mod hostile;
+mod live;
 mod pack;
 mod snapshots;
 

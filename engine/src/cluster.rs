@@ -5,6 +5,7 @@
 //! Backed by a [`Snapshot`] of files, or by [`Empty`] when there is no
 //! context (then node pools come from the kube-hetzner preset, see [`pools`]).
 
+pub mod live;
 pub mod pools;
 pub mod snapshot;
 
