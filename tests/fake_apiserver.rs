@@ -35,17 +35,32 @@ const RESOURCES: &[(&str, &str, &str, bool)] = &[
     ("", "Pod", "pods", true),
     ("", "ReplicationController", "replicationcontrollers", true),
     ("", "PersistentVolumeClaim", "persistentvolumeclaims", true),
-    ("scheduling.k8s.io", "PriorityClass", "priorityclasses", false),
+    (
+        "scheduling.k8s.io",
+        "PriorityClass",
+        "priorityclasses",
+        false,
+    ),
     ("apps", "Deployment", "deployments", true),
     ("apps", "StatefulSet", "statefulsets", true),
     ("apps", "DaemonSet", "daemonsets", true),
     ("apps", "ReplicaSet", "replicasets", true),
     ("batch", "Job", "jobs", true),
     ("batch", "CronJob", "cronjobs", true),
-    ("policy", "PodDisruptionBudget", "poddisruptionbudgets", true),
+    (
+        "policy",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+    ),
     ("coordination.k8s.io", "Lease", "leases", true),
     ("wgpolicyk8s.io", "PolicyReport", "policyreports", true),
-    ("wgpolicyk8s.io", "ClusterPolicyReport", "clusterpolicyreports", false),
+    (
+        "wgpolicyk8s.io",
+        "ClusterPolicyReport",
+        "clusterpolicyreports",
+        false,
+    ),
     ("openreports.io", "Report", "reports", true),
     ("openreports.io", "ClusterReport", "clusterreports", false),
 ];
@@ -66,7 +81,9 @@ pub struct Request {
 impl Request {
     /// Whether this is a watch.
     pub fn is_watch(&self) -> bool {
-        self.query.get("watch").is_some_and(|w| w == "true" || w == "1")
+        self.query
+            .get("watch")
+            .is_some_and(|w| w == "true" || w == "1")
     }
 
     /// Whether this is a list (a GET of a collection, not a watch).
@@ -98,16 +115,23 @@ pub struct FakeApiServer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn resource_of_kind(kind: &str) -> Option<&'static (&'static str, &'static str, &'static str, bool)> {
+fn resource_of_kind(
+    kind: &str,
+) -> Option<&'static (&'static str, &'static str, &'static str, bool)> {
     RESOURCES.iter().find(|r| r.1 == kind)
 }
 
-fn resource_of_plural(group: &str, plural: &str) -> Option<&'static (&'static str, &'static str, &'static str, bool)> {
+fn resource_of_plural(
+    group: &str,
+    plural: &str,
+) -> Option<&'static (&'static str, &'static str, &'static str, bool)> {
     RESOURCES.iter().find(|r| r.0 == group && r.2 == plural)
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 impl FakeApiServer {
@@ -126,7 +150,9 @@ impl FakeApiServer {
             shared.put(object, false);
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let addr = listener.local_addr().expect("local address");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let state = shared.clone();
@@ -203,9 +229,13 @@ impl Shared {
     /// Store an object (new resourceVersion), optionally notifying watchers.
     fn put(&self, mut object: Value, notify: bool) -> Value {
         let kind = str_at(&object, "/kind").to_string();
-        let (group, _, plural, namespaced) =
-            *resource_of_kind(&kind).unwrap_or_else(|| panic!("the fake API server does not serve {kind}"));
-        let namespace = if namespaced { str_at(&object, "/metadata/namespace").to_string() } else { String::new() };
+        let (group, _, plural, namespaced) = *resource_of_kind(&kind)
+            .unwrap_or_else(|| panic!("the fake API server does not serve {kind}"));
+        let namespace = if namespaced {
+            str_at(&object, "/metadata/namespace").to_string()
+        } else {
+            String::new()
+        };
         let name = str_at(&object, "/metadata/name").to_string();
         let mut inner = self.inner.lock().expect("lock");
         inner.version += 1;
@@ -223,7 +253,12 @@ impl Shared {
         drop(inner);
         if notify {
             let kind = if existed { "MODIFIED" } else { "ADDED" };
-            let _ = self.events.send((group.to_string(), plural.to_string(), namespace, json!({"type": kind, "object": object})));
+            let _ = self.events.send((
+                group.to_string(),
+                plural.to_string(),
+                namespace,
+                json!({"type": kind, "object": object}),
+            ));
         }
         object
     }
@@ -308,15 +343,31 @@ fn parse_path(path: &str) -> Option<Target> {
     };
     let (namespace, plural, name) = match rest {
         ["namespaces", ns, plural] => (Some(ns.to_string()), plural.to_string(), None),
-        ["namespaces", ns, plural, name] => (Some(ns.to_string()), plural.to_string(), Some(name.to_string())),
+        ["namespaces", ns, plural, name] => (
+            Some(ns.to_string()),
+            plural.to_string(),
+            Some(name.to_string()),
+        ),
         [plural] => (None, plural.to_string(), None),
         [plural, name] => (None, plural.to_string(), Some(name.to_string())),
         _ => return None,
     };
-    Some(Target { group, version, plural, namespace, name })
+    Some(Target {
+        group,
+        version,
+        plural,
+        namespace,
+        name,
+    })
 }
 
-async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let query: BTreeMap<String, String> = uri
         .query()
         .unwrap_or_default()
@@ -337,18 +388,42 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
             .unwrap_or_default()
             .to_string(),
     };
-    shared.inner.lock().expect("lock").requests.push(request.clone());
+    shared
+        .inner
+        .lock()
+        .expect("lock")
+        .requests
+        .push(request.clone());
     let Some(target) = parse_path(uri.path()) else {
-        return status(StatusCode::NOT_FOUND, "NotFound", format!("no route {}", uri.path()));
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no route {}", uri.path()),
+        );
     };
-    let Some(&(group, kind, plural, namespaced)) = resource_of_plural(&target.group, &target.plural) else {
-        return status(StatusCode::NOT_FOUND, "NotFound", format!("the server could not find the requested resource {}", uri.path()));
+    let Some(&(group, kind, plural, namespaced)) =
+        resource_of_plural(&target.group, &target.plural)
+    else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!(
+                "the server could not find the requested resource {}",
+                uri.path()
+            ),
+        );
     };
-    let api_version = if group.is_empty() { target.version.clone() } else { format!("{group}/{}", target.version) };
+    let api_version = if group.is_empty() {
+        target.version.clone()
+    } else {
+        format!("{group}/{}", target.version)
+    };
     let key = (group.to_string(), plural.to_string());
     let namespace = target.namespace.clone().unwrap_or_default();
     match (&method, &target.name) {
-        (&Method::GET, None) if request.is_watch() => watch(&shared, group, plural, target.namespace.clone()),
+        (&Method::GET, None) if request.is_watch() => {
+            watch(&shared, group, plural, target.namespace.clone())
+        }
         (&Method::GET, None) => {
             let inner = shared.inner.lock().expect("lock");
             let selector = query.get("labelSelector").and_then(|s| s.split_once('='));
@@ -358,7 +433,14 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
                 .into_iter()
                 .flat_map(|m| m.iter())
                 .filter(|((ns, _), _)| target.namespace.as_ref().is_none_or(|want| want == ns))
-                .filter(|(_, o)| selector.is_none_or(|(k, v)| o.pointer("/metadata/labels").and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v)))
+                .filter(|(_, o)| {
+                    selector.is_none_or(|(k, v)| {
+                        o.pointer("/metadata/labels")
+                            .and_then(|l| l.get(k))
+                            .and_then(Value::as_str)
+                            == Some(v)
+                    })
+                })
                 .map(|(_, o)| {
                     let mut item = o.clone();
                     if let Value::Object(m) = &mut item {
@@ -368,8 +450,15 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
                     item
                 })
                 .collect();
-            let start: usize = query.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
-            let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
+            let start: usize = query
+                .get("continue")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            let limit: usize = query
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .filter(|l| *l > 0)
+                .unwrap_or(usize::MAX);
             let end = start.saturating_add(limit).min(items.len());
             let mut metadata = json!({"resourceVersion": inner.version.to_string()});
             if end < items.len() {
@@ -383,9 +472,17 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
         }
         (&Method::GET, Some(name)) => {
             let inner = shared.inner.lock().expect("lock");
-            match inner.store.get(&key).and_then(|m| m.get(&(namespace.clone(), name.clone()))) {
+            match inner
+                .store
+                .get(&key)
+                .and_then(|m| m.get(&(namespace.clone(), name.clone())))
+            {
                 Some(o) => json_response(StatusCode::OK, o),
-                None => status(StatusCode::NOT_FOUND, "NotFound", format!("{plural} \"{name}\" not found")),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("{plural} \"{name}\" not found"),
+                ),
             }
         }
         (&Method::POST, None) => {
@@ -393,9 +490,19 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
                 return status(StatusCode::BAD_REQUEST, "BadRequest", "invalid JSON".into());
             };
             let name = str_at(&object, "/metadata/name").to_string();
-            let exists = shared.inner.lock().expect("lock").store.get(&key).is_some_and(|m| m.contains_key(&(namespace.clone(), name.clone())));
+            let exists = shared
+                .inner
+                .lock()
+                .expect("lock")
+                .store
+                .get(&key)
+                .is_some_and(|m| m.contains_key(&(namespace.clone(), name.clone())));
             if exists {
-                return status(StatusCode::CONFLICT, "AlreadyExists", format!("{plural} \"{name}\" already exists"));
+                return status(
+                    StatusCode::CONFLICT,
+                    "AlreadyExists",
+                    format!("{plural} \"{name}\" already exists"),
+                );
             }
             object["apiVersion"] = json!(api_version);
             object["kind"] = json!(kind);
@@ -408,12 +515,30 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
             let Ok(mut object) = serde_json::from_slice::<Value>(&body) else {
                 return status(StatusCode::BAD_REQUEST, "BadRequest", "invalid JSON".into());
             };
-            let current = shared.inner.lock().expect("lock").store.get(&key).and_then(|m| m.get(&(namespace.clone(), name.clone())).cloned());
+            let current = shared
+                .inner
+                .lock()
+                .expect("lock")
+                .store
+                .get(&key)
+                .and_then(|m| m.get(&(namespace.clone(), name.clone())).cloned());
             let Some(current) = current else {
-                return status(StatusCode::NOT_FOUND, "NotFound", format!("{plural} \"{name}\" not found"));
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("{plural} \"{name}\" not found"),
+                );
             };
-            if str_at(&object, "/metadata/resourceVersion") != str_at(&current, "/metadata/resourceVersion") {
-                return status(StatusCode::CONFLICT, "Conflict", format!("Operation cannot be fulfilled on {plural} \"{name}\": the object has been modified"));
+            if str_at(&object, "/metadata/resourceVersion")
+                != str_at(&current, "/metadata/resourceVersion")
+            {
+                return status(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    format!(
+                        "Operation cannot be fulfilled on {plural} \"{name}\": the object has been modified"
+                    ),
+                );
             }
             object["apiVersion"] = json!(api_version);
             object["kind"] = json!(kind);
@@ -421,24 +546,48 @@ async fn handle(State(shared): State<Shared>, method: Method, uri: Uri, headers:
         }
         (&Method::PATCH, Some(_)) => {
             if request.content_type != "application/apply-patch+yaml" {
-                return status(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", format!("only server-side apply, not {}", request.content_type));
+                return status(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UnsupportedMediaType",
+                    format!("only server-side apply, not {}", request.content_type),
+                );
             }
             // kube sends the applied configuration as JSON (a YAML subset).
             let Ok(object) = serde_json::from_slice::<Value>(&body) else {
-                return status(StatusCode::BAD_REQUEST, "BadRequest", "invalid apply body".into());
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "invalid apply body".into(),
+                );
             };
             json_response(StatusCode::OK, &shared.put(object, true))
         }
         (&Method::DELETE, Some(name)) => match shared.remove(group, plural, &namespace, name) {
-            Some(_) => json_response(StatusCode::OK, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200})),
-            None => status(StatusCode::NOT_FOUND, "NotFound", format!("{plural} \"{name}\" not found")),
+            Some(_) => json_response(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200}),
+            ),
+            None => status(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!("{plural} \"{name}\" not found"),
+            ),
         },
-        _ => status(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", format!("{method} {}", uri.path())),
+        _ => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("{method} {}", uri.path()),
+        ),
     }
 }
 
 /// A watch stream of later changes to `group/plural` (in `namespace` if given).
-fn watch(shared: &Shared, group: &'static str, plural: &'static str, namespace: Option<String>) -> Response {
+fn watch(
+    shared: &Shared,
+    group: &'static str,
+    plural: &'static str,
+    namespace: Option<String>,
+) -> Response {
     let receiver = shared.events.subscribe();
     let stream = futures::stream::unfold(receiver, move |mut receiver| {
         let namespace = namespace.clone();
@@ -446,10 +595,16 @@ fn watch(shared: &Shared, group: &'static str, plural: &'static str, namespace: 
             loop {
                 match receiver.recv().await {
                     Ok((g, p, ns, event)) => {
-                        if g == group && p == plural && namespace.as_ref().is_none_or(|want| *want == ns) {
+                        if g == group
+                            && p == plural
+                            && namespace.as_ref().is_none_or(|want| *want == ns)
+                        {
                             let mut line = serde_json::to_vec(&event).expect("JSON");
                             line.push(b'\n');
-                            return Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), receiver));
+                            return Some((
+                                Ok::<_, std::convert::Infallible>(Bytes::from(line)),
+                                receiver,
+                            ));
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,

@@ -173,7 +173,12 @@ pub fn build(
     objects
 }
 
-fn report_object(flavour: Flavour, namespace: Option<&str>, name: &str, results: &[Value]) -> Value {
+fn report_object(
+    flavour: Flavour,
+    namespace: Option<&str>,
+    name: &str,
+    results: &[Value],
+) -> Value {
     let mut metadata = json!({"name": name, "labels": {MANAGED_BY_LABEL: MANAGED_BY}});
     if let Some(ns) = namespace {
         metadata["namespace"] = json!(ns);
@@ -221,7 +226,10 @@ fn scale_down_results(report: &Report, stamp: &Value) -> Vec<Value> {
             results.push(base(
                 "removable",
                 "pass",
-                &format!("cluster-autoscaler could remove this node of pool {}", node.pool),
+                &format!(
+                    "cluster-autoscaler could remove this node of pool {}",
+                    node.pool
+                ),
                 json!([node_ref]),
             ));
             continue;
@@ -237,7 +245,10 @@ fn scale_down_results(report: &Report, stamp: &Value) -> Vec<Value> {
             let mut r = base(
                 blocker.reason,
                 "fail",
-                &format!("pod {} blocks the removal: {}", blocker.pod, blocker.message),
+                &format!(
+                    "pod {} blocks the removal: {}",
+                    blocker.pod, blocker.message
+                ),
                 json!([node_ref, pod_ref]),
             );
             r["severity"] = json!("medium");

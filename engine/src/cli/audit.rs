@@ -257,8 +257,12 @@ fn run_live(args: AuditArgs, auditor: Auditor) -> anyhow::Result<ExitCode> {
         .thread_name("tollgate-audit");
     let Some(interval) = args.interval else {
         let runtime = builder.build().context("cannot start the async runtime")?;
-        let result =
-            runtime.block_on(audit_once(connect, &auditor, args.page_size, args.report_apply));
+        let result = runtime.block_on(audit_once(
+            connect,
+            &auditor,
+            args.page_size,
+            args.report_apply,
+        ));
         runtime.shutdown_timeout(Duration::from_secs(2));
         return result;
     };

@@ -1,8 +1,8 @@
 //! Flags and input helpers shared by several verbs.
 
+use std::cell::RefCell;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,7 +87,7 @@ pub fn read_input(path: &Path) -> anyhow::Result<(PathBuf, String)> {
 /// Structured JSON logs on stderr, filtered by `TOLLGATE_LOG` (default `info`).
 pub(super) fn json_logs() -> Dispatch {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(crate::telemetry::SERVICE_FILTER));
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_current_span(false)

@@ -150,7 +150,6 @@ fn load_context(context: Option<&Path>) -> anyhow::Result<Arc<dyn ClusterView>> 
     Ok(Arc::new(snapshot))
 }
 
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;

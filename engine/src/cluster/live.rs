@@ -29,19 +29,20 @@ pub enum Error {
     #[error("cannot load the cluster configuration: {0}")]
     Config(String),
     /// The client could not be built.
-    #[error("cannot build a Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
+    #[error("cannot build a Kubernetes client: {}", describe(.0))]
+    Client(kube::Error),
     /// A list request failed.
-    #[error("cannot list {kind}: {}", describe(.source))]
+    #[error("cannot list {kind}: {}", describe(.cause))]
     List {
         /// The kind (plural resource).
         kind: String,
-        /// The API error.
-        source: kube::Error,
+        /// The API error (described in the message, not chained).
+        cause: kube::Error,
     },
 }
 
-/// Explain an API error in one line, with the RBAC hint on 403.
+/// Explain an API error in one line (its causes included once), with the
+/// RBAC hint on 403.
 pub fn describe(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) if status.code == 403 => format!(
@@ -49,7 +50,7 @@ pub fn describe(error: &kube::Error) -> String {
             status.message
         ),
         kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
-        other => other.to_string(),
+        other => one_line(other),
     }
 }
 
@@ -133,9 +134,9 @@ pub async fn list_cluster(
         let mut params = ListParams::default().limit(page_size.max(1));
         let mut read = 0usize;
         loop {
-            let page = api.list(&params).await.map_err(|source| Error::List {
+            let page = api.list(&params).await.map_err(|cause| Error::List {
                 kind: kind.plural.to_string(),
-                source,
+                cause,
             })?;
             let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
             for object in page.items {

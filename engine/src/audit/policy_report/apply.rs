@@ -27,7 +27,9 @@ pub struct Applied {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The report CRD is missing.
-    #[error("cannot apply {kind} {name}: the {plural}.{group} CustomResourceDefinition is not installed")]
+    #[error(
+        "cannot apply {kind} {name}: the {plural}.{group} CustomResourceDefinition is not installed"
+    )]
     MissingCrd {
         /// Report kind.
         kind: &'static str,
@@ -39,7 +41,7 @@ pub enum Error {
         group: &'static str,
     },
     /// Another API error.
-    #[error("cannot {action} {kind} {name}: {}", describe(.source))]
+    #[error("cannot {action} {kind} {name}: {}", describe(.cause))]
     Api {
         /// `apply`, `list` or `delete`.
         action: &'static str,
@@ -47,8 +49,8 @@ pub enum Error {
         kind: &'static str,
         /// Report name (empty for a list).
         name: String,
-        /// The API error.
-        source: kube::Error,
+        /// The API error (described in the message, not chained).
+        cause: kube::Error,
     },
 }
 
@@ -90,7 +92,7 @@ pub async fn apply(
         let kind = flavour.kind(namespaced);
         api.patch(&object.name, &params, &Patch::Apply(&object.object))
             .await
-            .map_err(|source| match &source {
+            .map_err(|cause| match &cause {
                 kube::Error::Api(s) if s.code == 404 => Error::MissingCrd {
                     kind,
                     name: key(object.namespace.as_deref(), &object.name),
@@ -101,21 +103,22 @@ pub async fn apply(
                     action: "apply",
                     kind,
                     name: key(object.namespace.as_deref(), &object.name),
-                    source,
+                    cause,
                 },
             })?;
-        done.applied.push(key(object.namespace.as_deref(), &object.name));
+        done.applied
+            .push(key(object.namespace.as_deref(), &object.name));
     }
     let current: BTreeSet<String> = done.applied.iter().cloned().collect();
     for namespaced in [true, false] {
         let ar = resource(flavour, namespaced);
         let kind = flavour.kind(namespaced);
         let api_error = |action, name: String| {
-            move |source| Error::Api {
+            move |cause| Error::Api {
                 action,
                 kind,
                 name,
-                source,
+                cause,
             }
         };
         let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
@@ -149,7 +152,7 @@ pub async fn apply(
             match api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(source) => return Err(api_error("delete", id)(source)),
+                Err(cause) => return Err(api_error("delete", id)(cause)),
             }
             done.deleted.push(id);
         }

@@ -164,7 +164,11 @@ pub(super) async fn run(
 }
 
 /// Keep trying to acquire or renew the Lease; publish whether this replica leads.
-async fn elect(elector: Arc<Elector>, leading: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
+async fn elect(
+    elector: Arc<Elector>,
+    leading: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
     let options = elector.options().clone();
     let mut last_renewal: Option<Instant> = None;
     loop {
@@ -185,7 +189,11 @@ async fn elect(elector: Arc<Elector>, leading: watch::Sender<bool>, mut stop: wa
                 identity = options.identity,
                 lease = format!("{}/{}", options.namespace, options.name),
                 "{}",
-                if now_leading { "became the leader" } else { "lost the lease" }
+                if now_leading {
+                    "became the leader"
+                } else {
+                    "lost the lease"
+                }
             );
             let _ = leading.send(now_leading);
         }

@@ -60,7 +60,11 @@ pub const KINDS: &[Kind] = &[
 ];
 
 impl Kind {
-    const fn core(kind: &'static str, plural: &'static str, status: &'static [&'static str]) -> Self {
+    const fn core(
+        kind: &'static str,
+        plural: &'static str,
+        status: &'static [&'static str],
+    ) -> Self {
         Kind::new("", kind, plural, status)
     }
 
@@ -170,7 +174,11 @@ mod tests {
                 "conditions": [{"type": "Ready", "status": "True"}, {"type": "MemoryPressure", "status": "False"}]}
         }))
         .unwrap();
-        let slim = KINDS.iter().find(|k| k.kind == "Node").unwrap().slim_value(node);
+        let slim = KINDS
+            .iter()
+            .find(|k| k.kind == "Node")
+            .unwrap()
+            .slim_value(node);
         assert_eq!(
             slim,
             json!({"apiVersion": "v1", "kind": "Node",

@@ -102,11 +102,10 @@ impl Elector {
             ..spec
         });
         // `lease.metadata.resourceVersion` is the one read: a concurrent write makes this 409.
-        won(
-            self.api
-                .replace(&self.options.name, &PostParams::default(), &lease)
-                .await,
-        )
+        won(self
+            .api
+            .replace(&self.options.name, &PostParams::default(), &lease)
+            .await)
     }
 
     /// Give the Lease up if this replica holds it.

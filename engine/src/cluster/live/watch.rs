@@ -49,7 +49,9 @@ impl Watches {
                         Ok(_) => {
                             counter.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(e) => tracing::warn!(kind = kind.plural, error = %e, "watch failed; retrying"),
+                        Err(e) => {
+                            tracing::warn!(kind = kind.plural, error = %e, "watch failed; retrying")
+                        }
                     }
                 }
             }));
