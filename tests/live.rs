@@ -336,6 +336,35 @@ fn reports_are_server_side_applied_bounded_and_stale_ones_deleted() {
     assert_eq!(blocker["resources"][0]["kind"], "Node");
     assert_eq!(blocker["resources"][1]["kind"], "Pod");
     assert_eq!(blocker["source"], "tollgate");
+
+    // OpenReports go to their own API and leave the PolicyReports alone.
+    let before = server.objects("PolicyReport").len();
+    tollgate(
+        &live_args(
+            &kubeconfig,
+            &["-o", "json", "--report", "openreports", "--report-apply"],
+        ),
+        None,
+    )
+    .assert_code(1);
+    assert_eq!(server.objects("PolicyReport").len(), before);
+    let open = server.objects("Report");
+    assert_eq!(
+        open.iter()
+            .filter_map(|r| r["metadata"]["namespace"].as_str())
+            .collect::<BTreeSet<_>>(),
+        namespaces,
+        "one Report per namespace with results"
+    );
+    assert!(
+        open.iter()
+            .all(|r| r["apiVersion"] == "openreports.io/v1alpha1" && r["source"] == "tollgate")
+    );
+    assert_eq!(
+        server.objects("ClusterReport").len(),
+        1,
+        "under the default bound, one ClusterReport"
+    );
 }
 
 /// A `tollgate audit --interval` process: its JSON reports arrive on a channel.

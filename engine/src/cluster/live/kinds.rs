@@ -103,11 +103,6 @@ impl Kind {
         }
     }
 
-    /// Whether objects of this kind live in namespaces.
-    pub fn namespaced(&self) -> bool {
-        !matches!(self.kind, "Namespace" | "Node" | "PriorityClass")
-    }
-
     /// Drop what evaluation does not read, and set `apiVersion` and `kind`
     /// (list items and watch events may omit them).
     pub fn slim(&self, object: &mut DynamicObject) {

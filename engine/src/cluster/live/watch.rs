@@ -82,13 +82,20 @@ impl Watches {
         self.events.load(Ordering::Relaxed)
     }
 
-    /// The objects currently known, as the evaluation reads them.
+    /// The objects currently known, as the evaluation reads them: kind by
+    /// kind, each sorted by namespace and name as a list returns them (a
+    /// store's own order is arbitrary).
     pub fn objects(&self) -> Vec<Value> {
-        self.stores
-            .iter()
-            .flat_map(|(_, store)| store.state())
-            .map(|object| to_value(&object))
-            .collect()
+        let mut objects = Vec::new();
+        for (_, store) in &self.stores {
+            let mut state = store.state();
+            state.sort_by(|a, b| {
+                (&a.metadata.namespace, &a.metadata.name)
+                    .cmp(&(&b.metadata.namespace, &b.metadata.name))
+            });
+            objects.extend(state.iter().map(|object| to_value(object)));
+        }
+        objects
     }
 }
 
