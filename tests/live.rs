@@ -365,6 +365,33 @@ fn reports_are_server_side_applied_bounded_and_stale_ones_deleted() {
         1,
         "under the default bound, one ClusterReport"
     );
+
+    // An audit restricted to one namespace leaves the other namespaces' reports alone.
+    tollgate(
+        &live_args(
+            &kubeconfig,
+            &[
+                "-o",
+                "json",
+                "-n",
+                "shop",
+                "--report",
+                "policyreport",
+                "--report-apply",
+            ],
+        ),
+        None,
+    )
+    .assert_code(1);
+    let namespaces_after: BTreeSet<String> = server
+        .objects("PolicyReport")
+        .iter()
+        .filter_map(|r| r["metadata"]["namespace"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        namespaces_after.contains("kube-system"),
+        "{namespaces_after:?}"
+    );
 }
 
 /// A `tollgate audit --interval` process: its JSON reports arrive on a channel.

@@ -189,28 +189,52 @@ impl Auditor {
         Ok(())
     }
 
-    /// The report objects (when `--report` is given), written to `--report-dir`.
-    fn report_objects(&self, report: &Report) -> anyhow::Result<Vec<ReportObject>> {
-        let Some(flavour) = self.report else {
-            return Ok(Vec::new());
-        };
-        let objects = policy_report::build(
-            report,
-            flavour,
-            self.report_max_results,
-            report.scale_down.assumptions.now,
-        );
-        if let Some(dir) = &self.report_dir {
-            let done = policy_report::files::write(dir, flavour, &objects)
-                .context("cannot write the reports")?;
-            tracing::info!(
-                written = done.written.len(),
-                removed = done.removed.len(),
-                dir = %dir.display(),
-                "reports written"
-            );
+    /// The report objects (none without `--report`).
+    fn report_objects(&self, report: &Report) -> Vec<ReportObject> {
+        match self.report {
+            Some(flavour) => policy_report::build(
+                report,
+                flavour,
+                self.report_max_results,
+                report.scale_down.assumptions.now,
+            ),
+            None => Vec::new(),
         }
-        Ok(objects)
+    }
+
+    /// Write the report objects to `--report-dir`, if given.
+    fn write_reports(&self, objects: &[ReportObject]) -> anyhow::Result<()> {
+        let (Some(flavour), Some(dir)) = (self.report, &self.report_dir) else {
+            return Ok(());
+        };
+        let done = policy_report::files::write(dir, flavour, objects, self.namespace.as_deref())
+            .context("cannot write the reports")?;
+        tracing::info!(
+            written = done.written.len(),
+            removed = done.removed.len(),
+            dir = %dir.display(),
+            "reports written"
+        );
+        Ok(())
+    }
+
+    /// Apply the report objects to the cluster (`--report-apply`).
+    async fn apply_reports(
+        &self,
+        client: &kube::Client,
+        objects: &[ReportObject],
+    ) -> Result<(), policy_report::apply::Error> {
+        let Some(flavour) = self.report else {
+            return Ok(());
+        };
+        let done = policy_report::apply::apply(client, flavour, objects, self.namespace.as_deref())
+            .await?;
+        tracing::info!(
+            applied = done.applied.len(),
+            deleted = done.deleted.len(),
+            "reports applied"
+        );
+        Ok(())
     }
 }
 
@@ -241,7 +265,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let snapshot = load_snapshot(path, auditor.declared.clone())?;
     let report = auditor.audit(snapshot)?;
     auditor.print(&report)?;
-    auditor.report_objects(&report)?;
+    auditor.write_reports(&auditor.report_objects(&report))?;
     Ok(exit_code(&report))
 }
 
@@ -302,9 +326,10 @@ async fn audit_once(
         eprint!("\x1b[2K");
     }
     auditor.print(&report)?;
-    let objects = auditor.report_objects(&report)?;
-    if apply && let Some(flavour) = auditor.report {
-        policy_report::apply::apply(&client, flavour, &objects).await?;
+    let objects = auditor.report_objects(&report);
+    auditor.write_reports(&objects)?;
+    if apply {
+        auditor.apply_reports(&client, &objects).await?;
     }
     Ok(exit_code(&report))
 }

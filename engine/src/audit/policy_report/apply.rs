@@ -71,7 +71,9 @@ fn key(namespace: Option<&str>, name: &str) -> String {
     }
 }
 
-/// Apply `objects` and delete the stale reports of `flavour`.
+/// Apply `objects` and delete the stale reports of `flavour`: in every
+/// namespace, or with `namespace` (an audit restricted by `-n`) in that
+/// namespace and at cluster scope only.
 ///
 /// # Errors
 /// The first API request that fails; a missing CRD is named as such.
@@ -79,6 +81,7 @@ pub async fn apply(
     client: &Client,
     flavour: Flavour,
     objects: &[ReportObject],
+    namespace: Option<&str>,
 ) -> Result<Applied, Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut done = Applied::default();
@@ -121,7 +124,10 @@ pub async fn apply(
                 cause,
             }
         };
-        let all: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let all: Api<DynamicObject> = match namespace {
+            Some(ns) if namespaced => Api::namespaced_with(client.clone(), ns, &ar),
+            _ => Api::all_with(client.clone(), &ar),
+        };
         let mut params = ListParams::default()
             .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"))
             .limit(500);

@@ -2,7 +2,8 @@
 //! `<kind>.<namespace>.<name>.yaml` for namespaced reports and
 //! `<kind>.<name>.yaml` for cluster reports (kind in lower case). Files of the
 //! same naming left by an earlier run and not rewritten now are removed, so
-//! the directory always holds exactly the current reports.
+//! the directory always holds exactly the current reports (with `-n`, of that
+//! namespace and the cluster).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -37,11 +38,18 @@ pub fn file_name(flavour: Flavour, object: &ReportObject) -> String {
     }
 }
 
-/// Write `objects` into `dir` (created if missing) and remove stale reports.
+/// Write `objects` into `dir` (created if missing) and remove stale reports:
+/// of every namespace, or with `namespace` (an audit restricted by `-n`) of
+/// that namespace and the cluster only.
 ///
 /// # Errors
 /// The directory or a file cannot be written or removed.
-pub fn write(dir: &Path, flavour: Flavour, objects: &[ReportObject]) -> Result<Written, Error> {
+pub fn write(
+    dir: &Path,
+    flavour: Flavour,
+    objects: &[ReportObject],
+    namespace: Option<&str>,
+) -> Result<Written, Error> {
     let at = |path: &Path| {
         let path = path.to_path_buf();
         move |source| Error { path, source }
@@ -58,8 +66,12 @@ pub fn write(dir: &Path, flavour: Flavour, objects: &[ReportObject]) -> Result<W
         names.insert(name);
         done.written.push(path);
     }
+    let namespaced = match namespace {
+        Some(ns) => format!("{}.{ns}.", flavour.kind(true).to_lowercase()),
+        None => format!("{}.", flavour.kind(true).to_lowercase()),
+    };
     let prefixes = [
-        format!("{}.", flavour.kind(true).to_lowercase()),
+        namespaced,
         format!("{}.", flavour.kind(false).to_lowercase()),
     ];
     for entry in std::fs::read_dir(dir).map_err(at(dir))? {

@@ -241,18 +241,26 @@ fn the_directory_holds_exactly_the_current_reports() {
         dir.path(),
         Flavour::PolicyReport,
         &build(&audit(), Flavour::PolicyReport, 2, 0),
+        None,
     )
     .unwrap();
     assert_eq!(first.written.len(), 4);
     assert!(first.removed.is_empty());
     let mut smaller = audit().restrict_to_namespace("shop");
     smaller.scale_down.nodes.remove(0);
+    let other = dir.path().join("policyreport.other.tollgate-audit-1.yaml");
+    std::fs::write(&other, "kind: PolicyReport\n").unwrap();
     let second = files::write(
         dir.path(),
         Flavour::PolicyReport,
         &build(&smaller, Flavour::PolicyReport, 2, 0),
+        Some("shop"),
     )
     .unwrap();
+    assert!(
+        other.exists(),
+        "an audit restricted to shop keeps other namespaces' reports"
+    );
     let removed: Vec<String> = second
         .removed
         .iter()
@@ -271,4 +279,12 @@ fn the_directory_holds_exactly_the_current_reports() {
         unrelated.exists(),
         "files Tollgate did not write are left alone"
     );
+    let third = files::write(
+        dir.path(),
+        Flavour::PolicyReport,
+        &build(&smaller, Flavour::PolicyReport, 2, 0),
+        None,
+    )
+    .unwrap();
+    assert_eq!(third.removed, [other], "a whole-cluster audit removes it");
 }

@@ -11,7 +11,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use super::{AuditArgs, Auditor};
-use crate::audit::policy_report;
 use crate::cluster::live::lease::{Elector, LeaseOptions};
 use crate::cluster::live::watch::Watches;
 use crate::cluster::live::{Connect, describe};
@@ -125,19 +124,15 @@ pub(super) async fn run(
             .await
             .context("the audit task failed")??;
         auditor.print(&report)?;
-        let reports = auditor.report_objects(&report)?;
+        // A report that cannot be written or applied is retried at the next audit.
+        let reports = auditor.report_objects(&report);
+        if let Err(e) = auditor.write_reports(&reports) {
+            tracing::error!(error = format!("{e:#}"), "cannot write the reports");
+        }
         if options.apply
-            && let Some(flavour) = auditor.report
+            && let Err(e) = auditor.apply_reports(&client, &reports).await
         {
-            // A failed apply is retried at the next audit; the loop keeps running.
-            match policy_report::apply::apply(&client, flavour, &reports).await {
-                Ok(done) => tracing::info!(
-                    applied = done.applied.len(),
-                    deleted = done.deleted.len(),
-                    "reports applied"
-                ),
-                Err(e) => tracing::error!(error = %e, "cannot apply the reports"),
-            }
+            tracing::error!(error = %e, "cannot apply the reports");
         }
         let s = &report.summary;
         tracing::info!(
