@@ -9,7 +9,8 @@
 //!   changes as newline-delimited JSON and keeps the stream open;
 //! - GET, POST (409 when it exists), PUT (409 on a stale `resourceVersion`),
 //!   PATCH (server-side apply: upsert) and DELETE of single objects;
-//! - every request is recorded (method, path, query, content type).
+//! - every request is recorded (method, path, query, content type);
+//! - a resource can be forbidden (403), as missing RBAC does.
 //!
 //! It runs on its own thread and tokio runtime, so tests can run the real
 //! `tollgate` binary against it with a kubeconfig from [`FakeApiServer::kubeconfig`].
@@ -99,6 +100,7 @@ struct Inner {
     store: Store,
     version: u64,
     requests: Vec<Request>,
+    forbidden: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -143,6 +145,7 @@ impl FakeApiServer {
                 store: Store::new(),
                 version: 1,
                 requests: Vec::new(),
+                forbidden: Vec::new(),
             })),
             events,
         };
@@ -195,6 +198,16 @@ impl FakeApiServer {
     /// Every request so far.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.inner.lock().expect("lock").requests.clone()
+    }
+
+    /// Answer every request for `plural` with 403, as missing RBAC does.
+    pub fn forbid(&self, plural: &str) {
+        self.shared
+            .inner
+            .lock()
+            .expect("lock")
+            .forbidden
+            .push(plural.to_string());
     }
 
     /// Create or replace an object, notifying watchers.
@@ -413,6 +426,22 @@ async fn handle(
             ),
         );
     };
+    if shared
+        .inner
+        .lock()
+        .expect("lock")
+        .forbidden
+        .iter()
+        .any(|f| f == plural)
+    {
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "{plural} is forbidden: User \"system:serviceaccount:tollgate:audit\" cannot list resource \"{plural}\""
+            ),
+        );
+    }
     let api_version = if group.is_empty() {
         target.version.clone()
     } else {

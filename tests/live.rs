@@ -191,6 +191,34 @@ fn an_unreachable_cluster_is_one_clear_error() {
     .assert_bad_input(&["nope"]);
 }
 
+#[test]
+fn missing_rbac_names_the_list_and_the_cluster_role() {
+    let server = FakeApiServer::start(demo_objects());
+    server.forbid("poddisruptionbudgets");
+    let sandbox = Sandbox::new();
+    let kubeconfig = server.kubeconfig(&sandbox);
+    let mentions = [
+        "cannot list poddisruptionbudgets",
+        "forbidden",
+        "ClusterRole of docs/audit.md",
+    ];
+    tollgate(&live_args(&kubeconfig, &[]), None).assert_bad_input(&mentions);
+    // A periodic audit stops too, rather than waiting forever for a list it may not make.
+    let periodic = tollgate(&live_args(&kubeconfig, &["--interval", "1m"]), None);
+    periodic.assert_code(2);
+    let last = periodic
+        .stderr_lines()
+        .last()
+        .copied()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        mentions.iter().all(|m| last.contains(m)),
+        "{}",
+        periodic.stderr
+    );
+}
+
 fn report(kind: &str, namespace: Option<&str>, name: &str, manager: &str) -> Value {
     let mut object = json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": kind,
         "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": manager}},

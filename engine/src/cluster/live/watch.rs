@@ -2,7 +2,9 @@
 //! kube-runtime reflector per kind in [`KINDS`], fed by a watcher whose
 //! initial list is paginated and whose events are slimmed before they are
 //! stored. A watch that breaks is resumed with backoff (and relisted only when
-//! the API server says its resourceVersion is too old).
+//! the API server says its resourceVersion is too old). A first list refused
+//! for lack of permission (401/403) fails [`Watches::ready`] at once instead
+//! of retrying forever: that needs RBAC fixed, not patience.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+use super::describe;
 use super::kinds::{KINDS, Kind, to_value};
 
 /// The reflectors of every kind.
@@ -22,12 +25,27 @@ pub struct Watches {
     stores: Vec<(Kind, Store<DynamicObject>)>,
     tasks: Vec<JoinHandle<()>>,
     events: Arc<AtomicU64>,
+    refused: tokio::sync::watch::Receiver<Option<String>>,
+}
+
+/// The message of a first list refused for lack of permission.
+fn refusal(kind: &Kind, error: &watcher::Error) -> Option<String> {
+    match error {
+        watcher::Error::InitialListFailed(e @ kube::Error::Api(status))
+            if matches!(status.code, 401 | 403) =>
+        {
+            Some(format!("cannot list {}: {}", kind.plural, describe(e)))
+        }
+        _ => None,
+    }
 }
 
 impl Watches {
     /// Start watching every kind (`page_size` objects per initial list page).
     pub fn start(client: &Client, page_size: u32) -> Self {
         let events = Arc::new(AtomicU64::new(0));
+        let (refuse, refused) = tokio::sync::watch::channel(None);
+        let refuse = Arc::new(refuse);
         let mut stores = Vec::new();
         let mut tasks = Vec::new();
         for kind in KINDS {
@@ -37,6 +55,7 @@ impl Watches {
             stores.push((*kind, writer.as_reader()));
             let config = watcher::Config::default().page_size(page_size.max(1));
             let counter = events.clone();
+            let refuse = refuse.clone();
             let kind = *kind;
             let stream = watcher(api, config)
                 .default_backoff()
@@ -50,7 +69,10 @@ impl Watches {
                             counter.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => {
-                            tracing::warn!(kind = kind.plural, error = %e, "watch failed; retrying")
+                            if let Some(message) = refusal(&kind, &e) {
+                                refuse.send_replace(Some(message));
+                            }
+                            tracing::warn!(kind = kind.plural, error = %e, "watch failed; retrying");
                         }
                     }
                 }
@@ -60,21 +82,31 @@ impl Watches {
             stores,
             tasks,
             events,
+            refused,
         }
     }
 
     /// Wait until every kind has been listed once.
     ///
     /// # Errors
-    /// A reflector stopped before its first list completed.
+    /// A first list refused for lack of permission, or a reflector that
+    /// stopped before its first list completed.
     pub async fn ready(&self) -> Result<(), String> {
-        for (kind, store) in &self.stores {
-            store
-                .wait_until_ready()
-                .await
-                .map_err(|_| format!("the {} watch stopped before its first list", kind.plural))?;
+        let all_listed = async {
+            for (kind, store) in &self.stores {
+                store.wait_until_ready().await.map_err(|_| {
+                    format!("the {} watch stopped before its first list", kind.plural)
+                })?;
+            }
+            Ok(())
+        };
+        let mut refused = self.refused.clone();
+        tokio::select! {
+            listed = all_listed => listed,
+            Ok(message) = refused.wait_for(Option::is_some) => {
+                Err(message.clone().unwrap_or_default())
+            }
         }
-        Ok(())
     }
 
     /// Watch events (list pages and changes) seen so far.
