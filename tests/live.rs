@@ -206,12 +206,7 @@ fn missing_rbac_names_the_list_and_the_cluster_role() {
     // A periodic audit stops too, rather than waiting forever for a list it may not make.
     let periodic = tollgate(&live_args(&kubeconfig, &["--interval", "1m"]), None);
     periodic.assert_code(2);
-    let last = periodic
-        .stderr_lines()
-        .last()
-        .copied()
-        .unwrap_or_default()
-        .to_string();
+    let last = periodic.last_stderr_line();
     assert!(
         mentions.iter().all(|m| last.contains(m)),
         "{}",
