@@ -602,7 +602,7 @@ fn with_leader_election_one_of_two_replicas_audits_and_the_other_takes_over() {
                 "--lease-namespace",
                 "kube-system",
                 "--lease-duration",
-                "2s",
+                "5s",
                 "--lease-identity",
                 id,
             ],
