@@ -1,6 +1,7 @@
 //! A live cluster read through kube-rs: connect with a kubeconfig (or the
 //! in-cluster service account), list exactly the kinds evaluation needs page
-//! by page, keep only the fields it reads, and index them as a [`Snapshot`],
+//! by page, keep only the fields it reads, and index them as a
+//! [`Snapshot`](super::Snapshot),
 //! so a live audit evaluates exactly as a snapshot audit does.
 //!
 //! Submodules: [`kinds`] (what is read and what is kept of it), [`watch`]
@@ -46,7 +47,7 @@ pub enum Error {
 pub fn describe(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) if status.code == 403 => format!(
-            "{} (forbidden: bind the read-only ClusterRole of docs/audit.md to this identity)",
+            "{} (forbidden: bind the matching ClusterRole of docs/audit.md to this identity)",
             status.message
         ),
         kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
