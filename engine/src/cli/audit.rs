@@ -122,6 +122,8 @@ struct Auditor {
     report: Option<Flavour>,
     report_dir: Option<PathBuf>,
     report_max_results: usize,
+    /// Warnings added to every report (a live audit's unread kinds).
+    warnings: Vec<String>,
 }
 
 impl Auditor {
@@ -156,6 +158,7 @@ impl Auditor {
             report: args.report,
             report_dir: args.report_dir.clone(),
             report_max_results: args.report_max_results,
+            warnings: Vec::new(),
         })
     }
 
@@ -171,7 +174,8 @@ impl Auditor {
     /// Audit one snapshot.
     fn audit(&self, snapshot: Snapshot) -> anyhow::Result<Report> {
         let assumptions = explain::assumptions(snapshot.autoscaler(), &self.overrides)?;
-        let report = audit::run(Arc::new(snapshot), &self.evaluator, &assumptions);
+        let mut report = audit::run(Arc::new(snapshot), &self.evaluator, &assumptions);
+        report.warnings.extend(self.warnings.iter().cloned());
         Ok(match &self.namespace {
             Some(ns) => report.restrict_to_namespace(ns),
             None => report,
@@ -269,7 +273,15 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_code(&report))
 }
 
-fn run_live(args: AuditArgs, auditor: Auditor) -> anyhow::Result<ExitCode> {
+fn run_live(args: AuditArgs, mut auditor: Auditor) -> anyhow::Result<ExitCode> {
+    auditor.warnings = live::kinds::unread_kinds(
+        auditor
+            .evaluator
+            .policies()
+            .policies()
+            .iter()
+            .map(|p| (p.name.as_str(), p.metadata.kinds.as_slice())),
+    );
     let connect = Connect {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),

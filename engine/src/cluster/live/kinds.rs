@@ -148,6 +148,35 @@ impl Kind {
     }
 }
 
+/// Warnings for policies that judge kinds a live audit does not read (their
+/// objects are not audited): `(policy, kinds it judges)` in, one line each out.
+pub fn unread_kinds<'a>(
+    policies: impl IntoIterator<Item = (&'a str, &'a [String])>,
+) -> Vec<String> {
+    let read = |kind: &str| KINDS.iter().any(|k| k.kind == kind);
+    let mut warnings = Vec::new();
+    for (policy, kinds) in policies {
+        let unread: Vec<&str> = kinds
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !read(k))
+            .collect();
+        if unread.is_empty() {
+            continue;
+        }
+        let what = if unread.contains(&"*") {
+            "every kind".to_string()
+        } else {
+            unread.join(", ")
+        };
+        warnings.push(format!(
+            "policy {policy} judges {what}; a live audit reads only {} (docs/audit.md)",
+            KINDS.iter().map(|k| k.kind).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    warnings
+}
+
 /// A (slimmed) object as the evaluation reads it.
 pub fn to_value(object: &DynamicObject) -> Value {
     // DynamicObject is plain data (TypeMeta, ObjectMeta, a JSON map): serializing cannot fail.
@@ -158,6 +187,21 @@ pub fn to_value(object: &DynamicObject) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn policies_judging_unread_kinds_are_named() {
+        let pods = vec!["Pod".to_string(), "Deployment".to_string()];
+        let services = vec!["Service".to_string(), "Pod".to_string()];
+        let all = vec!["*".to_string()];
+        let warnings = unread_kinds([
+            ("pods", pods.as_slice()),
+            ("services", services.as_slice()),
+            ("all", all.as_slice()),
+        ]);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("policy services judges Service;"));
+        assert!(warnings[1].starts_with("policy all judges every kind;"));
+    }
 
     #[test]
     fn keeps_what_evaluation_reads_and_drops_the_rest() {
