@@ -961,12 +961,7 @@ fn startup_failures_exit_2_with_one_clear_line() {
         None,
     );
     run.assert_code(2);
-    let last = run
-        .stderr_lines()
-        .last()
-        .copied()
-        .unwrap_or_default()
-        .to_string();
+    let last = run.last_stderr_line();
     assert!(
         last.starts_with("tollgate: the policies could not be loaded"),
         "{}",

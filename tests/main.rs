@@ -7,6 +7,7 @@
 //! `$TOLLGATE_EXTERNAL_DIR` (default `../shared/external`).
 
 mod corpus;
+mod fake_apiserver;
 mod util;
 
 mod admission;
@@ -19,6 +20,7 @@ mod host_imports;
 mod hostile;
 mod install;
 mod krm;
+mod live;
 mod native_policies;
 mod pack;
 mod snapshots;

@@ -277,6 +277,15 @@ impl Run {
             .collect()
     }
 
+    /// The last non-empty line of standard error ("" when there is none).
+    pub fn last_stderr_line(&self) -> String {
+        self.stderr_lines()
+            .last()
+            .copied()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Assert the exit code, showing the output when it differs.
     pub fn assert_code(&self, code: i32) -> &Self {
         assert_eq!(

@@ -8,6 +8,7 @@
 //! admission ([`crate::defaulting`]).
 
 pub mod explain;
+pub mod policy_report;
 pub mod report;
 pub mod time;
 
@@ -22,7 +23,7 @@ use crate::defaulting::default_pod;
 use crate::evaluator::{Evaluator, PRESET_POOLS_WARNING};
 use crate::review::Review;
 
-pub use report::{Finding, Report, Resource, Severity};
+pub use report::{Checked, Finding, Report, Resource, Severity};
 
 /// Whether audit (and `generate fixes`, and the KRM function) judges `object`:
 /// a policy judges its kind, and no controller in the snapshot owns it.
@@ -109,7 +110,25 @@ pub fn run(
                 .into(),
         );
     }
-    Report::new(objects.len(), findings, scale_down, warnings)
+    let checked = objects
+        .iter()
+        .map(|o| {
+            let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
+            Checked {
+                resource: Resource::of(o),
+                policies: evaluator
+                    .policies()
+                    .policies()
+                    .iter()
+                    .filter(|p| p.judges(kind))
+                    .map(|p| p.name.clone())
+                    .collect(),
+            }
+        })
+        .collect();
+    let mut report = Report::new(objects.len(), findings, scale_down, warnings);
+    report.checked = checked;
+    report
 }
 
 /// The findings for one object.

@@ -27,7 +27,7 @@ pub struct Cli {
 pub enum Command {
     /// Evaluate policies against one object or AdmissionReview.
     Eval(eval::EvalArgs),
-    /// Audit a cluster snapshot and explain why pool nodes cannot scale down.
+    /// Audit a cluster (a snapshot or the live one) and explain why pool nodes cannot scale down.
     Audit(audit::AuditArgs),
     /// Serve the policies as a validating and mutating admission webhook over HTTPS.
     Serve(serve::ServeArgs),

@@ -2,9 +2,11 @@
 //! labels, and the autoscaler node pools. Policies' host lookups, CEL's
 //! `namespaceObject` and `pools`, and audit all read from a [`ClusterView`].
 //!
-//! Backed by a [`Snapshot`] of files, or by [`Empty`] when there is no
-//! context (then node pools come from the kube-hetzner preset, see [`pools`]).
+//! Backed by a [`Snapshot`] of files or of a live cluster's objects (read
+//! through kube-rs by [`live`]), or by [`Empty`] when there is no context
+//! (then node pools come from the kube-hetzner preset, see [`pools`]).
 
+pub mod live;
 pub mod pools;
 pub mod snapshot;
 

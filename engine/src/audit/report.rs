@@ -158,6 +158,19 @@ pub struct Report {
     pub scale_down: ScaleDown,
     /// What could not be read.
     pub warnings: Vec<String>,
+    /// Every judged object with the policies that judged it (the pass results
+    /// of a PolicyReport; not part of the JSON output).
+    #[serde(skip)]
+    pub checked: Vec<Checked>,
+}
+
+/// An object judged, and by which policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The object.
+    pub resource: Resource,
+    /// The policies that judged it.
+    pub policies: Vec<String>,
 }
 
 impl Report {
@@ -187,7 +200,26 @@ impl Report {
             findings,
             scale_down,
             warnings,
+            checked: Vec::new(),
         }
+    }
+
+    /// Only the findings (and checked objects) in `namespace`; the scale-down
+    /// explanation, which is about nodes, is kept whole.
+    pub fn restrict_to_namespace(self, namespace: &str) -> Self {
+        let findings = self
+            .findings
+            .into_iter()
+            .filter(|f| f.resource.namespace == namespace)
+            .collect();
+        let checked: Vec<Checked> = self
+            .checked
+            .into_iter()
+            .filter(|c| c.resource.namespace == namespace)
+            .collect();
+        let mut report = Report::new(checked.len(), findings, self.scale_down, self.warnings);
+        report.checked = checked;
+        report
     }
 
     /// Whether the cluster is clean: no findings above low and no blocked node.

@@ -7,7 +7,6 @@
 //! server cannot start (unusable certificate, address in use, policies that
 //! do not load).
 
-use std::cell::RefCell;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tracing::Dispatch;
 
+use super::common::{json_logs, parse_duration, use_logs_on_this_thread};
 use crate::admission::reload::Source;
 use crate::admission::server::{self, Options};
 use crate::admission::{Config, tls};
@@ -150,55 +149,6 @@ fn load_context(context: Option<&Path>) -> anyhow::Result<Arc<dyn ClusterView>> 
         tracing::warn!("context: {warning}");
     }
     Ok(Arc::new(snapshot))
-}
-
-/// Structured JSON logs on stderr, filtered by `TOLLGATE_LOG` (default `info`).
-fn json_logs() -> Dispatch {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .finish();
-    Dispatch::new(subscriber)
-}
-
-thread_local! {
-    static THREAD_LOGS: RefCell<Option<tracing::dispatcher::DefaultGuard>> = const { RefCell::new(None) };
-}
-
-/// Make `logs` this thread's subscriber for the thread's lifetime (`main`
-/// installed the process-wide text logger before the verb was known).
-fn use_logs_on_this_thread(logs: &Dispatch) {
-    let guard = tracing::dispatcher::set_default(logs);
-    THREAD_LOGS.with(|slot| *slot.borrow_mut() = Some(guard));
-}
-
-/// Parse `9s`, `500ms`, `2m`, `1h` or a bare number of seconds.
-pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a duration such as 9s or 500ms"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1e3,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
 #[cfg(test)]

@@ -197,7 +197,7 @@ pub fn resolve(args: &InstallArgs) -> anyhow::Result<Settings> {
 
 /// A duration `tollgate audit --interval` accepts, kept as typed.
 fn interval(text: &str) -> Result<String, String> {
-    match crate::cli::serve::parse_duration(text)? {
+    match crate::cli::common::parse_duration(text)? {
         d if d.is_zero() => Err(format!("{text:?}: the interval must be longer than zero")),
         _ => Ok(text.to_string()),
     }
