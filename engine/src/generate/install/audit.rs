@@ -25,7 +25,10 @@ fn args(ctx: &Ctx<'_>, periodic: bool) -> Vec<Value> {
         args.push(json!(format!("--lease-name={}", names::AUDIT)));
     }
     args.extend(pod::policies_args(ctx));
-    args.extend(ctx.items_if(Cond::AuditReports, vec![json!("--report=cluster")]));
+    args.extend(ctx.items_if(
+        Cond::AuditReports,
+        vec![json!("--report=policyreport"), json!("--report-apply")],
+    ));
     args
 }
 
