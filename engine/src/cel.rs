@@ -8,6 +8,8 @@
 //! is bounded before it runs ([`cost`]).
 
 pub mod cost;
+pub mod expression;
+pub mod library;
 mod policy;
 pub mod value;
 

@@ -3,6 +3,7 @@
 //! errors come from) and returns the process exit code.
 
 mod audit;
+mod cel;
 mod common;
 mod eval;
 mod serve;
@@ -29,6 +30,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Serve the policies as a validating and mutating admission webhook over HTTPS.
     Serve(serve::ServeArgs),
+    /// Work with CEL expressions (`tollgate cel eval --expr ...`).
+    Cel(cel::CelArgs),
 }
 
 /// Run the parsed command line.
@@ -40,5 +43,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Cel(args) => cel::run(args),
     }
 }

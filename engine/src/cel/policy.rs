@@ -158,18 +158,20 @@ impl std::fmt::Debug for CelPolicy {
     }
 }
 
-/// The CEL environment: the standard library with optional syntax, and the
-/// strings, lists and math extensions. Kubernetes' own libraries come later.
+/// The CEL environment of every CEL policy: the standard library with
+/// optional syntax, the crate's strings, lists and math extensions, and the
+/// Kubernetes libraries ([`super::library`]).
 pub fn environment() -> Env {
     let mut env = Env::stdlib();
     for ext in [
         cel::extensions::strings,
         cel::extensions::lists,
         cel::extensions::math,
+        super::library::register,
     ] {
-        // The extensions declare distinct names; a conflict is a programming error.
+        // The libraries declare distinct names; a conflict is a programming error.
         env.add_extension(ext)
-            .expect("cel extensions do not conflict with the standard library");
+            .expect("the CEL libraries do not conflict with the standard library");
     }
     env
 }
