@@ -10,6 +10,7 @@ mod corpus;
 mod util;
 
 mod cel_policies;
+mod conformance;
 mod eval_cli;
 mod host_imports;
 mod hostile;

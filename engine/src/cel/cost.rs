@@ -20,6 +20,48 @@ use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
 pub const PER_EXPRESSION_BUDGET: u128 = 1_000_000;
 /// The API server's per-policy-evaluation limit.
 pub const PER_POLICY_BUDGET: u128 = 10_000_000;
+/// The API server's limit for all the match conditions of a policy.
+pub const MATCH_CONDITIONS_BUDGET: u128 = 2_500_000;
+
+/// What a policy evaluation has spent from one budget.
+#[derive(Debug)]
+pub struct Spent {
+    spent: u128,
+    budget: u128,
+    what: &'static str,
+}
+
+impl Spent {
+    /// Nothing spent yet from `budget`, named `what` in errors.
+    pub fn new(budget: u128, what: &'static str) -> Self {
+        Spent {
+            spent: 0,
+            budget,
+            what,
+        }
+    }
+
+    /// Charge one expression's bound.
+    ///
+    /// # Errors
+    /// Why the expression may not run: over the per-expression limit, or the
+    /// budget is exhausted.
+    pub fn charge(&mut self, bound: u128, longest: u64) -> Result<(), String> {
+        if bound > PER_EXPRESSION_BUDGET {
+            return Err(format!(
+                "cost bound {bound} for lists of up to {longest} elements is over the per-expression budget of {PER_EXPRESSION_BUDGET}"
+            ));
+        }
+        self.spent = self.spent.saturating_add(bound);
+        if self.spent > self.budget {
+            return Err(format!(
+                "cost bounds spent so far ({}) are over the budget of {} for the {}",
+                self.spent, self.budget, self.what
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// A polynomial in `L` with saturating coefficients, lowest degree first.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -202,7 +202,7 @@ impl CelPolicy {
             });
         }
         let name = parsed.metadata.name;
-        let env = environment();
+        let env = super::expression::shared_environment();
         let uses_pools = std::cell::Cell::new(false);
         let compile = |field: String, source: &str| -> Result<Compiled, Error> {
             let program = env.compile(source).map_err(|e| Error::Compile {
@@ -211,6 +211,15 @@ impl CelPolicy {
                 field: field.clone(),
                 expression: source.to_string(),
                 message: e.to_string().replace("<input>", "expression"),
+            })?;
+            super::library::check_regex_literals(program.expression()).map_err(|message| {
+                Error::Compile {
+                    file: file_name.clone(),
+                    policy: name.clone(),
+                    field: field.clone(),
+                    expression: source.to_string(),
+                    message,
+                }
             })?;
             uses_pools.set(uses_pools.get() || program.references().has_variable("pools"));
             let bound = cost::bound(program.expression());
@@ -276,7 +285,7 @@ impl CelPolicy {
             kinds,
             failure_policy: spec.failure_policy,
             default_settings: spec.settings,
-            env: Arc::new(env),
+            env,
             match_conditions,
             variables,
             validations,
@@ -352,9 +361,11 @@ impl CelPolicy {
             namespace_object: values.namespace_object.as_ref(),
             variables: map_of(vec![]),
         };
-        let mut spent = 0u128;
+        // As in the API server, match conditions spend from their own budget.
+        let mut matching = cost::Spent::new(cost::MATCH_CONDITIONS_BUDGET, "match conditions");
+        let mut spent = cost::Spent::new(cost::PER_POLICY_BUDGET, "policy evaluation");
         for (name, condition) in &self.inner.match_conditions {
-            match self.run(condition, &vars, longest, &mut spent)? {
+            match self.run(condition, &vars, longest, &mut matching)? {
                 CelValue::Bool(true) => {}
                 CelValue::Bool(false) => {
                     return Ok(Outcome {
@@ -434,16 +445,10 @@ impl CelPolicy {
         compiled: &Compiled,
         vars: &Vars<'_>,
         longest: u64,
-        spent: &mut u128,
+        spent: &mut cost::Spent,
     ) -> Result<CelValue, Fault> {
         let bound = compiled.bound.at(longest);
-        *spent = spent.saturating_add(bound);
-        if bound > cost::PER_EXPRESSION_BUDGET || *spent > cost::PER_POLICY_BUDGET {
-            let detail = format!(
-                "cost bound {bound} for lists of up to {longest} elements is over the budget ({} per expression, {} per policy)",
-                cost::PER_EXPRESSION_BUDGET,
-                cost::PER_POLICY_BUDGET
-            );
+        if let Err(detail) = spent.charge(bound, longest) {
             return Err(self.fault(FaultKind::Budget, "expression", compiled, &detail));
         }
         let mut ctx = Context::with_env(self.inner.env.clone());
