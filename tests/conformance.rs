@@ -35,7 +35,9 @@ impl Tally {
     fn record(&mut self, name: &str, outcome: Outcome) {
         match outcome {
             Outcome::Pass => self.pass += 1,
-            Outcome::Fail(why) => self.fail.push(format!("{name}: {}", why.replace('\n', " "))),
+            Outcome::Fail(why) => self
+                .fail
+                .push(format!("{name}: {}", why.replace('\n', " "))),
             Outcome::Skip(why) => *self.skip.entry(why).or_default() += 1,
         }
     }
@@ -142,21 +144,24 @@ fn run_library_case(case: &Json) -> Outcome {
         (Some(t), expected) if t.starts_with("optional") => {
             holds(expr_text, "actual == optional.of(expected)", expected)
         }
-        (t, expected) => match expr.evaluate_with(&bindings, |v| {
-            (v.get_type().name().to_owned(), to_json(v))
-        }) {
-            Ok((actual_type, Ok(actual))) => {
-                if t.is_some_and(|t| t != actual_type) {
-                    fail(format!("type {actual_type}, expected {}", t.unwrap_or_default()))
-                } else if json_equal(&actual, expected) {
-                    Outcome::Pass
-                } else {
-                    fail(format!("got {actual}, expected {expected}"))
+        (t, expected) => {
+            match expr.evaluate_with(&bindings, |v| (v.get_type().name().to_owned(), to_json(v))) {
+                Ok((actual_type, Ok(actual))) => {
+                    if t.is_some_and(|t| t != actual_type) {
+                        fail(format!(
+                            "type {actual_type}, expected {}",
+                            t.unwrap_or_default()
+                        ))
+                    } else if json_equal(&actual, expected) {
+                        Outcome::Pass
+                    } else {
+                        fail(format!("got {actual}, expected {expected}"))
+                    }
                 }
+                Ok((_, Err(e))) => fail(e),
+                Err(e) => fail(e.to_string()),
             }
-            Ok((_, Err(e))) => fail(e),
-            Err(e) => fail(e.to_string()),
-        },
+        }
     }
 }
 
@@ -192,17 +197,21 @@ fn kubernetes_cel_library_table() {
     );
 }
 
-/// Measured: every case of the table.
-const KUBERNETES_LIBRARY_FLOOR: usize = 0;
+/// Measured: all 168 cases of the table.
+const KUBERNETES_LIBRARY_FLOOR: usize = 168;
 
 /// A `self` field typed as the CRD schema of the section types it
 /// (the file's `schema_notes`): numbers as doubles, strings as durations or
 /// timestamps.
 fn typed_field(section: &str, field: &str, value: &Json) -> CelVal {
     let mut longest = 0;
-    let as_double = |v: &Json| -> CelVal { Box::new(CelDouble::from(v.as_f64().unwrap_or(f64::NAN))) };
+    let as_double =
+        |v: &Json| -> CelVal { Box::new(CelDouble::from(v.as_f64().unwrap_or(f64::NAN))) };
     let list_of = |v: &Json, f: &dyn Fn(&Json) -> CelVal| -> CelVal {
-        let items: Vec<CelVal> = v.as_array().map(|a| a.iter().map(f).collect()).unwrap_or_default();
+        let items: Vec<CelVal> = v
+            .as_array()
+            .map(|a| a.iter().map(f).collect())
+            .unwrap_or_default();
         Box::new(CelList::from(items))
     };
     match (section, field) {
@@ -225,11 +234,13 @@ fn typed_field(section: &str, field: &str, value: &Json) -> CelVal {
                 Box::new(CelDuration::from(d))
             })
         }
-        ("stdlib list functions", f) if f.to_lowercase().contains("dates") => list_of(value, &|v| {
-            let text = format!("{}T00:00:00Z", v.as_str().unwrap_or_default());
-            let t = chrono::DateTime::parse_from_rfc3339(&text).expect("a date");
-            Box::new(CelTimestamp::from(t))
-        }),
+        ("stdlib list functions", f) if f.to_lowercase().contains("dates") => {
+            list_of(value, &|v| {
+                let text = format!("{}T00:00:00Z", v.as_str().unwrap_or_default());
+                let t = chrono::DateTime::parse_from_rfc3339(&text).expect("a date");
+                Box::new(CelTimestamp::from(t))
+            })
+        }
         _ => to_cel(value, &mut longest),
     }
 }
@@ -272,31 +283,31 @@ fn kubernetes_crd_validation_rules() {
     );
 }
 
-/// Measured: every rule of the table.
-const KUBERNETES_CRD_FLOOR: usize = 0;
+/// Measured: 350 of 352 rules (docs/conformance.md lists the two gaps).
+const KUBERNETES_CRD_FLOOR: usize = 350;
 
 // ---------------------------------------------------------------------------
 // cel-spec.
 
 /// Tier B files and the pass count measured for each.
 const CEL_SPEC_FLOORS: &[(&str, usize)] = &[
-    ("basic", 0),
-    ("comparisons", 0),
-    ("conversions", 0),
-    ("fields", 0),
-    ("fp_math", 0),
-    ("integer_math", 0),
-    ("lists", 0),
-    ("logic", 0),
-    ("macros", 0),
-    ("macros2", 0),
-    ("optionals", 0),
-    ("parse", 0),
-    ("plumbing", 0),
-    ("string", 0),
-    ("string_ext", 0),
-    ("timestamps", 0),
-    ("network_ext", 0),
+    ("basic", 43),
+    ("comparisons", 324),
+    ("conversions", 108),
+    ("fields", 45),
+    ("fp_math", 30),
+    ("integer_math", 64),
+    ("lists", 39),
+    ("logic", 30),
+    ("macros", 39),
+    ("macros2", 40),
+    ("optionals", 55),
+    ("parse", 193),
+    ("plumbing", 5),
+    ("string", 51),
+    ("string_ext", 203),
+    ("timestamps", 75),
+    ("network_ext", 65),
 ];
 
 #[test]
@@ -312,7 +323,10 @@ fn cel_spec_tier_b() {
         for section in root.all("section") {
             let section_name = section.str("name").unwrap_or_default();
             for test in section.all("test") {
-                let name = format!("{file}/{section_name}/{}", test.str("name").unwrap_or_default());
+                let name = format!(
+                    "{file}/{section_name}/{}",
+                    test.str("name").unwrap_or_default()
+                );
                 tally.record(&name, run_spec_test(file, &section_name, test));
             }
         }
@@ -353,7 +367,12 @@ fn run_spec_test(file: &str, section: &str, test: &textproto::Message) -> Outcom
             Err(why) => return skip(why),
         }
     }
-    let expr = Expression::compile(&expr_text);
+    // `disable_check` turns off the checker, and with it the compile-time checks.
+    let expr = if test.str("disable_check").as_deref() == Some("true") {
+        Expression::compile_unchecked(&expr_text)
+    } else {
+        Expression::compile(&expr_text)
+    };
     let expects_error = test.msg("eval_error").is_some() || test.msg("any_eval_errors").is_some();
     let expected = test
         .msg("value")
@@ -361,6 +380,11 @@ fn run_spec_test(file: &str, section: &str, test: &textproto::Message) -> Outcom
     let expr = match expr {
         Ok(e) => e,
         Err(_) if expects_error => return Outcome::Pass,
+        Err(e) if e.to_string().contains("aggregate literal") => {
+            return skip(
+                "Kubernetes rejects heterogeneous list/map literals (HomogeneousAggregateLiterals)",
+            );
+        }
         Err(e) => return fail(e.to_string()),
     };
     // simple.proto: a test with no expectation expects `true`.
@@ -421,7 +445,10 @@ fn to_val(v: &textproto::Message) -> Result<CelVal, String> {
         "bytes_value" => Box::new(CelBytes::from(node.bytes().ok_or("not bytes")?)),
         "list_value" => {
             let list = node.message().ok_or("not a list")?;
-            let items = list.all("values").map(to_val).collect::<Result<Vec<_>, _>>()?;
+            let items = list
+                .all("values")
+                .map(to_val)
+                .collect::<Result<Vec<_>, _>>()?;
             Box::new(CelList::from(items))
         }
         "map_value" => {
@@ -462,7 +489,10 @@ fn matches_value(actual: &dyn Val, expected: &textproto::Message) -> Result<(), 
             .downcast_ref::<CelUInt>()
             .is_some_and(|i| Some(*i.inner()) == node.scalar().and_then(|s| s.parse().ok())),
         "double_value" => actual.downcast_ref::<CelDouble>().is_some_and(|d| {
-            let want = node.scalar().map(|s| textproto::number(&s)).and_then(Result::ok);
+            let want = node
+                .scalar()
+                .map(|s| textproto::number(&s))
+                .and_then(Result::ok);
             want.is_some_and(|w| (w.is_nan() && d.inner().is_nan()) || w == *d.inner())
         }),
         "string_value" => actual
@@ -583,16 +613,18 @@ mod textproto {
         }
         /// Whether a field of that name appears anywhere inside.
         pub fn contains_field(&self, name: &str) -> bool {
-            self.fields.iter().any(|(n, v)| {
-                n == name || v.message().is_some_and(|m| m.contains_field(name))
-            })
+            self.fields
+                .iter()
+                .any(|(n, v)| n == name || v.message().is_some_and(|m| m.contains_field(name)))
         }
     }
 
     /// A textproto number (`1e3`, `-inf`, `nan`, `0x10`).
     pub fn number(s: &str) -> Result<f64, String> {
         let lower = s.to_ascii_lowercase();
-        let (neg, body) = lower.strip_prefix('-').map_or((false, lower.as_str()), |b| (true, b));
+        let (neg, body) = lower
+            .strip_prefix('-')
+            .map_or((false, lower.as_str()), |b| (true, b));
         let v = match body {
             "inf" | "infinity" => f64::INFINITY,
             "nan" => f64::NAN,

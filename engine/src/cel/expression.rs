@@ -88,11 +88,21 @@ impl Expression {
     /// # Errors
     /// The parse error, an invalid literal regex, or a bound over budget.
     pub fn compile(source: &str) -> Result<Self, ExpressionError> {
+        let expression = Self::compile_unchecked(source)?;
+        super::library::check(expression.program.expression()).map_err(ExpressionError::Compile)?;
+        Ok(expression)
+    }
+
+    /// Compile `source` without the compile-time checks of
+    /// [`super::library::check`] (what cel-spec calls `disable_check`); the
+    /// cost bound is still checked.
+    ///
+    /// # Errors
+    /// The parse error, or a bound over budget.
+    pub fn compile_unchecked(source: &str) -> Result<Self, ExpressionError> {
         let program = shared_environment().compile(source).map_err(|e| {
             ExpressionError::Compile(e.to_string().replace("<input>", "expression"))
         })?;
-        super::library::check_regex_literals(program.expression())
-            .map_err(ExpressionError::Compile)?;
         let bound = cost::bound(program.expression());
         if bound.floor() > cost::PER_EXPRESSION_BUDGET {
             return Err(ExpressionError::Budget {

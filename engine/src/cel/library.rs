@@ -13,6 +13,7 @@
 mod comprehensions;
 mod format;
 mod lists;
+mod literals;
 mod net;
 mod quantity;
 mod regex;
@@ -144,13 +145,15 @@ macro_rules! opaque_type {
 }
 pub(crate) use opaque_type;
 
-/// Compile the literal patterns of `matches`, `find` and `findAll` calls in
-/// `expr` into the regex cache.
+/// The API server's compile-time checks that need no type checker: literal
+/// regex patterns compile (they are put in the regex cache), and list and map
+/// literals are homogeneous.
 ///
 /// # Errors
-/// The first invalid literal pattern.
-pub fn check_regex_literals(expr: &cel::IdedExpr) -> Result<(), String> {
-    regex::check_literals(expr)
+/// The first problem found.
+pub fn check(expr: &cel::IdedExpr) -> Result<(), String> {
+    regex::check_literals(expr)?;
+    literals::check(expr)
 }
 
 /// The text of a Kubernetes library value (IP, CIDR, quantity, semver, URL,

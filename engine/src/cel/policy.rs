@@ -212,14 +212,12 @@ impl CelPolicy {
                 expression: source.to_string(),
                 message: e.to_string().replace("<input>", "expression"),
             })?;
-            super::library::check_regex_literals(program.expression()).map_err(|message| {
-                Error::Compile {
-                    file: file_name.clone(),
-                    policy: name.clone(),
-                    field: field.clone(),
-                    expression: source.to_string(),
-                    message,
-                }
+            super::library::check(program.expression()).map_err(|message| Error::Compile {
+                file: file_name.clone(),
+                policy: name.clone(),
+                field: field.clone(),
+                expression: source.to_string(),
+                message,
             })?;
             uses_pools.set(uses_pools.get() || program.references().has_variable("pools"));
             let bound = cost::bound(program.expression());

@@ -61,6 +61,17 @@ fn sum<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Returned<'b, 'v> {
     let Some((first, rest)) = items.split_first() else {
         return int(0);
     };
+    // As in Kubernetes, only numbers and durations sum.
+    if let Some(other) = items
+        .iter()
+        .map(|i| i.get_type().name())
+        .find(|t| !matches!(*t, "int" | "uint" | "double" | "google.protobuf.Duration"))
+    {
+        return Err(fail(
+            "sum",
+            format!("no matching overload for sum on list({other})"),
+        ));
+    }
     let mut total: Box<dyn Val + 'v> = first.clone_as_boxed();
     for item in rest {
         let adder = total.as_adder().ok_or_else(|| {

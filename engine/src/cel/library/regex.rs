@@ -32,6 +32,11 @@ pub(crate) fn compiled(pattern: &str) -> Result<Regex, String> {
     if let Some(re) = CACHE.read().ok().and_then(|c| c.get(pattern).cloned()) {
         return Ok(re);
     }
+    if let Some(at) = double_repetition(pattern) {
+        return Err(format!(
+            "'{pattern}' not a valid regex: bad repetition operator at byte {at}"
+        ));
+    }
     let re = Regex::new(pattern).map_err(|e| format!("'{pattern}' not a valid regex:\n{e}"))?;
     if let Ok(mut cache) = CACHE.write() {
         if cache.len() >= CACHE_LIMIT {
@@ -40,6 +45,53 @@ pub(crate) fn compiled(pattern: &str) -> Result<Regex, String> {
         cache.insert(pattern.to_owned(), re.clone());
     }
     Ok(re)
+}
+
+/// Where RE2 (Go's `regexp`) would reject a repetition of a repetition
+/// (`x++`, `x*+`, `a{2}*`) that the `regex` crate accepts; a `?` after a
+/// repetition is the lazy modifier and is fine.
+fn double_repetition(pattern: &str) -> Option<usize> {
+    let bytes = pattern.as_bytes();
+    let (mut i, mut in_class, mut after_repeat) = (0, false, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'\\' => {
+                i += 2;
+                after_repeat = false;
+                continue;
+            }
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            _ if in_class => {}
+            b'*' | b'+' | b'{' if after_repeat => return Some(i),
+            b'?' if after_repeat => {
+                // The lazy modifier ends the repetition.
+                after_repeat = false;
+                i += 1;
+                continue;
+            }
+            b'*' | b'+' | b'?' => {
+                after_repeat = true;
+                i += 1;
+                continue;
+            }
+            b'{' => {
+                if let Some(end) = pattern[i..].find('}') {
+                    let inner = &pattern[i + 1..i + end];
+                    if !inner.is_empty() && inner.bytes().all(|c| c.is_ascii_digit() || c == b',') {
+                        after_repeat = true;
+                        i += end + 1;
+                        continue;
+                    }
+                }
+            }
+            _ => {}
+        }
+        after_repeat = false;
+        i += 1;
+    }
+    None
 }
 
 pub(super) fn extension(env: &mut Env) -> Result<(), DeclarationError> {
