@@ -9,6 +9,7 @@
 mod corpus;
 mod util;
 
+mod cel_eval_cli;
 mod cel_policies;
 mod conformance;
 mod eval_cli;

@@ -34,7 +34,10 @@ fn expressions(c: &mut Criterion) {
             "toleration_exists",
             "object.spec.tolerations.exists(t, has(t.key) && t.key == 'dedicated' && t.value == 'autoscaler')",
         ),
-        ("namespace_equals", "object.metadata.namespace == 'kube-system'"),
+        (
+            "namespace_equals",
+            "object.metadata.namespace == 'kube-system'",
+        ),
         (
             "label_lookup",
             "'k8s-app' in object.metadata.labels && object.metadata.labels['k8s-app'] == 'metrics-server'",
