@@ -9,7 +9,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+#[path = "common/placement_expressions.rs"]
+mod placement_expressions;
+
 use criterion::{Criterion, criterion_group, criterion_main};
+use placement_expressions::PLACEMENT_EXPRESSIONS;
 use serde_json::Value;
 use tollgate::cel::expression::{Bindings, Expression};
 use tollgate::cluster::{ClusterView, Empty};
@@ -29,23 +33,9 @@ fn pod() -> Value {
 fn expressions(c: &mut Criterion) {
     let mut bindings = Bindings::new();
     bindings.insert_json("object", &pod());
-    let cases = [
-        (
-            "toleration_exists",
-            "object.spec.tolerations.exists(t, has(t.key) && t.key == 'dedicated' && t.value == 'autoscaler')",
-        ),
-        (
-            "namespace_equals",
-            "object.metadata.namespace == 'kube-system'",
-        ),
-        (
-            "label_lookup",
-            "'k8s-app' in object.metadata.labels && object.metadata.labels['k8s-app'] == 'metrics-server'",
-        ),
-        (
-            "required_affinity",
-            "has(object.spec.affinity) && has(object.spec.affinity.nodeAffinity) && object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.all(t, t.matchExpressions.exists(e, e.key == 'kubernetes.io/arch' && 'amd64' in e.values))",
-        ),
+    // Kubernetes library calls and a two-variable comprehension, besides the
+    // placement expressions shared with the evaluation benchmark.
+    let library = [
         (
             "image_registry_matches",
             "object.spec.containers.all(c, c.image.matches('^(registry\\\\.k8s\\\\.io|quay\\\\.io)/'))",
@@ -60,7 +50,7 @@ fn expressions(c: &mut Criterion) {
         ),
     ];
     let mut group = c.benchmark_group("cel/standalone");
-    for (name, source) in cases {
+    for &(name, source) in PLACEMENT_EXPRESSIONS.iter().chain(&library) {
         let expr = Expression::compile(source).expect("compiles");
         let value = expr.evaluate(&bindings).expect("evaluates");
         assert!(value.is_boolean(), "{name}: {value}");

@@ -8,7 +8,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+#[path = "common/placement_expressions.rs"]
+mod placement_expressions;
+
 use criterion::{Criterion, criterion_group, criterion_main};
+use placement_expressions::PLACEMENT_EXPRESSIONS;
 use serde_json::Value;
 use tollgate::cel::value::to_cel;
 use tollgate::cluster::{ClusterView, Empty};
@@ -94,28 +98,6 @@ fn cel(c: &mut Criterion) {
     });
     let dir = std::env::temp_dir().join(format!("tollgate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let expressions = [
-        (
-            "toleration_exists",
-            "object.spec.tolerations.exists(t, has(t.key) && t.key == 'dedicated' && t.value == 'autoscaler')",
-        ),
-        (
-            "namespace_equals",
-            "object.metadata.namespace == 'kube-system'",
-        ),
-        (
-            "label_lookup",
-            "'k8s-app' in object.metadata.labels && object.metadata.labels['k8s-app'] == 'metrics-server'",
-        ),
-        (
-            "required_affinity",
-            "has(object.spec.affinity) && has(object.spec.affinity.nodeAffinity) && object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.all(t, t.matchExpressions.exists(e, e.key == 'kubernetes.io/arch' && 'amd64' in e.values))",
-        ),
-        (
-            "blanket_toleration",
-            "!object.spec.tolerations.exists(t, !has(t.key) && has(t.operator) && t.operator == 'Exists')",
-        ),
-    ];
     let cluster: Arc<dyn ClusterView> = Arc::new(Empty::default());
     let runtime = Runtime::new(&RuntimeConfig {
         cache_dir: None,
@@ -124,7 +106,7 @@ fn cel(c: &mut Criterion) {
     })
     .expect("engine");
     let mut group = c.benchmark_group("cel/expression");
-    for (name, expr) in expressions {
+    for &(name, expr) in PLACEMENT_EXPRESSIONS {
         let file = dir.join(format!("{name}.yaml"));
         let policy = format!(
             "apiVersion: tollgate.dev/v1alpha1\nkind: CelPolicy\nmetadata: {{name: {}}}\nspec:\n  validations:\n  - expression: {:?}\n",

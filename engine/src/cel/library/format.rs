@@ -52,40 +52,33 @@ fn too_long(max: usize) -> String {
     format!("must be no more than {max} characters")
 }
 
-fn dns1123_label(s: &str) -> Vec<String> {
+/// At most `max` bytes and the whole of `s` matching `pattern`.
+fn sized_match(s: &str, max: usize, pattern: &str, message: &str) -> Vec<String> {
     let mut errs = Vec::new();
-    if s.len() > 63 {
-        errs.push(too_long(63));
+    if s.len() > max {
+        errs.push(too_long(max));
     }
-    if !full("[a-z0-9]([-a-z0-9]*[a-z0-9])?", s) {
-        errs.push(DNS1123_LABEL_MSG.to_owned());
+    if !full(pattern, s) {
+        errs.push(message.to_owned());
     }
     errs
+}
+
+fn dns1123_label(s: &str) -> Vec<String> {
+    sized_match(s, 63, "[a-z0-9]([-a-z0-9]*[a-z0-9])?", DNS1123_LABEL_MSG)
 }
 
 fn dns1123_subdomain(s: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if s.len() > 253 {
-        errs.push(too_long(253));
-    }
-    if !full(
-        r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*",
+    sized_match(
         s,
-    ) {
-        errs.push(DNS1123_SUBDOMAIN_MSG.to_owned());
-    }
-    errs
+        253,
+        r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*",
+        DNS1123_SUBDOMAIN_MSG,
+    )
 }
 
 fn dns1035_label(s: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if s.len() > 63 {
-        errs.push(too_long(63));
-    }
-    if !full("[a-z]([-a-z0-9]*[a-z0-9])?", s) {
-        errs.push(DNS1035_LABEL_MSG.to_owned());
-    }
-    errs
+    sized_match(s, 63, "[a-z]([-a-z0-9]*[a-z0-9])?", DNS1035_LABEL_MSG)
 }
 
 fn qualified_name(s: &str) -> Vec<String> {
@@ -122,14 +115,12 @@ fn qualified_name(s: &str) -> Vec<String> {
 }
 
 fn label_value(s: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if s.len() > 63 {
-        errs.push(too_long(63));
-    }
-    if !full("(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", s) {
-        errs.push(LABEL_VALUE_MSG.to_owned());
-    }
-    errs
+    sized_match(
+        s,
+        63,
+        "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?",
+        LABEL_VALUE_MSG,
+    )
 }
 
 /// apimachinery's `maskTrailingDash`: a prefix may end in `-`.

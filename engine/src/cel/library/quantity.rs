@@ -108,41 +108,19 @@ impl Quantity {
         if negative {
             mantissa = -mantissa;
         }
-        let (binary, exponent): (u32, i32) = match suffix {
-            "" => (0, 0),
-            "n" => (0, -9),
-            "u" => (0, -6),
-            "m" => (0, -3),
-            "k" => (0, 3),
-            "M" => (0, 6),
-            "G" => (0, 9),
-            "T" => (0, 12),
-            "P" => (0, 15),
-            "E" => (0, 18),
-            "Ki" => (10, 0),
-            "Mi" => (20, 0),
-            "Gi" => (30, 0),
-            "Ti" => (40, 0),
-            "Pi" => (50, 0),
-            "Ei" => (60, 0),
-            _ => {
-                let rest = suffix.strip_prefix(['e', 'E']).ok_or_else(|| {
-                    if suffix.bytes().all(|b| {
-                        b"eEinumkKMGTP".contains(&b) || b.is_ascii_digit() || b == b'-' || b == b'+'
-                    }) {
-                        "unable to parse quantity's suffix".to_owned()
-                    } else {
-                        invalid()
-                    }
-                })?;
-                let e: i32 = rest
-                    .parse()
-                    .map_err(|_| "unable to parse quantity's suffix".to_owned())?;
-                (0, e)
+        let (binary, exponent) = tollgate_sdk::quantity::suffix_scale(suffix).ok_or_else(|| {
+            if suffix.starts_with(['e', 'E'])
+                || !suffix.bytes().all(|b| {
+                    b"eEinumkKMGTP".contains(&b) || b.is_ascii_digit() || b == b'-' || b == b'+'
+                })
+            {
+                invalid()
+            } else {
+                "unable to parse quantity's suffix".to_owned()
             }
-        };
+        })?;
         let mantissa = mantissa
-            .checked_mul(1i128 << binary)
+            .checked_mul(binary)
             .ok_or_else(|| "quantity is too large".to_owned())?;
         let scale = scale
             .checked_add(exponent)

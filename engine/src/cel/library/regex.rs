@@ -132,7 +132,7 @@ pub(super) fn extension(env: &mut Env) -> Result<(), DeclarationError> {
     Ok(())
 }
 
-fn pattern<'b>(function: &str, val: &'b CowVal<'_, '_>) -> Result<Regex, cel::ExecutionError> {
+fn pattern(function: &str, val: &CowVal<'_, '_>) -> Result<Regex, cel::ExecutionError> {
     compiled(text(val.as_ref())?).map_err(|e| fail(function, e))
 }
 

@@ -103,8 +103,9 @@ fn validate_host(host: &str) -> Result<(), String> {
     } else {
         host.rfind(':').map_or("", |i| &host[i..])
     };
-    if !port.is_empty() && !(port.starts_with(':') && port[1..].bytes().all(|b| b.is_ascii_digit()))
-    {
+    let digits_after_colon =
+        |p: &str| p.starts_with(':') && p[1..].bytes().all(|b| b.is_ascii_digit());
+    if !(port.is_empty() || digits_after_colon(port)) {
         return Err(format!("invalid port {port:?} after host"));
     }
     Ok(())
