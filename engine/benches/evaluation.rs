@@ -5,29 +5,19 @@
 //!
 //! `cargo bench -p tollgate --bench evaluation`
 
-use std::path::Path;
 use std::sync::Arc;
 
-#[path = "common/placement_expressions.rs"]
-mod placement_expressions;
+#[path = "common/fixtures.rs"]
+mod fixtures;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use placement_expressions::PLACEMENT_EXPRESSIONS;
-use serde_json::Value;
+use fixtures::{PLACEMENT_EXPRESSIONS, pod};
 use tollgate::cel::value::to_cel;
 use tollgate::cluster::{ClusterView, Empty};
 use tollgate::evaluator::Evaluator;
 use tollgate::policy::{PolicySet, SetConfig};
 use tollgate::review::Review;
 use tollgate::wasm::{Limits, Runtime, RuntimeConfig, WasmPolicy};
-
-fn pod() -> Value {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/pod.json"),
-    )
-    .expect("benches/data/pod.json");
-    serde_json::from_str(&text).expect("valid JSON")
-}
 
 fn wasm(c: &mut Criterion) {
     let runtime = Runtime::new(&RuntimeConfig {

@@ -22,7 +22,22 @@ impl std::fmt::Display for Format {
     }
 }
 
-const NAMES: [&str; 13] = [
+/// Declares the format names and one constructor per name, from one list.
+macro_rules! formats {
+    ($($name:literal),* $(,)?) => {
+        const NAMES: &[&str] = &[$($name),*];
+
+        /// The constructor of one format, as a plain function pointer.
+        fn constructor(name: &str) -> Option<cel::common::functions::Function> {
+            match name {
+                $($name => Some(|_| Ok(CowVal::owned(Format($name)))),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+formats!(
     "dns1123Label",
     "dns1123Subdomain",
     "dns1035Label",
@@ -36,7 +51,7 @@ const NAMES: [&str; 13] = [
     "byte",
     "date",
     "datetime",
-];
+);
 
 const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
@@ -182,12 +197,14 @@ pub(super) fn extension(env: &mut Env) -> Result<(), DeclarationError> {
         named,
     )?;
     for name in NAMES {
-        env.add_overload(
-            &format!("format.{name}"),
-            &format!("format_{name}"),
-            vec![],
-            constructor(name),
-        )?;
+        if let Some(f) = constructor(name) {
+            env.add_overload(
+                &format!("format.{name}"),
+                &format!("format_{name}"),
+                vec![],
+                f,
+            )?;
+        }
     }
     env.add_member_overload(
         "validate",
@@ -197,33 +214,6 @@ pub(super) fn extension(env: &mut Env) -> Result<(), DeclarationError> {
         validate,
     )?;
     Ok(())
-}
-
-/// The constructor of one format, as a plain function pointer.
-fn constructor(name: &'static str) -> cel::common::functions::Function {
-    macro_rules! ctor {
-        ($($n:literal),*) => {
-            match name {
-                $($n => |_| Ok(CowVal::owned(Format($n))),)*
-                _ => |_| Ok(CowVal::owned(Format("dns1123Label"))),
-            }
-        };
-    }
-    ctor!(
-        "dns1123Label",
-        "dns1123Subdomain",
-        "dns1035Label",
-        "qualifiedName",
-        "dns1123LabelPrefix",
-        "dns1123SubdomainPrefix",
-        "dns1035LabelPrefix",
-        "labelValue",
-        "uri",
-        "uuid",
-        "byte",
-        "date",
-        "datetime"
-    )
 }
 
 fn named<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Returned<'b, 'v> {

@@ -1,5 +1,18 @@
-//! Typical placement CEL expressions on the benchmark Pod
-//! (`benches/data/pod.json`), shared by the evaluation and CEL benchmarks.
+//! What the evaluation and CEL benchmarks share: the benchmark Pod
+//! (`benches/data/pod.json`) and typical placement CEL expressions on it.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// The benchmark Pod: a 4.8 KB metrics-server Pod after API-server defaulting.
+pub fn pod() -> Value {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/pod.json"),
+    )
+    .expect("benches/data/pod.json");
+    serde_json::from_str(&text).expect("valid JSON")
+}
 
 /// (name, expression) pairs; each evaluates to a bool on the benchmark Pod.
 pub const PLACEMENT_EXPRESSIONS: &[(&str, &str)] = &[
