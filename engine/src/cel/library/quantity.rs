@@ -303,3 +303,23 @@ fn compare_to<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Returned<'b, 'v> {
         Ordering::Greater => 1,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_compares_exactly() {
+        let q = |s: &str| Quantity::parse(s).unwrap();
+        assert_eq!(q("200M"), q("0.2G"));
+        assert_eq!(q("1Ki"), q("1024"));
+        assert_eq!(q("1e3"), q("1k"));
+        assert_eq!(q("-1.5m").to_string(), "-0.0015");
+        assert_eq!(q("50M").compare(&q("50Mi")), Ordering::Less);
+        assert_eq!(q("12Mi").as_integer(), Some(12 << 20));
+        assert_eq!(q("1m").as_integer(), None);
+        for bad in ["", ".", "10Mo", "200K", "Mi", "1.2.3", "--1"] {
+            assert!(Quantity::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

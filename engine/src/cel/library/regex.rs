@@ -242,3 +242,26 @@ pub(crate) fn visit(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
         Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn re2_rejects_a_repetition_of_a_repetition() {
+        for bad in ["x++", "a**", "b?*", "c{2}+", "(ab)+*"] {
+            assert!(compiled(bad).is_err(), "{bad}");
+        }
+        for good in ["x+?", "a*?", "[+*]+", r"\++", "c{2}?", "^v[0-9]+$"] {
+            assert!(compiled(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_is_compiled_once() {
+        let first = compiled("^cache-me-[0-9]+$").unwrap();
+        let second = compiled("^cache-me-[0-9]+$").unwrap();
+        assert_eq!(first.as_str(), second.as_str());
+        assert!(CACHE.read().unwrap().contains_key("^cache-me-[0-9]+$"));
+    }
+}
