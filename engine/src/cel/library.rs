@@ -156,6 +156,22 @@ pub fn check(expr: &cel::IdedExpr) -> Result<(), String> {
     literals::check(expr)
 }
 
+/// A `'static` copy of a Kubernetes library value, or `None` for any other
+/// value.
+pub fn clone_static(val: &dyn Val) -> Option<Box<dyn Val + 'static>> {
+    fn copy<T: Val + Clone + 'static>(val: &dyn Val) -> Option<Box<dyn Val + 'static>> {
+        val.as_any()?
+            .downcast_ref::<T>()
+            .map(|v| Box::new(v.clone()) as Box<dyn Val>)
+    }
+    copy::<net::Ip>(val)
+        .or_else(|| copy::<net::Cidr>(val))
+        .or_else(|| copy::<quantity::Quantity>(val))
+        .or_else(|| copy::<semver::Semver>(val))
+        .or_else(|| copy::<url::Url>(val))
+        .or_else(|| copy::<format::Format>(val))
+}
+
 /// The text of a Kubernetes library value (IP, CIDR, quantity, semver, URL,
 /// format), or `None` for any other value.
 pub fn display(val: &dyn Val) -> Option<String> {

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use cel::common::types::{CelMap, CelMapKey};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 use cel::{Context, Env, Program, Value as CelValue};
@@ -14,7 +15,7 @@ use tollgate_sdk::model::{Decision, Violation};
 use tollgate_sdk::placement::POD_CONTROLLERS;
 
 use super::cost::{self, Bound};
-use super::value::{CelVal, map_of, to_cel};
+use super::value::{CelVal, map_of, to_cel, to_static};
 use super::{Inputs, Outcome};
 use crate::cluster::ClusterView;
 use crate::decision::{FailurePolicy, Fault, FaultKind};
@@ -357,7 +358,7 @@ impl CelPolicy {
             params: self.params.as_ref().as_ref(),
             pools: values.pools.as_ref(),
             namespace_object: values.namespace_object.as_ref(),
-            variables: map_of(vec![]),
+            variables: CelMap::default(),
         };
         // As in the API server, match conditions spend from their own budget.
         let mut matching = cost::Spent::new(cost::MATCH_CONDITIONS_BUDGET, "match conditions");
@@ -380,24 +381,21 @@ impl CelPolicy {
                 }
             }
         }
-        let mut computed: Vec<(String, CelVal)> = Vec::new();
         for (name, variable) in &self.inner.variables {
-            let value = self.run(variable, &vars, longest, &mut spent)?;
-            let boxed: CelVal = value.try_into().map_err(|e: cel::ExecutionError| {
-                self.fault(
-                    FaultKind::Expression,
-                    &format!("variable {name}"),
-                    variable,
-                    &e.to_string(),
-                )
-            })?;
-            computed.push((name.clone(), boxed));
-            vars.variables = map_of(
-                computed
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            );
+            // One copy of the result, kept for the later expressions.
+            let boxed =
+                self.run_with(variable, &vars, longest, &mut spent, |v| {
+                    match to_static(v) {
+                        Some(copy) => Ok(copy),
+                        None => CelValue::try_from(v)
+                            .and_then(CelVal::try_from)
+                            .map_err(|e| format!("variable {name}: {e}")),
+                    }
+                })?;
+            // Added in place: earlier variables are not copied again.
+            let mut entries = std::mem::take(&mut vars.variables).into_inner();
+            entries.insert(CelMapKey::from(name.clone()), boxed);
+            vars.variables = CelMap::from(entries);
         }
         let mut violations = Vec::new();
         for validation in &self.inner.validations {
@@ -445,20 +443,31 @@ impl CelPolicy {
         longest: u64,
         spent: &mut cost::Spent,
     ) -> Result<CelValue, Fault> {
+        self.run_with(compiled, vars, longest, spent, |v| {
+            CelValue::try_from(v).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Charge the expression's cost bound, evaluate it, and hand the result
+    /// to `inspect`.
+    fn run_with<R>(
+        &self,
+        compiled: &Compiled,
+        vars: &Vars<'_>,
+        longest: u64,
+        spent: &mut cost::Spent,
+        inspect: impl FnOnce(&dyn Val) -> Result<R, String>,
+    ) -> Result<R, Fault> {
         let bound = compiled.bound.at(longest);
         if let Err(detail) = spent.charge(bound, longest) {
             return Err(self.fault(FaultKind::Budget, "expression", compiled, &detail));
         }
         let mut ctx = Context::with_env(self.inner.env.clone());
         ctx.set_variable_resolver(vars);
-        compiled.program.execute(&ctx).map_err(|e| {
-            self.fault(
-                FaultKind::Expression,
-                "expression",
-                compiled,
-                &e.to_string(),
-            )
-        })
+        let failed = |e: String| self.fault(FaultKind::Expression, "expression", compiled, &e);
+        let value = CelValue::resolve_val(compiled.program.expression(), &ctx)
+            .map_err(|e| failed(e.to_string()))?;
+        inspect(value.as_ref()).map_err(failed)
     }
 
     fn not_bool(&self, what: &str, compiled: &Compiled, got: &CelValue) -> Fault {
@@ -487,7 +496,7 @@ struct Vars<'a> {
     params: &'a (dyn Val + 'static),
     pools: &'a (dyn Val + 'static),
     namespace_object: &'a (dyn Val + 'static),
-    variables: CelVal,
+    variables: CelMap<'static>,
 }
 
 impl VariableResolver for Vars<'_> {
@@ -500,7 +509,7 @@ impl VariableResolver for Vars<'_> {
             "params" => self.params,
             "pools" => self.pools,
             "namespaceObject" => self.namespace_object,
-            "variables" => self.variables.as_ref(),
+            "variables" => &self.variables,
             _ => return None,
         };
         Some(CowVal::Borrowed(value))
