@@ -135,6 +135,7 @@ struct Validation {
 pub struct CelPolicy {
     inner: Arc<Loaded>,
     params: Arc<CelVal>,
+    params_longest: u64,
     settings: Value,
 }
 
@@ -293,6 +294,7 @@ impl CelPolicy {
         let mut policy = CelPolicy {
             inner: Arc::new(loaded),
             params: Arc::new(map_of(vec![])),
+            params_longest: 0,
             settings: Value::Null,
         };
         policy = policy.with_settings(&Value::Null);
@@ -307,9 +309,11 @@ impl CelPolicy {
         }
         let merged = Value::Object(merged);
         let mut longest = 0;
+        let params = Arc::new(to_cel(&merged, &mut longest));
         CelPolicy {
             inner: self.inner.clone(),
-            params: Arc::new(to_cel(&merged, &mut longest)),
+            params,
+            params_longest: longest,
             settings: merged,
         }
     }
@@ -352,7 +356,13 @@ impl CelPolicy {
         let inputs = review.cel_cache().get_or_init(|| Inputs::new(review));
         let values = inputs.cluster(&review.records().namespace, cluster);
         let used_preset_pools = self.inner.uses_pools && values.preset_pools;
-        let longest = values.longest;
+        let longest = cost::Sizes {
+            all: values.longest,
+            object: inputs.longest,
+            pools: values.pools_longest,
+            namespace_object: values.namespace_longest,
+            params: self.params_longest,
+        };
         let mut vars = Vars {
             inputs,
             params: self.params.as_ref().as_ref(),
@@ -364,7 +374,7 @@ impl CelPolicy {
         let mut matching = cost::Spent::new(cost::MATCH_CONDITIONS_BUDGET, "match conditions");
         let mut spent = cost::Spent::new(cost::PER_POLICY_BUDGET, "policy evaluation");
         for (name, condition) in &self.inner.match_conditions {
-            match self.run(condition, &vars, longest, &mut matching)? {
+            match self.run(condition, &vars, &longest, &mut matching)? {
                 CelValue::Bool(true) => {}
                 CelValue::Bool(false) => {
                     return Ok(Outcome {
@@ -384,7 +394,7 @@ impl CelPolicy {
         for (name, variable) in &self.inner.variables {
             // One copy of the result, kept for the later expressions.
             let boxed =
-                self.run_with(variable, &vars, longest, &mut spent, |v| {
+                self.run_with(variable, &vars, &longest, &mut spent, |v| {
                     match to_static(v) {
                         Some(copy) => Ok(copy),
                         None => CelValue::try_from(v)
@@ -399,7 +409,7 @@ impl CelPolicy {
         }
         let mut violations = Vec::new();
         for validation in &self.inner.validations {
-            match self.run(&validation.expression, &vars, longest, &mut spent)? {
+            match self.run(&validation.expression, &vars, &longest, &mut spent)? {
                 CelValue::Bool(true) => {}
                 CelValue::Bool(false) => {
                     let static_message = || {
@@ -410,7 +420,7 @@ impl CelPolicy {
                     // As in Kubernetes, a messageExpression that fails or is not
                     // a string falls back to the static message.
                     let message = match &validation.message_expression {
-                        Some(m) => match self.run(m, &vars, longest, &mut spent) {
+                        Some(m) => match self.run(m, &vars, &longest, &mut spent) {
                             Ok(CelValue::String(s)) if !s.trim().is_empty() => s.to_string(),
                             Ok(_) | Err(_) => {
                                 tracing::debug!(policy = %self.inner.name, expression = %m.source, "messageExpression failed; using message");
@@ -440,7 +450,7 @@ impl CelPolicy {
         &self,
         compiled: &Compiled,
         vars: &Vars<'_>,
-        longest: u64,
+        longest: &cost::Sizes,
         spent: &mut cost::Spent,
     ) -> Result<CelValue, Fault> {
         self.run_with(compiled, vars, longest, spent, |v| {
@@ -454,12 +464,15 @@ impl CelPolicy {
         &self,
         compiled: &Compiled,
         vars: &Vars<'_>,
-        longest: u64,
+        longest: &cost::Sizes,
         spent: &mut cost::Spent,
         inspect: impl FnOnce(&dyn Val) -> Result<R, String>,
     ) -> Result<R, Fault> {
-        let bound = compiled.bound.at(longest);
-        if let Err(detail) = spent.charge(bound, longest) {
+        let mut bound = compiled.bound.at(longest.all);
+        if bound > cost::PER_EXPRESSION_BUDGET {
+            bound = cost::refined(compiled.program.expression(), &|root| longest.of(root));
+        }
+        if let Err(detail) = spent.charge(bound, longest.all) {
             return Err(self.fault(FaultKind::Budget, "expression", compiled, &detail));
         }
         let mut ctx = Context::with_env(self.inner.env.clone());
