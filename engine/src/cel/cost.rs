@@ -24,7 +24,7 @@ pub const PER_POLICY_BUDGET: u128 = 10_000_000;
 pub const MATCH_CONDITIONS_BUDGET: u128 = 2_500_000;
 
 /// The longest list or map under each variable of a policy evaluation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Sizes {
     /// In all inputs.
     pub all: u64,
@@ -39,8 +39,8 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// The longest list under the variable `root` (all inputs for
-    /// `variables` and anything else).
+    /// The longest list under the variable `root` (all inputs for anything
+    /// else; the caller measures `variables.<name>`).
     pub fn of(&self, root: &str) -> u128 {
         u128::from(match root {
             "object" | "oldObject" | "request" | "pod" => self.object,
@@ -239,20 +239,34 @@ fn walk(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &mut Vec<(String, 
     }
 }
 
-/// The longest list under the variable `expr` starts from.
+/// The longest list under the variables `expr` is built from: the variable
+/// a selection, index or method call starts from, the largest of an
+/// operator's operands or a literal's elements; 0 for a scalar literal.
 fn root_size(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &[(String, u128)]) -> u128 {
+    let largest = |items: &mut dyn Iterator<Item = &IdedExpr>| {
+        items.map(|e| root_size(e, sizes, scope)).max().unwrap_or(0)
+    };
     match &expr.expr {
         Expr::Ident(name) => scope
             .iter()
             .rev()
             .find(|(n, _)| n == name)
             .map_or_else(|| sizes(name), |(_, l)| *l),
+        Expr::Literal(_) => 0,
+        // A policy variable has its own size.
+        Expr::Select(s) if matches!(&s.operand.expr, Expr::Ident(v) if v == "variables") => {
+            sizes(&format!("variables.{}", s.field))
+        }
         Expr::Select(s) => root_size(&s.operand, sizes, scope),
-        Expr::Call(c) => match (&c.target, c.args.first()) {
-            (Some(t), _) => root_size(t, sizes, scope),
-            (None, Some(a)) => root_size(a, sizes, scope),
-            (None, None) => sizes(""),
+        Expr::Call(c) => match &c.target {
+            Some(t) => root_size(t, sizes, scope),
+            None => largest(&mut c.args.iter()),
         },
+        Expr::List(l) => largest(&mut l.elements.iter()),
+        Expr::Map(m) => largest(&mut m.entries.iter().flat_map(|e| match &e.expr {
+            EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
+            EntryExpr::StructField(f) => vec![&f.value],
+        })),
         _ => sizes(""),
     }
 }

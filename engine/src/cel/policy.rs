@@ -15,7 +15,7 @@ use tollgate_sdk::model::{Decision, Violation};
 use tollgate_sdk::placement::POD_CONTROLLERS;
 
 use super::cost::{self, Bound};
-use super::value::{CelVal, map_of, to_cel, to_static};
+use super::value::{CelVal, longest_in, map_of, to_cel, to_static};
 use super::{Inputs, Outcome};
 use crate::cluster::ClusterView;
 use crate::decision::{FailurePolicy, Fault, FaultKind};
@@ -470,7 +470,14 @@ impl CelPolicy {
     ) -> Result<R, Fault> {
         let mut bound = compiled.bound.at(longest.all);
         if bound > cost::PER_EXPRESSION_BUDGET {
-            bound = cost::refined(compiled.program.expression(), &|root| longest.of(root));
+            // A variable's size is measured only here, when it is needed.
+            let size = |root: &str| {
+                let variable = root
+                    .strip_prefix("variables.")
+                    .and_then(|n| vars.variables.inner().get(&CelMapKey::from(n.to_owned())));
+                variable.map_or_else(|| longest.of(root), |v| u128::from(longest_in(v.as_ref())))
+            };
+            bound = cost::refined(compiled.program.expression(), &size);
         }
         if let Err(detail) = spent.charge(bound, longest.all) {
             return Err(self.fault(FaultKind::Budget, "expression", compiled, &detail));

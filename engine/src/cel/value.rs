@@ -92,6 +92,25 @@ pub fn to_static(value: &dyn Val) -> Option<CelVal> {
     super::library::clone_static(value)
 }
 
+/// The length of the longest list or map in `value`.
+pub fn longest_in(value: &dyn Val) -> u64 {
+    if let Some(list) = value.downcast_ref::<CelList>() {
+        let items = list.inner();
+        return items
+            .iter()
+            .map(|v| longest_in(v.as_ref()))
+            .fold(items.len() as u64, u64::max);
+    }
+    if let Some(map) = value.downcast_ref::<CelMap>() {
+        let entries = map.inner();
+        return entries
+            .values()
+            .map(|v| longest_in(v.as_ref()))
+            .fold(entries.len() as u64, u64::max);
+    }
+    0
+}
+
 /// A CEL map of named values.
 pub fn map_of(entries: Vec<(String, CelVal)>) -> CelVal {
     let entries: HashMap<CelMapKey<'static>, CelVal> = entries
