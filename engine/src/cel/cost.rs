@@ -11,6 +11,9 @@
 //! over the per-expression budget. Bounds over the budget for every input
 //! (e.g. `lists.range(1000).all(x, lists.range(1000).all(y, ...))`) are compile errors.
 //!
+//! When that bound is over budget, [`refined`] bounds the same expression
+//! with the size of the list under each variable instead of one `L`.
+//!
 //! Known gap: lists produced by string functions (`split`) are bounded by `L`,
 //! which does not account for long strings.
 
