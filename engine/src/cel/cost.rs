@@ -17,7 +17,7 @@
 //! Known gap: lists produced by string functions (`split`) are bounded by `L`,
 //! which does not account for long strings.
 
-use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
+use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr, LiteralValue};
 
 /// The API server's per-expression runtime cost limit.
 pub const PER_EXPRESSION_BUDGET: u128 = 1_000_000;
@@ -202,28 +202,8 @@ fn walk(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &mut Vec<(String, 
             sum(&parts, scope)
         }
         Expr::List(l) => sum(&l.elements.iter().collect::<Vec<_>>(), scope),
-        Expr::Map(m) => {
-            let parts: Vec<&IdedExpr> = m
-                .entries
-                .iter()
-                .flat_map(|e| match &e.expr {
-                    EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
-                    EntryExpr::StructField(f) => vec![&f.value],
-                })
-                .collect();
-            sum(&parts, scope)
-        }
-        Expr::Struct(st) => {
-            let parts: Vec<&IdedExpr> = st
-                .entries
-                .iter()
-                .flat_map(|e| match &e.expr {
-                    EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
-                    EntryExpr::StructField(f) => vec![&f.value],
-                })
-                .collect();
-            sum(&parts, scope)
-        }
+        Expr::Map(m) => sum(&entry_parts(&m.entries), scope),
+        Expr::Struct(st) => sum(&entry_parts(&st.entries), scope),
         Expr::Comprehension(c) => {
             let root = root_size(&c.iter_range, sizes, scope);
             let iterations = literal_size(&c.iter_range).unwrap_or(root);
@@ -240,6 +220,17 @@ fn walk(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &mut Vec<(String, 
                 .saturating_add(iterations.saturating_mul(body))
         }
     }
+}
+
+/// The keys and values of map or struct literal entries.
+fn entry_parts(entries: &[IdedEntryExpr]) -> Vec<&IdedExpr> {
+    entries
+        .iter()
+        .flat_map(|e| match &e.expr {
+            EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
+            EntryExpr::StructField(f) => vec![&f.value],
+        })
+        .collect()
 }
 
 /// The longest list under the variables `expr` is built from: the variable
@@ -266,10 +257,7 @@ fn root_size(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &[(String, u1
             None => largest(&mut c.args.iter()),
         },
         Expr::List(l) => largest(&mut l.elements.iter()),
-        Expr::Map(m) => largest(&mut m.entries.iter().flat_map(|e| match &e.expr {
-            EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
-            EntryExpr::StructField(f) => vec![&f.value],
-        })),
+        Expr::Map(m) => largest(&mut entry_parts(&m.entries).into_iter()),
         _ => sizes(""),
     }
 }
