@@ -442,3 +442,46 @@ fn a_nested_comprehension_over_a_huge_list_is_refused_not_run() {
         "a small list is within budget"
     );
 }
+
+/// Match conditions spend from their own budget (2,500,000 in the API
+/// server), smaller than the policy's (10,000,000): the same four
+/// expressions fit as validations but not as match conditions.
+#[test]
+fn match_conditions_have_their_own_smaller_budget() {
+    let sandbox = Sandbox::new();
+    let scan = "object.spec.items.all(x, x >= 0)";
+    let as_conditions = sandbox.write_cel_policy(
+        "conditions",
+        &format!(
+            "  kinds: [Widget]\n  matchConditions:\n{}  validations:\n    - rule: ok\n      expression: \"true\"\n",
+            (0..4)
+                .map(|i| format!("    - name: c{i}\n      expression: \"{scan}\"\n"))
+                .collect::<String>()
+        ),
+    );
+    let as_validations = sandbox.write_cel_policy(
+        "validations",
+        &format!(
+            "  kinds: [Widget]\n  validations:\n{}",
+            (0..4)
+                .map(|i| format!("    - rule: v{i}\n      expression: \"{scan}\"\n"))
+                .collect::<String>()
+        ),
+    );
+    let widget = widget(100_000);
+    let (run, verdict) = judge(&sandbox, &as_conditions, &widget, None);
+    run.assert_code(1);
+    let result = verdict.result("conditions");
+    assert_eq!(result.fault(), Some(FaultKind::Budget), "{result:#?}");
+    assert!(
+        result
+            .error
+            .as_ref()
+            .is_some_and(|f| f.message.contains("match conditions")
+                && f.message.contains("policy conditions")
+                && f.message.contains(scan)),
+        "{result:#?}"
+    );
+    let (run, _) = judge(&sandbox, &as_validations, &widget, None);
+    run.assert_code(0);
+}

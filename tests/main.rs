@@ -11,7 +11,9 @@ mod fake_apiserver;
 mod util;
 
 mod admission;
+mod cel_eval_cli;
 mod cel_policies;
+mod conformance;
 mod conformance_kyverno;
 mod eval_cli;
 mod generate;

@@ -213,7 +213,12 @@ fn mutations_are_self_consistent_and_idempotent() {
 /// Inputs for the CEL parity check: the corpus objects and variants of each
 /// pod-bearing one that exercise every rule.
 fn parity_inputs() -> Vec<Value> {
-    let mut inputs = Vec::new();
+    // The benchmark Pod: a defaulted metrics-server Pod with 16 annotations
+    // and labels, whose nested comprehensions over pools once went over the
+    // CEL cost budget.
+    let bench_pod = std::fs::read_to_string(workspace().join("engine/benches/data/pod.json"))
+        .expect("engine/benches/data/pod.json");
+    let mut inputs = vec![serde_json::from_str(&bench_pod).expect("valid JSON")];
     for (_, object) in corpus::objects() {
         let kind = object
             .get("kind")

@@ -5,25 +5,19 @@
 //!
 //! `cargo bench -p tollgate --bench evaluation`
 
-use std::path::Path;
 use std::sync::Arc;
 
+#[path = "common/fixtures.rs"]
+mod fixtures;
+
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde_json::Value;
+use fixtures::{PLACEMENT_EXPRESSIONS, pod};
 use tollgate::cel::value::to_cel;
 use tollgate::cluster::{ClusterView, Empty};
 use tollgate::evaluator::Evaluator;
 use tollgate::policy::{PolicySet, SetConfig};
 use tollgate::review::Review;
 use tollgate::wasm::{Limits, Runtime, RuntimeConfig, WasmPolicy};
-
-fn pod() -> Value {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/data/pod.json"),
-    )
-    .expect("benches/data/pod.json");
-    serde_json::from_str(&text).expect("valid JSON")
-}
 
 fn wasm(c: &mut Criterion) {
     let runtime = Runtime::new(&RuntimeConfig {
@@ -94,28 +88,6 @@ fn cel(c: &mut Criterion) {
     });
     let dir = std::env::temp_dir().join(format!("tollgate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let expressions = [
-        (
-            "toleration_exists",
-            "object.spec.tolerations.exists(t, has(t.key) && t.key == 'dedicated' && t.value == 'autoscaler')",
-        ),
-        (
-            "namespace_equals",
-            "object.metadata.namespace == 'kube-system'",
-        ),
-        (
-            "label_lookup",
-            "'k8s-app' in object.metadata.labels && object.metadata.labels['k8s-app'] == 'metrics-server'",
-        ),
-        (
-            "required_affinity",
-            "has(object.spec.affinity) && has(object.spec.affinity.nodeAffinity) && object.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.all(t, t.matchExpressions.exists(e, e.key == 'kubernetes.io/arch' && 'amd64' in e.values))",
-        ),
-        (
-            "blanket_toleration",
-            "!object.spec.tolerations.exists(t, !has(t.key) && has(t.operator) && t.operator == 'Exists')",
-        ),
-    ];
     let cluster: Arc<dyn ClusterView> = Arc::new(Empty::default());
     let runtime = Runtime::new(&RuntimeConfig {
         cache_dir: None,
@@ -124,7 +96,7 @@ fn cel(c: &mut Criterion) {
     })
     .expect("engine");
     let mut group = c.benchmark_group("cel/expression");
-    for (name, expr) in expressions {
+    for &(name, expr) in PLACEMENT_EXPRESSIONS {
         let file = dir.join(format!("{name}.yaml"));
         let policy = format!(
             "apiVersion: tollgate.dev/v1alpha1\nkind: CelPolicy\nmetadata: {{name: {}}}\nspec:\n  validations:\n  - expression: {:?}\n",

@@ -8,6 +8,8 @@
 //! is bounded before it runs ([`cost`]).
 
 pub mod cost;
+pub mod expression;
+pub mod library;
 mod mutation;
 mod policy;
 pub mod value;
@@ -54,6 +56,10 @@ pub(crate) struct ClusterValues {
     pub(crate) namespace_object: CelVal,
     pub(crate) preset_pools: bool,
     pub(crate) longest: u64,
+    /// The longest list or map in `pools`.
+    pub(crate) pools_longest: u64,
+    /// The longest list or map in `namespaceObject`.
+    pub(crate) namespace_longest: u64,
 }
 
 impl std::fmt::Debug for Inputs {
@@ -132,15 +138,19 @@ impl Inputs {
         namespace: &str,
         cluster: &dyn crate::cluster::ClusterView,
     ) -> ClusterValues {
-        let mut longest = self.longest;
+        let (mut pools_longest, mut namespace_longest) = (0, 0);
         let pools = cluster.node_pools();
         let pools_json = serde_json::to_value(pools).unwrap_or(serde_json::Value::Null);
         let namespace_object = cluster
             .get("v1", "Namespace", "", namespace)
-            .map(|ns| to_cel(&ns, &mut longest))
+            .map(|ns| to_cel(&ns, &mut namespace_longest))
             .unwrap_or_else(|| Box::new(cel::common::types::CelNull));
+        let pools_value = to_cel(&pools_json, &mut pools_longest);
+        let longest = self.longest.max(pools_longest).max(namespace_longest);
         ClusterValues {
-            pools: to_cel(&pools_json, &mut longest),
+            pools: pools_value,
+            pools_longest,
+            namespace_longest,
             namespace_object,
             preset_pools: pools
                 .iter()

@@ -3,6 +3,7 @@
 //! errors come from) and returns the process exit code.
 
 mod audit;
+mod cel;
 mod common;
 mod eval;
 mod generate;
@@ -35,6 +36,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Run as a KRM function (kpt, kustomize): a ResourceList on stdin, mutated items and results on stdout.
     Krm(krm::KrmArgs),
+    /// Work with CEL expressions (`tollgate cel eval --expr ...`).
+    Cel(cel::CelArgs),
 }
 
 /// Run the parsed command line.
@@ -48,5 +51,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Krm(args) => krm::run(args),
+        Command::Cel(args) => cel::run(args),
     }
 }

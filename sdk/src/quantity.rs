@@ -12,26 +12,7 @@ pub fn parse_millis(s: &str) -> Option<i128> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
         .unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
-    let (mantissa_scale, exp10): (i128, i32) = match suffix {
-        "" => (1, 0),
-        "n" => (1, -9),
-        "u" => (1, -6),
-        "m" => (1, -3),
-        "k" => (1, 3),
-        "M" => (1, 6),
-        "G" => (1, 9),
-        "T" => (1, 12),
-        "P" => (1, 15),
-        "E" => (1, 18),
-        "Ki" => (1 << 10, 0),
-        "Mi" => (1 << 20, 0),
-        "Gi" => (1 << 30, 0),
-        "Ti" => (1 << 40, 0),
-        "Pi" => (1 << 50, 0),
-        "Ei" => (1 << 60, 0),
-        e if e.starts_with(['e', 'E']) => (1, e[1..].parse().ok()?),
-        _ => return None,
-    };
+    let (mantissa_scale, exp10) = suffix_scale(suffix)?;
     let negative = number.starts_with('-');
     let number = number.trim_start_matches(['+', '-']);
     let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
@@ -56,6 +37,32 @@ pub fn parse_millis(s: &str) -> Option<i128> {
         (scaled + div - 1) / div
     };
     Some(if negative { -value } else { value })
+}
+
+/// What a quantity suffix multiplies the number by: a binary factor
+/// (`Ki` = 2^10 … `Ei` = 2^60) and a power of ten (`n` = -9 … `E` = 18, or a
+/// decimal exponent `e3` / `E-2`). `None` for an unknown suffix.
+pub fn suffix_scale(suffix: &str) -> Option<(i128, i32)> {
+    Some(match suffix {
+        "" => (1, 0),
+        "n" => (1, -9),
+        "u" => (1, -6),
+        "m" => (1, -3),
+        "k" => (1, 3),
+        "M" => (1, 6),
+        "G" => (1, 9),
+        "T" => (1, 12),
+        "P" => (1, 15),
+        "E" => (1, 18),
+        "Ki" => (1 << 10, 0),
+        "Mi" => (1 << 20, 0),
+        "Gi" => (1 << 30, 0),
+        "Ti" => (1 << 40, 0),
+        "Pi" => (1 << 50, 0),
+        "Ei" => (1 << 60, 0),
+        e if e.starts_with(['e', 'E']) => (1, e[1..].parse().ok()?),
+        _ => return None,
+    })
 }
 
 /// Parse a CPU quantity into millicores.

@@ -11,15 +11,89 @@
 //! over the per-expression budget. Bounds over the budget for every input
 //! (e.g. `lists.range(1000).all(x, lists.range(1000).all(y, ...))`) are compile errors.
 //!
+//! When that bound is over budget, [`refined`] bounds the same expression
+//! with the size of the list under each variable instead of one `L`.
+//!
 //! Known gap: lists produced by string functions (`split`) are bounded by `L`,
 //! which does not account for long strings.
 
-use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
+use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr, LiteralValue};
 
 /// The API server's per-expression runtime cost limit.
 pub const PER_EXPRESSION_BUDGET: u128 = 1_000_000;
 /// The API server's per-policy-evaluation limit.
 pub const PER_POLICY_BUDGET: u128 = 10_000_000;
+/// The API server's limit for all the match conditions of a policy.
+pub const MATCH_CONDITIONS_BUDGET: u128 = 2_500_000;
+
+/// The longest list or map under each variable of a policy evaluation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sizes {
+    /// In all inputs.
+    pub all: u64,
+    /// In `object`, `oldObject`, `request` and `pod`.
+    pub object: u64,
+    /// In `pools`.
+    pub pools: u64,
+    /// In `namespaceObject`.
+    pub namespace_object: u64,
+    /// In `params`.
+    pub params: u64,
+}
+
+impl Sizes {
+    /// The longest list under the variable `root` (all inputs for anything
+    /// else; the caller measures `variables.<name>`).
+    pub fn of(&self, root: &str) -> u128 {
+        u128::from(match root {
+            "object" | "oldObject" | "request" | "pod" => self.object,
+            "pools" => self.pools,
+            "namespaceObject" => self.namespace_object,
+            "params" => self.params,
+            _ => self.all,
+        })
+    }
+}
+
+/// What a policy evaluation has spent from one budget.
+#[derive(Debug)]
+pub struct Spent {
+    spent: u128,
+    budget: u128,
+    what: &'static str,
+}
+
+impl Spent {
+    /// Nothing spent yet from `budget`, named `what` in errors.
+    pub fn new(budget: u128, what: &'static str) -> Self {
+        Spent {
+            spent: 0,
+            budget,
+            what,
+        }
+    }
+
+    /// Charge one expression's bound.
+    ///
+    /// # Errors
+    /// Why the expression may not run: over the per-expression limit, or the
+    /// budget is exhausted.
+    pub fn charge(&mut self, bound: u128, longest: u64) -> Result<(), String> {
+        if bound > PER_EXPRESSION_BUDGET {
+            return Err(format!(
+                "cost bound {bound} for lists of up to {longest} elements is over the per-expression budget of {PER_EXPRESSION_BUDGET}"
+            ));
+        }
+        self.spent = self.spent.saturating_add(bound);
+        if self.spent > self.budget {
+            return Err(format!(
+                "cost bounds spent so far ({}) are over the budget of {} for the {}",
+                self.spent, self.budget, self.what
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// A polynomial in `L` with saturating coefficients, lowest degree first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +177,91 @@ pub fn bound(expr: &IdedExpr) -> Bound {
     }
 }
 
+/// A tighter bound, for when [`bound`] at the request's longest list is over
+/// budget: each comprehension iterates at most the longest list under the
+/// variable its range starts from (`sizes("pools")` for `pools.exists(...)`,
+/// and for `p.taints.all(...)` inside it, as `p` is an element of `pools`),
+/// rather than the longest list of the whole request. `sizes("")` is used
+/// when the range does not start from a variable.
+pub fn refined(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128) -> u128 {
+    walk(expr, sizes, &mut Vec::new())
+}
+
+fn walk(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &mut Vec<(String, u128)>) -> u128 {
+    let sum = |exprs: &[&IdedExpr], scope: &mut Vec<(String, u128)>| {
+        exprs
+            .iter()
+            .fold(1u128, |acc, e| acc.saturating_add(walk(e, sizes, scope)))
+    };
+    match &expr.expr {
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => 1,
+        Expr::Select(s) => sum(&[&s.operand], scope),
+        Expr::Call(c) => {
+            let parts: Vec<&IdedExpr> =
+                c.target.iter().map(|t| t.as_ref()).chain(&c.args).collect();
+            sum(&parts, scope)
+        }
+        Expr::List(l) => sum(&l.elements.iter().collect::<Vec<_>>(), scope),
+        Expr::Map(m) => sum(&entry_parts(&m.entries), scope),
+        Expr::Struct(st) => sum(&entry_parts(&st.entries), scope),
+        Expr::Comprehension(c) => {
+            let root = root_size(&c.iter_range, sizes, scope);
+            let iterations = literal_size(&c.iter_range).unwrap_or(root);
+            let outside = sum(&[&c.iter_range, &c.accu_init], scope);
+            let accu = root_size(&c.accu_init, sizes, scope);
+            scope.push((c.accu_var.clone(), accu));
+            let result = walk(&c.result, sizes, scope);
+            scope.push((c.iter_var.clone(), root));
+            let body =
+                walk(&c.loop_cond, sizes, scope).saturating_add(walk(&c.loop_step, sizes, scope));
+            scope.truncate(scope.len() - 2);
+            outside
+                .saturating_add(result)
+                .saturating_add(iterations.saturating_mul(body))
+        }
+    }
+}
+
+/// The keys and values of map or struct literal entries.
+fn entry_parts(entries: &[IdedEntryExpr]) -> Vec<&IdedExpr> {
+    entries
+        .iter()
+        .flat_map(|e| match &e.expr {
+            EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
+            EntryExpr::StructField(f) => vec![&f.value],
+        })
+        .collect()
+}
+
+/// The longest list under the variables `expr` is built from: the variable
+/// a selection, index or method call starts from, the largest of an
+/// operator's operands or a literal's elements; 0 for a scalar literal.
+fn root_size(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &[(String, u128)]) -> u128 {
+    let largest = |items: &mut dyn Iterator<Item = &IdedExpr>| {
+        items.map(|e| root_size(e, sizes, scope)).max().unwrap_or(0)
+    };
+    match &expr.expr {
+        Expr::Ident(name) => scope
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map_or_else(|| sizes(name), |(_, l)| *l),
+        Expr::Literal(_) => 0,
+        // A policy variable has its own size.
+        Expr::Select(s) if matches!(&s.operand.expr, Expr::Ident(v) if v == "variables") => {
+            sizes(&format!("variables.{}", s.field))
+        }
+        Expr::Select(s) => root_size(&s.operand, sizes, scope),
+        Expr::Call(c) => match &c.target {
+            Some(t) => root_size(t, sizes, scope),
+            None => largest(&mut c.args.iter()),
+        },
+        Expr::List(l) => largest(&mut l.elements.iter()),
+        Expr::Map(m) => largest(&mut entry_parts(&m.entries).into_iter()),
+        _ => sizes(""),
+    }
+}
+
 /// The number of elements of a list literal or `lists.range(k)` with literal `k`.
 fn literal_size(expr: &IdedExpr) -> Option<u128> {
     match &expr.expr {
@@ -139,6 +298,26 @@ mod tests {
         assert!(flat.at(10) < 100, "{flat:?}");
         assert!(nested.at(1000) > PER_EXPRESSION_BUDGET, "{nested:?}");
         assert!(nested.at(10) < 10_000);
+    }
+
+    #[test]
+    fn the_refined_bound_uses_the_size_under_each_variable() {
+        let mut env = cel::Env::stdlib();
+        env.add_extension(cel::extensions::lists).unwrap();
+        let program = env
+            .compile("pools.exists(p, p.taints.all(t, object.spec.tolerations.exists(x, x == t)))")
+            .unwrap();
+        let sizes = |pools: u128| {
+            move |root: &str| match root {
+                "pools" => pools,
+                _ => 50,
+            }
+        };
+        let coarse = bound(program.expression()).at(50);
+        let none = refined(program.expression(), &sizes(0));
+        let some = refined(program.expression(), &sizes(3));
+        assert!(none < 50, "no pools, no iterations: {none}");
+        assert!(none < some && some < coarse, "{none} < {some} < {coarse}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use cel::common::types::{CelMap, CelMapKey};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 use cel::{Context, Env, Program, Value as CelValue};
@@ -15,7 +16,7 @@ use tollgate_sdk::placement::POD_CONTROLLERS;
 
 use super::cost::{self, Bound};
 use super::mutation::{self, PatchType};
-use super::value::{CelVal, map_of, to_cel};
+use super::value::{CelVal, longest_in, map_of, to_cel, to_static};
 use super::{Inputs, Outcome};
 use crate::cluster::ClusterView;
 use crate::decision::{FailurePolicy, Fault, FaultKind};
@@ -160,6 +161,7 @@ struct Validation {
 pub struct CelPolicy {
     inner: Arc<Loaded>,
     params: Arc<CelVal>,
+    params_longest: u64,
     settings: Value,
 }
 
@@ -196,18 +198,20 @@ impl std::fmt::Debug for CelPolicy {
     }
 }
 
-/// The CEL environment: the standard library with optional syntax, and the
-/// strings, lists and math extensions. Kubernetes' own libraries come later.
+/// The CEL environment of every CEL policy: the standard library with
+/// optional syntax, the crate's strings, lists and math extensions, and the
+/// Kubernetes libraries ([`super::library`]).
 pub fn environment() -> Env {
     let mut env = Env::stdlib();
     for ext in [
         cel::extensions::strings,
         cel::extensions::lists,
         cel::extensions::math,
+        super::library::register,
     ] {
-        // The extensions declare distinct names; a conflict is a programming error.
+        // The libraries declare distinct names; a conflict is a programming error.
         env.add_extension(ext)
-            .expect("cel extensions do not conflict with the standard library");
+            .expect("the CEL libraries do not conflict with the standard library");
     }
     env
 }
@@ -239,7 +243,6 @@ impl CelPolicy {
         }
         let name = parsed.metadata.name;
         let spec = parsed.spec;
-        let mut env = environment();
         let mutation_sources: Vec<&str> = spec
             .mutations
             .iter()
@@ -247,7 +250,15 @@ impl CelPolicy {
             .flatten()
             .map(|e| e.expression.as_str())
             .collect();
-        mutation::register_struct_types(&mut env, &mutation_sources);
+        // Mutations build `Object{...}` and `JSONPatch{...}` values, whose
+        // struct types are registered on an environment of the policy's own.
+        let env = if mutation_sources.is_empty() {
+            super::expression::shared_environment()
+        } else {
+            let mut env = environment();
+            mutation::register_struct_types(&mut env, &mutation_sources);
+            Arc::new(env)
+        };
         let uses_pools = std::cell::Cell::new(false);
         let compile = |field: String, source: &str| -> Result<Compiled, Error> {
             let program = env.compile(source).map_err(|e| Error::Compile {
@@ -256,6 +267,13 @@ impl CelPolicy {
                 field: field.clone(),
                 expression: source.to_string(),
                 message: e.to_string().replace("<input>", "expression"),
+            })?;
+            super::library::check(program.expression()).map_err(|message| Error::Compile {
+                file: file_name.clone(),
+                policy: name.clone(),
+                field: field.clone(),
+                expression: source.to_string(),
+                message,
             })?;
             uses_pools.set(uses_pools.get() || program.references().has_variable("pools"));
             let bound = cost::bound(program.expression());
@@ -348,7 +366,7 @@ impl CelPolicy {
             kinds,
             failure_policy: spec.failure_policy,
             default_settings: spec.settings,
-            env: Arc::new(env),
+            env,
             match_conditions,
             variables,
             validations,
@@ -359,6 +377,7 @@ impl CelPolicy {
         let mut policy = CelPolicy {
             inner: Arc::new(loaded),
             params: Arc::new(map_of(vec![])),
+            params_longest: 0,
             settings: Value::Null,
         };
         policy = policy.with_settings(&Value::Null);
@@ -373,9 +392,11 @@ impl CelPolicy {
         }
         let merged = Value::Object(merged);
         let mut longest = 0;
+        let params = Arc::new(to_cel(&merged, &mut longest));
         CelPolicy {
             inner: self.inner.clone(),
-            params: Arc::new(to_cel(&merged, &mut longest)),
+            params,
+            params_longest: longest,
             settings: merged,
         }
     }
@@ -436,7 +457,14 @@ impl CelPolicy {
         let inputs = review.cel_cache().get_or_init(|| Inputs::new(review));
         let values = inputs.cluster(&review.records().namespace, cluster);
         let used_preset_pools = self.inner.uses_pools && values.preset_pools;
-        let longest = values.longest;
+        let longest = cost::Sizes {
+            all: values.longest,
+            object: inputs.longest,
+            pools: values.pools_longest,
+            namespace_object: values.namespace_longest,
+            // Params bound by a native policy's binding are measured here.
+            params: bindings.params.map_or(self.params_longest, longest_in),
+        };
         let mut vars = Vars {
             inputs,
             params: bindings
@@ -445,11 +473,13 @@ impl CelPolicy {
             object_is_pod: bindings.object_is_pod,
             pools: values.pools.as_ref(),
             namespace_object: values.namespace_object.as_ref(),
-            variables: map_of(vec![]),
+            variables: CelMap::default(),
         };
-        let mut spent = 0u128;
+        // As in the API server, match conditions spend from their own budget.
+        let mut matching = cost::Spent::new(cost::MATCH_CONDITIONS_BUDGET, "match conditions");
+        let mut spent = cost::Spent::new(cost::PER_POLICY_BUDGET, "policy evaluation");
         for (name, condition) in &self.inner.match_conditions {
-            match self.run(condition, &vars, longest, &mut spent)? {
+            match self.run(condition, &vars, &longest, &mut matching)? {
                 CelValue::Bool(true) => {}
                 CelValue::Bool(false) => {
                     return Ok(Outcome {
@@ -468,28 +498,25 @@ impl CelPolicy {
                 }
             }
         }
-        let mut computed: Vec<(String, CelVal)> = Vec::new();
         for (name, variable) in &self.inner.variables {
-            let value = self.run(variable, &vars, longest, &mut spent)?;
-            let boxed: CelVal = value.try_into().map_err(|e: cel::ExecutionError| {
-                self.fault(
-                    FaultKind::Expression,
-                    &format!("variable {name}"),
-                    variable,
-                    &e.to_string(),
-                )
-            })?;
-            computed.push((name.clone(), boxed));
-            vars.variables = map_of(
-                computed
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            );
+            // One copy of the result, kept for the later expressions.
+            let boxed =
+                self.run_with(variable, &vars, &longest, &mut spent, |v| {
+                    match to_static(v) {
+                        Some(copy) => Ok(copy),
+                        None => CelValue::try_from(v)
+                            .and_then(CelVal::try_from)
+                            .map_err(|e| format!("variable {name}: {e}")),
+                    }
+                })?;
+            // Added in place: earlier variables are not copied again.
+            let mut entries = std::mem::take(&mut vars.variables).into_inner();
+            entries.insert(CelMapKey::from(name.clone()), boxed);
+            vars.variables = CelMap::from(entries);
         }
         let mut violations = Vec::new();
         for validation in &self.inner.validations {
-            match self.run(&validation.expression, &vars, longest, &mut spent)? {
+            match self.run(&validation.expression, &vars, &longest, &mut spent)? {
                 CelValue::Bool(true) => {}
                 CelValue::Bool(false) => {
                     let static_message = || {
@@ -500,7 +527,7 @@ impl CelPolicy {
                     // As in Kubernetes, a messageExpression that fails or is not
                     // a string falls back to the static message.
                     let message = match &validation.message_expression {
-                        Some(m) => match self.run(m, &vars, longest, &mut spent) {
+                        Some(m) => match self.run(m, &vars, &longest, &mut spent) {
                             Ok(CelValue::String(s)) if !s.trim().is_empty() => s.to_string(),
                             Ok(_) | Err(_) => {
                                 tracing::debug!(policy = %self.inner.name, expression = %m.source, "messageExpression failed; using message");
@@ -522,7 +549,7 @@ impl CelPolicy {
         }
         let mut annotations = Vec::new();
         for (key, expression) in &self.inner.audit_annotations {
-            match self.run(expression, &vars, longest, &mut spent)? {
+            match self.run(expression, &vars, &longest, &mut spent)? {
                 CelValue::String(s) => annotations.push((key.clone(), s.to_string())),
                 CelValue::Null => {}
                 other => {
@@ -540,7 +567,7 @@ impl CelPolicy {
             let mut object = review.object().clone();
             let mut ops = Vec::new();
             for (kind, expression) in &self.inner.mutations {
-                let value = self.run(expression, &vars, longest, &mut spent)?;
+                let value = self.run(expression, &vars, &longest, &mut spent)?;
                 let patch = mutation::to_patch(*kind, &value, &mut object)
                     .map_err(|e| self.fault(FaultKind::BadOutput, "mutation", expression, &e))?;
                 ops.extend(patch);
@@ -561,29 +588,44 @@ impl CelPolicy {
         &self,
         compiled: &Compiled,
         vars: &Vars<'_>,
-        longest: u64,
-        spent: &mut u128,
+        longest: &cost::Sizes,
+        spent: &mut cost::Spent,
     ) -> Result<CelValue, Fault> {
-        let bound = compiled.bound.at(longest);
-        *spent = spent.saturating_add(bound);
-        if bound > cost::PER_EXPRESSION_BUDGET || *spent > cost::PER_POLICY_BUDGET {
-            let detail = format!(
-                "cost bound {bound} for lists of up to {longest} elements is over the budget ({} per expression, {} per policy)",
-                cost::PER_EXPRESSION_BUDGET,
-                cost::PER_POLICY_BUDGET
-            );
+        self.run_with(compiled, vars, longest, spent, |v| {
+            CelValue::try_from(v).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Charge the expression's cost bound, evaluate it, and hand the result
+    /// to `inspect`.
+    fn run_with<R>(
+        &self,
+        compiled: &Compiled,
+        vars: &Vars<'_>,
+        longest: &cost::Sizes,
+        spent: &mut cost::Spent,
+        inspect: impl FnOnce(&dyn Val) -> Result<R, String>,
+    ) -> Result<R, Fault> {
+        let mut bound = compiled.bound.at(longest.all);
+        if bound > cost::PER_EXPRESSION_BUDGET {
+            // A variable's size is measured only here, when it is needed.
+            let size = |root: &str| {
+                let variable = root
+                    .strip_prefix("variables.")
+                    .and_then(|n| vars.variables.inner().get(&CelMapKey::from(n.to_owned())));
+                variable.map_or_else(|| longest.of(root), |v| u128::from(longest_in(v.as_ref())))
+            };
+            bound = cost::refined(compiled.program.expression(), &size);
+        }
+        if let Err(detail) = spent.charge(bound, longest.all) {
             return Err(self.fault(FaultKind::Budget, "expression", compiled, &detail));
         }
         let mut ctx = Context::with_env(self.inner.env.clone());
         ctx.set_variable_resolver(vars);
-        compiled.program.execute(&ctx).map_err(|e| {
-            self.fault(
-                FaultKind::Expression,
-                "expression",
-                compiled,
-                &e.to_string(),
-            )
-        })
+        let failed = |e: String| self.fault(FaultKind::Expression, "expression", compiled, &e);
+        let value = CelValue::resolve_val(compiled.program.expression(), &ctx)
+            .map_err(|e| failed(e.to_string()))?;
+        inspect(value.as_ref()).map_err(failed)
     }
 
     fn not_bool(&self, what: &str, compiled: &Compiled, got: &CelValue) -> Fault {
@@ -613,7 +655,7 @@ struct Vars<'a> {
     object_is_pod: bool,
     pools: &'a (dyn Val + 'static),
     namespace_object: &'a (dyn Val + 'static),
-    variables: CelVal,
+    variables: CelMap<'static>,
 }
 
 impl VariableResolver for Vars<'_> {
@@ -627,7 +669,7 @@ impl VariableResolver for Vars<'_> {
             "params" => self.params,
             "pools" => self.pools,
             "namespaceObject" => self.namespace_object,
-            "variables" => self.variables.as_ref(),
+            "variables" => &self.variables,
             _ => return None,
         };
         Some(CowVal::Borrowed(value))

@@ -9,7 +9,8 @@
 use std::collections::HashMap;
 
 use cel::common::types::{
-    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+    CelBool, CelBytes, CelDouble, CelDuration, CelInt, CelList, CelMap, CelMapKey, CelNull,
+    CelOptional, CelString, CelTimestamp, CelUInt,
 };
 use cel::common::value::Val;
 use serde_json::Value;
@@ -46,6 +47,68 @@ pub fn to_cel(value: &Value, longest: &mut u64) -> CelVal {
             Box::new(CelMap::from(entries))
         }
     }
+}
+
+/// An owned, `'static` copy of an evaluation's result, in one pass (going
+/// through [`cel::Value`] would copy it twice). `None` for a value of a type
+/// that cannot be copied this way (a type value, a struct).
+pub fn to_static(value: &dyn Val) -> Option<CelVal> {
+    macro_rules! copied {
+        ($($t:ty),*) => {
+            $(if let Some(v) = value.downcast_ref::<$t>() {
+                return Some(Box::new(*v));
+            })*
+        };
+    }
+    copied!(CelBool, CelInt, CelUInt, CelDouble, CelNull, CelDuration);
+    if let Some(s) = value.downcast_ref::<CelString>() {
+        return Some(Box::new(CelString::from(s.inner().to_owned())));
+    }
+    if let Some(list) = value.downcast_ref::<CelList>() {
+        let items: Option<Vec<CelVal>> =
+            list.inner().iter().map(|v| to_static(v.as_ref())).collect();
+        return Some(Box::new(CelList::from(items?)));
+    }
+    if let Some(map) = value.downcast_ref::<CelMap>() {
+        let entries: Option<HashMap<CelMapKey<'static>, CelVal>> = map
+            .inner()
+            .iter()
+            .map(|(k, v)| Some((k.clone().into_static(), to_static(v.as_ref())?)))
+            .collect();
+        return Some(Box::new(CelMap::from(entries?)));
+    }
+    if let Some(b) = value.downcast_ref::<CelBytes>() {
+        return Some(Box::new(CelBytes::from(b.inner().to_vec())));
+    }
+    if let Some(t) = value.downcast_ref::<CelTimestamp>() {
+        return Some(Box::new(t.clone()));
+    }
+    if let Some(o) = value.downcast_ref::<CelOptional>() {
+        return Some(Box::new(match o.option() {
+            Some(v) => CelOptional::of(to_static(v)?),
+            None => CelOptional::none(),
+        }));
+    }
+    super::library::clone_static(value)
+}
+
+/// The length of the longest list or map in `value`.
+pub fn longest_in(value: &dyn Val) -> u64 {
+    if let Some(list) = value.downcast_ref::<CelList>() {
+        let items = list.inner();
+        return items
+            .iter()
+            .map(|v| longest_in(v.as_ref()))
+            .fold(items.len() as u64, u64::max);
+    }
+    if let Some(map) = value.downcast_ref::<CelMap>() {
+        let entries = map.inner();
+        return entries
+            .values()
+            .map(|v| longest_in(v.as_ref()))
+            .fold(entries.len() as u64, u64::max);
+    }
+    0
 }
 
 /// A CEL map of named values.

@@ -84,7 +84,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The one document of an `--object`/`--request` input.
-fn single_document(path: &std::path::Path, text: &str) -> anyhow::Result<serde_json::Value> {
+pub(super) fn single_document(
+    path: &std::path::Path,
+    text: &str,
+) -> anyhow::Result<serde_json::Value> {
     let docs = crate::cluster::snapshot::split_documents(text);
     match docs.as_slice() {
         [] => bail!("{}: empty document", path.display()),
