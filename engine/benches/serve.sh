@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Load benchmark of `tollgate serve` (docs/benchmarks.md, "Admission webhook").
+#
+# Starts the release binary on loopback with the bundled pack, then drives
+# POST /validate with a realistic Pod CREATE AdmissionReview
+# (engine/benches/data/pod-review.json) over TLS with keep-alive:
+#   - wrk (closed loop) at 1, 16, 64 and 256 connections: p50, p99, throughput;
+#   - oha (open loop, fixed rate, latency corrected) at $RATE reviews/s: p50, p99.
+# It also prints the server's CPU time per review, read from /proc.
+#
+# Usage: engine/benches/serve.sh [DURATION_SECONDS] [RATE]
+# Installs what it needs: wrk (Debian), oha (crates.io), openssl.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration=${1:-10}
+rate=${2:-5000}
+port=${PORT:-18443}
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
+command -v oha >/dev/null || cargo install oha --locked --quiet
+cargo build --release --quiet
+
+work=$(mktemp -d)
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+review=engine/benches/data/pod-review.json
+cat > "$work/post.lua" <<EOF
+wrk.method = "POST"
+local f = io.open("$PWD/$review", "rb")
+wrk.body = f:read("*all")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+EOF
+
+TOLLGATE_CACHE_DIR="$work/cache" TOLLGATE_LOG=warn target/release/tollgate serve \
+    --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" --addr "127.0.0.1:$port" \
+    > "$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 300); do
+    curl -skf "https://127.0.0.1:$port/readyz" >/dev/null && break
+    sleep 0.2
+done
+url="https://127.0.0.1:$port/validate"
+cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+ticks=$(getconf CLK_TCK)
+
+echo "tollgate serve, bundled pack, $(wc -c < $review)-byte Pod CREATE review, ${duration}s per run, $(nproc) cores"
+wrk -t2 -c16 -d3s -s "$work/post.lua" "$url" > /dev/null 2>&1 # warm-up
+for connections in 1 16 64 256; do
+    threads=$((connections < 2 ? 1 : 2))
+    before=$(cpu)
+    out=$(wrk -t$threads -c$connections -d${duration}s --latency -s "$work/post.lua" "$url" 2>&1)
+    after=$(cpu)
+    echo "$out" | awk -v c=$connections -v cpu=$((after - before)) -v hz=$ticks '
+        / 50%/ {p50 = $2} / 99%/ {p99 = $2} /Requests\/sec/ {rps = $2} /requests in/ {n = $1}
+        /Non-2xx|Socket errors/ {bad = bad " " $0}
+        END {printf "wrk  c=%-4s rps=%-9s p50=%-9s p99=%-9s server cpu/review=%.0fus%s\n",
+             c, rps, p50, p99, cpu * 1e6 / hz / n, bad}'
+done
+
+before=$(cpu)
+oha --no-tui --insecure --output-format json -z ${duration}s -q "$rate" --latency-correction -c 64 \
+    -m POST -H "Content-Type: application/json" -D "$review" "$url" > "$work/oha.json" 2>&1
+after=$(cpu)
+python3 - "$work/oha.json" "$rate" $((after - before)) "$ticks" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+rate, cpu, hz = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+ok = report["statusCodeDistribution"].get("200", 0)
+errors = sum(report.get("errorDistribution", {}).values())
+p = report["latencyPercentiles"]
+print(f"oha  rate={rate:<5} achieved={report['summary']['requestsPerSec']:.0f} "
+      f"p50={p['p50'] * 1e3:.2f}ms p99={p['p99'] * 1e3:.2f}ms "
+      f"server cpu/review={cpu * 1e6 / hz / max(ok, 1):.0f}us errors={errors}")
+PY
