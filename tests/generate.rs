@@ -94,7 +94,7 @@ fn generate_fixes(snapshot: &Path, out: &Path, extra: &[&str]) -> BTreeMap<Strin
 }
 
 /// Every file under `dir`, by relative path.
-fn read_tree(dir: &Path) -> BTreeMap<String, String> {
+pub(crate) fn read_tree(dir: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         for entry in std::fs::read_dir(dir).expect("read dir") {
             let path = entry.expect("entry").path();

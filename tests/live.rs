@@ -638,3 +638,70 @@ fn with_leader_election_one_of_two_replicas_audits_and_the_other_takes_over() {
         .unwrap_or_else(|| panic!("replica b did not take over; stderr:\n{}", b.stderr()));
     assert_eq!(holder(&server).as_deref(), Some("replica-b"));
 }
+
+#[test]
+fn generate_fixes_and_pools_from_the_live_cluster_equal_those_from_the_snapshot() {
+    let server = FakeApiServer::start(demo_objects());
+    let sandbox = Sandbox::new();
+    let kubeconfig = server.kubeconfig(&sandbox);
+    let kubeconfig = kubeconfig.display().to_string();
+    let demo = demo().display().to_string();
+    for (what, source) in [
+        (
+            "fixes",
+            [
+                "--cluster",
+                "--kubeconfig",
+                &kubeconfig,
+                "--context",
+                "fake",
+            ]
+            .as_slice(),
+        ),
+        ("fixes", ["--snapshot", &demo].as_slice()),
+        (
+            "pools",
+            [
+                "--cluster",
+                "--kubeconfig",
+                &kubeconfig,
+                "--context",
+                "fake",
+            ]
+            .as_slice(),
+        ),
+        ("pools", ["--snapshot", &demo].as_slice()),
+    ] {
+        let out = sandbox
+            .path()
+            .join(format!("{what}-{}", source[0].trim_start_matches('-')));
+        let mut args = vec!["generate", what];
+        args.extend_from_slice(source);
+        let out_arg = out.display().to_string();
+        args.extend_from_slice(&["-o", &out_arg]);
+        let run = tollgate(&args, None);
+        assert_eq!(run.code, 0, "generate {what} {source:?}: {}", run.stderr);
+    }
+    for what in ["fixes", "pools"] {
+        let live = crate::generate::read_tree(&sandbox.path().join(format!("{what}-cluster")));
+        let offline = crate::generate::read_tree(&sandbox.path().join(format!("{what}-snapshot")));
+        assert!(!offline.is_empty(), "generate {what} wrote nothing");
+        assert_eq!(
+            live.keys().collect::<Vec<_>>(),
+            offline.keys().collect::<Vec<_>>(),
+            "generate {what}: the same files from the live cluster"
+        );
+        for (file, text) in &offline {
+            assert_eq!(&live[file], text, "generate {what}: {file} differs");
+        }
+    }
+    let writes: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != Method::GET)
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "generate --cluster must not write to the cluster: {writes:?}"
+    );
+}

@@ -142,3 +142,28 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
+
+/// Every object the evaluation reads, listed once from the live cluster
+/// (read-only, paginated, slimmed as it arrives; see [`crate::cluster::live`]).
+///
+/// # Errors
+/// No usable kubeconfig or in-cluster configuration, or a list that fails.
+pub fn read_live_cluster(
+    connect: &crate::cluster::live::Connect,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    use anyhow::Context as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = connect.client().await?;
+        let objects = crate::cluster::live::list_cluster(
+            &client,
+            crate::cluster::live::DEFAULT_PAGE_SIZE,
+            &mut |_, _| {},
+        )
+        .await?;
+        Ok(objects)
+    })
+}

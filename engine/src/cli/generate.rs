@@ -14,7 +14,7 @@ use clap::Subcommand;
 mod install;
 mod native;
 
-use super::common::{load_policies, load_pools, load_snapshot};
+use super::common::{load_policies, load_pools, load_snapshot, read_live_cluster};
 use crate::cluster::ClusterView;
 use crate::evaluator::Evaluator;
 use crate::generate::{Files, fixes, kustomize, pools};
@@ -46,12 +46,23 @@ pub enum GenerateCommand {
     NativePolicies(native::NativePoliciesArgs),
 }
 
-/// The snapshot and its declared pools, shared by the generators.
+/// The cluster (a snapshot or the live cluster) and its declared pools,
+/// shared by the generators.
 #[derive(Debug, clap::Args)]
 pub struct SnapshotArgs {
     /// A snapshot: a file or directory of Kubernetes objects (as for `tollgate audit`).
+    #[arg(long, required_unless_present = "cluster", conflicts_with = "cluster")]
+    pub snapshot: Option<PathBuf>,
+    /// Read the live cluster instead, read-only (kubeconfig, `--context`, or
+    /// the in-cluster service account; the ClusterRole is in docs/audit.md).
     #[arg(long)]
-    pub snapshot: PathBuf,
+    pub cluster: bool,
+    /// With --cluster: the kubeconfig file (default $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
+    /// With --cluster: the kubeconfig context (default its current context).
+    #[arg(long, requires = "cluster")]
+    pub context: Option<String>,
     /// Node pools declared explicitly (`pools: [{name, minSize, maxSize, namePrefix, nodeSelector, taints, labels}]`);
     /// they override pools discovered from the cluster-autoscaler Deployment.
     #[arg(long)]
@@ -106,7 +117,18 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
 
 fn snapshot(args: &SnapshotArgs) -> anyhow::Result<crate::cluster::Snapshot> {
     let declared = args.pools.as_deref().map(load_pools).transpose()?;
-    load_snapshot(&args.snapshot, declared)
+    if let Some(path) = &args.snapshot {
+        return load_snapshot(path, declared);
+    }
+    let connect = crate::cluster::live::Connect {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+    };
+    let mut snapshot = crate::cluster::Snapshot::from_objects(read_live_cluster(&connect)?);
+    if let Some(pools) = declared {
+        snapshot.declare_pools(pools);
+    }
+    Ok(snapshot)
 }
 
 fn run_fixes(args: FixesArgs) -> anyhow::Result<ExitCode> {
@@ -152,7 +174,10 @@ fn run_pools(args: PoolsArgs) -> anyhow::Result<ExitCode> {
     if pools.is_empty() {
         bail!(
             "{}: no node pools: no cluster-autoscaler Deployment with --nodes flags and no --pools file",
-            args.snapshot.snapshot.display()
+            args.snapshot
+                .snapshot
+                .as_ref()
+                .map_or_else(|| "the cluster".to_string(), |p| p.display().to_string())
         );
     }
     let options = pools::Options {
