@@ -646,31 +646,19 @@ fn generate_fixes_and_pools_from_the_live_cluster_equal_those_from_the_snapshot(
     let kubeconfig = server.kubeconfig(&sandbox);
     let kubeconfig = kubeconfig.display().to_string();
     let demo = demo().display().to_string();
+    let live = [
+        "--cluster",
+        "--kubeconfig",
+        &kubeconfig,
+        "--context",
+        "fake",
+    ];
+    let offline = ["--snapshot", &demo];
     for (what, source) in [
-        (
-            "fixes",
-            [
-                "--cluster",
-                "--kubeconfig",
-                &kubeconfig,
-                "--context",
-                "fake",
-            ]
-            .as_slice(),
-        ),
-        ("fixes", ["--snapshot", &demo].as_slice()),
-        (
-            "pools",
-            [
-                "--cluster",
-                "--kubeconfig",
-                &kubeconfig,
-                "--context",
-                "fake",
-            ]
-            .as_slice(),
-        ),
-        ("pools", ["--snapshot", &demo].as_slice()),
+        ("fixes", live.as_slice()),
+        ("fixes", offline.as_slice()),
+        ("pools", live.as_slice()),
+        ("pools", offline.as_slice()),
     ] {
         let out = sandbox
             .path()
