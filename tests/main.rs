@@ -25,6 +25,7 @@ mod krm;
 mod live;
 mod native_policies;
 mod pack;
+mod selection;
 mod snapshots;
 
 /// Every directory under tests/guests/ is a listed [`util::Guest`], and every

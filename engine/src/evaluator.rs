@@ -96,8 +96,9 @@ impl Evaluator {
     }
 
     /// Run one policy; in mutating mode also return the patched review.
-    /// `None` when the policy does not apply (a native policy whose match
-    /// rules, binding or match conditions do not select the request).
+    /// `None` when the policy does not apply: the operator's `match` or
+    /// `matchConditions` for it, or a native policy's match rules, binding or
+    /// match conditions, do not select the request.
     fn run(
         &self,
         policy: &Policy,
@@ -105,6 +106,13 @@ impl Evaluator {
         cluster: &Arc<dyn ClusterView>,
         apply: bool,
     ) -> Option<(PolicyResult, Option<Review>)> {
+        if let Some(selection) = &policy.selection {
+            match selection.selects(review, cluster.as_ref()) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(f) => return Some(self.judge(policy, review, apply, Err(f), Vec::new())),
+            }
+        }
         let mut annotations = Vec::new();
         let outcome = match &policy.kind {
             Kind::Wasm(w) => w

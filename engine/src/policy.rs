@@ -1,10 +1,13 @@
 //! Policies and policy sets: loading a `.wasm` component, a CEL policy file, a
 //! directory of them, or a bundled pack; the operator's per-policy
-//! configuration (settings, failure policy, mode, limits, capability grants).
+//! configuration (settings, failure policy, mode, limits, capability grants,
+//! and the requests it judges: [`selection`]).
 //!
 //! A settings file is either the settings of a single policy, or
-//! `policies: {<name>: {settings, failurePolicy, mode, limits, grant}}` for
-//! several (a pack).
+//! `policies: {<name>: {settings, failurePolicy, mode, limits, grant, match,
+//! matchConditions}}` for several (a pack).
+
+pub mod selection;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,6 +72,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A policy's `match` or `matchConditions` is malformed.
+    #[error(transparent)]
+    Selection(#[from] selection::Error),
     /// Two policies have the same name.
     #[error("two policies are named {0}")]
     Duplicate(String),
@@ -95,6 +101,14 @@ pub struct PolicyConfig {
     /// Capabilities granted to a WASM policy.
     #[serde(default)]
     pub grant: Vec<Capability>,
+    /// Narrow the requests the policy judges: a ValidatingAdmissionPolicy's
+    /// `matchConstraints` shape (resourceRules with operations,
+    /// namespaceSelector, objectSelector, excludeResourceRules).
+    #[serde(rename = "match", default)]
+    pub match_resources: Option<crate::native::matching::MatchResources>,
+    /// CEL conditions that must all be true for the policy to judge a request.
+    #[serde(default)]
+    pub match_conditions: Vec<selection::MatchCondition>,
 }
 
 /// The configuration of a whole set, keyed by policy name.
@@ -159,6 +173,21 @@ impl SetConfig {
         config
     }
 
+    /// The selection configured for `policy` (`match`, `matchConditions`).
+    fn selection(
+        &self,
+        policy: &str,
+        cfg: &PolicyConfig,
+    ) -> Result<Option<Arc<selection::Selection>>, Error> {
+        Ok(selection::Selection::new(
+            &self.path,
+            policy,
+            cfg.match_resources.as_ref(),
+            &cfg.match_conditions,
+        )?
+        .map(Arc::new))
+    }
+
     /// Names configured that no loaded policy has.
     fn unknown<'a>(&'a self, names: &'a [&str]) -> impl Iterator<Item = &'a String> + 'a {
         self.per_policy
@@ -195,6 +224,8 @@ pub struct Policy {
     pub mode: Mode,
     /// Static facts (kinds judged, rules, whether it mutates).
     pub metadata: Metadata,
+    /// The operator's narrowing of the requests it judges, if any.
+    pub selection: Option<Arc<selection::Selection>>,
 }
 
 impl Policy {
@@ -299,6 +330,7 @@ impl PolicySet {
                     };
                     let settings = settings_text(&cfg.settings);
                     policy.validate_settings(&settings)?;
+                    let selection = config.selection(&name, &cfg)?;
                     Policy {
                         name,
                         source: origin,
@@ -307,6 +339,7 @@ impl PolicySet {
                         settings: settings.into(),
                         failure_policy: cfg.failure_policy.unwrap_or_default(),
                         mode: cfg.mode,
+                        selection,
                     }
                 }
                 Source::Cel { path, doc } => {
@@ -326,6 +359,7 @@ impl PolicySet {
                         failure_policy: cfg.failure_policy.unwrap_or(configured.failure_policy()),
                         mode: cfg.mode,
                         metadata,
+                        selection: config.selection(configured.name(), &cfg)?,
                         kind: Kind::Cel(configured),
                     }
                 }
@@ -333,7 +367,7 @@ impl PolicySet {
             push_unique(&mut policies, policy)?;
         }
         for policy in native.policies {
-            push_unique(&mut policies, native_policy(policy, config, only_one))?;
+            push_unique(&mut policies, native_policy(policy, config, only_one)?)?;
         }
         let names: Vec<&str> = policies.iter().map(|p| p.name.as_str()).collect();
         if let Some(unknown) = config.unknown(&names).next() {
@@ -369,7 +403,11 @@ impl PolicySet {
 
 /// A native policy as a set member: its mode comes from its validation
 /// actions; the operator's configuration can override its failure policy.
-fn native_policy(native: NativePolicy, config: &SetConfig, only_one: bool) -> Policy {
+fn native_policy(
+    native: NativePolicy,
+    config: &SetConfig,
+    only_one: bool,
+) -> Result<Policy, Error> {
     let cfg = config.for_policy(native.name(), only_one);
     let metadata = cel_metadata(
         native.name(),
@@ -385,15 +423,16 @@ fn native_policy(native: NativePolicy, config: &SetConfig, only_one: bool) -> Po
         native.kinds(),
         native.cel(),
     );
-    Policy {
+    Ok(Policy {
         name: native.name().to_string(),
         source: native.origin().to_string(),
         settings: "".into(),
         failure_policy: cfg.failure_policy.unwrap_or(native.failure_policy()),
         mode: native.mode(),
         metadata,
+        selection: config.selection(native.name(), &cfg)?,
         kind: Kind::Native(native),
-    }
+    })
 }
 
 /// Add a policy whose name is not taken yet.
