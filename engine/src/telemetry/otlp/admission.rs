@@ -119,7 +119,16 @@ impl ReviewTrace {
         let Some(tracer) = active().and_then(|a| a.tracer.as_ref()) else {
             return;
         };
-        let mut attributes: Vec<KeyValue> = object_attributes(&Resource::of(review.object()))
+        let mut object = Resource::of(review.object());
+        if object.namespace.is_empty() {
+            // Objects in CREATE requests often carry their namespace only in the request.
+            let namespace = review.request().and_then(|r| r.get("namespace"));
+            object.namespace = namespace
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .into();
+        }
+        let mut attributes: Vec<KeyValue> = object_attributes(&object)
             .into_iter()
             .map(|(k, v)| KeyValue::new(k, v))
             .collect();
