@@ -3,7 +3,8 @@
 //! ([`review_protocol::head`], to answer even when no evaluation slot comes
 //! free), then in the bounded blocking section ([`State::run_blocking`])
 //! parse the AdmissionReview ([`review_protocol::parse`]), evaluate, and
-//! write the response ([`review_protocol::respond`]); record metrics. The
+//! write the response ([`review_protocol::respond`]); record metrics (and,
+//! when OTLP export is on, a span per review: [`crate::telemetry::otlp::admission`]). The
 //! probes and `/metrics` only read the state.
 
 use std::sync::Arc;
