@@ -30,6 +30,9 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+
+use crate::otlp::{Collector, attributes as otlp_attributes};
 use crate::util::{
     Guest, Sandbox, admission_review, external_dir, kubectl_deployment, tollgate, workspace,
 };
@@ -96,6 +99,16 @@ impl Server {
 
     /// Start the server and wait until it listens (not necessarily ready).
     fn spawn(sandbox: &Sandbox, cert: &Cert, args: &[&str]) -> Server {
+        Self::spawn_with_env(sandbox, cert, args, &[])
+    }
+
+    /// [`Server::spawn`] with extra environment variables.
+    fn spawn_with_env(
+        sandbox: &Sandbox,
+        cert: &Cert,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let (cert_path, key_path) = cert.install(sandbox);
         let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
             .arg("serve")
@@ -111,6 +124,7 @@ impl Server {
             )
             .env_remove("TOLLGATE_LOG")
             .env_remove("RUST_BACKTRACE")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -1271,5 +1285,93 @@ fn sigterm_under_load_completes_in_flight_requests_and_exits_0() {
     assert!(
         refused.is_err(),
         "the server still accepts connections after exiting"
+    );
+}
+
+#[test]
+fn with_an_otlp_endpoint_reviews_are_exported_as_spans_and_metrics() {
+    let collector = Collector::start();
+    let endpoint = collector.endpoint();
+    let sandbox = Sandbox::new();
+    let cert = Cert::new();
+    let policies = write_policies(&sandbox).display().to_string();
+    let mut server = Server::spawn_with_env(
+        &sandbox,
+        &cert,
+        &["--policies", &policies],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_SERVICE_NAME", "tollgate-webhook-test"),
+        ],
+    );
+    server.wait_ready();
+    let denied = admission_review(
+        "uid-otlp",
+        "CREATE",
+        "default",
+        with_replicas(kubectl_deployment(), 5),
+        None,
+    );
+    block_on(async {
+        let mut conn = server
+            .client(&[&cert])
+            .connect(Protocol::Http1)
+            .await
+            .expect("connect");
+        let response = conn.review("/validate", &denied).await;
+        assert_eq!(response["allowed"], false, "{response}");
+    });
+    // SIGTERM: the server flushes its exporters before it exits.
+    server.terminate();
+    assert!(server.wait_exit(Duration::from_secs(30)).success());
+
+    let spans = collector.spans();
+    let review = spans
+        .iter()
+        .find(|s| s.name == "admission review")
+        .unwrap_or_else(|| panic!("no review span: {spans:#?}"));
+    let a = otlp_attributes(&review.attributes);
+    assert_eq!(a["tollgate.endpoint"], "validate");
+    assert_eq!(a["tollgate.operation"], "CREATE");
+    assert_eq!(a["tollgate.allowed"], "false");
+    assert_eq!(a["k8s.namespace.name"], "default");
+    assert_eq!(a["tollgate.resource.kind"], "Deployment");
+    assert!(a.contains_key("k8s.deployment.name"), "{a:?}");
+    let status = review.status.as_ref().expect("a status on a denial");
+    assert!(status.message.contains("replica-limit"), "{status:?}");
+    let children: Vec<String> = spans
+        .iter()
+        .filter(|s| s.parent_span_id == review.span_id)
+        .map(|s| s.name.clone())
+        .collect();
+    assert!(
+        children.contains(&"policy replica-limit".to_string()),
+        "{children:?}"
+    );
+
+    let metrics = collector.metrics();
+    let reviews = metrics
+        .iter()
+        .rev()
+        .find(|m| m.name == "tollgate.admission.reviews")
+        .expect("the reviews counter");
+    let Some(metric::Data::Sum(sum)) = &reviews.data else {
+        panic!("not a sum: {reviews:?}");
+    };
+    let denied_count: i64 = sum
+        .data_points
+        .iter()
+        .filter(|p| otlp_attributes(&p.attributes)["tollgate.verdict"] == "denied")
+        .map(|p| match p.value {
+            Some(number_data_point::Value::AsInt(i)) => i,
+            other => panic!("not an integer: {other:?}"),
+        })
+        .sum();
+    assert_eq!(denied_count, 1);
+    assert!(
+        metrics
+            .iter()
+            .any(|m| m.name == "tollgate.admission.duration"),
+        "the latency histogram"
     );
 }

@@ -24,6 +24,7 @@ mod install;
 mod krm;
 mod live;
 mod native_policies;
+mod otlp;
 mod pack;
 mod selection;
 mod snapshots;

@@ -376,7 +376,7 @@ fn reader(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Strin
 
 /// The compile cache the binary uses in tests (kept between runs: its file
 /// names carry the component hash and the engine's compatibility hash).
-fn cache_dir() -> PathBuf {
+pub fn cache_dir() -> PathBuf {
     workspace().join("target").join("integration-cache")
 }
 

@@ -13,6 +13,7 @@ pub mod report;
 pub mod time;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 use tollgate_sdk::placement::pod_controller;
@@ -61,12 +62,41 @@ fn judged_directly(object: &Value, snapshot: &Snapshot) -> bool {
         .is_none()
 }
 
+/// How long one policy of the set spent over a whole audit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyTime {
+    /// Evaluation time, summed over the objects (and the worker threads).
+    pub elapsed: Duration,
+    /// How many objects the policy was run on.
+    pub runs: u64,
+}
+
+impl PolicyTime {
+    fn add(&mut self, other: PolicyTime) {
+        self.elapsed += other.elapsed;
+        self.runs += other.runs;
+    }
+}
+
 /// Audit a snapshot: policy findings and the scale-down explanation.
 pub fn run(
     snapshot: Arc<Snapshot>,
     evaluator: &Evaluator,
     assumptions: &explain::Assumptions,
 ) -> Report {
+    run_timed(snapshot, evaluator, assumptions, None)
+}
+
+/// [`run`], and when `times` is given (one entry per policy of the set, in
+/// the set's order) add each policy's evaluation time to it.
+pub fn run_timed(
+    snapshot: Arc<Snapshot>,
+    evaluator: &Evaluator,
+    assumptions: &explain::Assumptions,
+    times: Option<&mut [PolicyTime]>,
+) -> Report {
+    let timed = times.is_some();
+    let policies = evaluator.policies().policies().len();
     let cluster: Arc<dyn ClusterView> = snapshot.clone();
     let objects: Vec<&Arc<Value>> = snapshot
         .objects()
@@ -78,23 +108,38 @@ pub fn run(
         .unwrap_or(1)
         .min(objects.len().max(1));
     let chunk = objects.len().div_ceil(workers).max(1);
-    let mut findings: Vec<Finding> = std::thread::scope(|scope| {
+    let parts: Vec<(Vec<Finding>, Vec<PolicyTime>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = objects
             .chunks(chunk)
             .map(|part| {
                 let cluster = cluster.clone();
                 scope.spawn(move || {
-                    part.iter()
-                        .flat_map(|o| audit_object(o, evaluator, &cluster))
-                        .collect::<Vec<_>>()
+                    let mut times = vec![PolicyTime::default(); if timed { policies } else { 0 }];
+                    let findings = part
+                        .iter()
+                        .flat_map(|o| {
+                            audit_object(o, evaluator, &cluster, timed.then_some(&mut times[..]))
+                        })
+                        .collect::<Vec<_>>();
+                    (findings, times)
                 })
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .map(|h| h.join().unwrap_or_default())
             .collect()
     });
+    let mut findings = Vec::new();
+    let mut times = times;
+    for (part, part_times) in parts {
+        findings.extend(part);
+        if let Some(times) = times.as_deref_mut() {
+            for (total, time) in times.iter_mut().zip(part_times) {
+                total.add(time);
+            }
+        }
+    }
     findings.sort_by(|a, b| {
         (b.severity, &a.policy, &a.resource).cmp(&(a.severity, &b.policy, &b.resource))
     });
@@ -136,16 +181,22 @@ fn audit_object(
     object: &Arc<Value>,
     evaluator: &Evaluator,
     cluster: &Arc<dyn ClusterView>,
+    times: Option<&mut [PolicyTime]>,
 ) -> Vec<Finding> {
     let defaulted = default_pod(object.as_ref().clone(), cluster.as_ref());
     let review = match Review::from_object(defaulted) {
         Ok(r) => r,
         Err(_) => return Vec::new(),
     };
-    findings_of(
-        &Resource::of(review.object()),
-        &evaluator.evaluate(&review, cluster),
-    )
+    let verdict = match times {
+        None => evaluator.evaluate(&review, cluster),
+        Some(times) => evaluator.evaluate_observed(&review, cluster, &mut |index, _, elapsed| {
+            if let Some(time) = times.get_mut(index) {
+                time.add(PolicyTime { elapsed, runs: 1 });
+            }
+        }),
+    };
+    findings_of(&Resource::of(review.object()), &verdict)
 }
 
 /// Turn a verdict into findings.

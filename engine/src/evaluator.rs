@@ -7,6 +7,7 @@
 //! failure policy decides what that means.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -17,6 +18,25 @@ use crate::review::Review;
 
 /// The warning added when a policy read node pools from the preset.
 pub const PRESET_POOLS_WARNING: &str = "no cluster context: assumed the kube-hetzner preset node pool (taint dedicated=autoscaler:NoSchedule, label node.kubernetes.io/role=autoscaler); pass --context <snapshot> to use the cluster's own pools";
+
+/// Told of every policy run: the policy's index in the set, when the run
+/// started, and how long it took.
+pub type PolicyObserver<'a> = dyn FnMut(usize, Instant, Duration) + 'a;
+
+/// Times policy runs only when someone observes them.
+struct Clock<'a, 'b>(Option<&'a mut PolicyObserver<'b>>);
+
+impl Clock<'_, '_> {
+    fn time<T>(&mut self, index: usize, run: impl FnOnce() -> T) -> T {
+        let Some(observe) = self.0.as_mut() else {
+            return run();
+        };
+        let started = Instant::now();
+        let out = run();
+        observe(index, started, started.elapsed());
+        out
+    }
+}
 
 /// Runs a policy set against reviews.
 #[derive(Debug, Clone)]
@@ -38,14 +58,18 @@ impl Evaluator {
     /// Validate: every policy that judges the object's kind sees the same
     /// object. Patches are reported but not applied.
     pub fn evaluate(&self, review: &Review, cluster: &Arc<dyn ClusterView>) -> Verdict {
-        let results = self
-            .set
-            .policies()
-            .iter()
-            .filter(|p| p.judges(review.kind()))
-            .filter_map(|p| self.run(p, review, cluster, false).map(|r| r.0))
-            .collect();
-        Verdict::new(results, None)
+        self.validate(review, cluster, &mut Clock(None))
+    }
+
+    /// [`Evaluator::evaluate`], telling `observe` how long each policy took
+    /// (for telemetry; the plain call reads no clock).
+    pub fn evaluate_observed(
+        &self,
+        review: &Review,
+        cluster: &Arc<dyn ClusterView>,
+        observe: &mut PolicyObserver<'_>,
+    ) -> Verdict {
+        self.validate(review, cluster, &mut Clock(Some(observe)))
     }
 
     /// Mutate, then validate: policies run in order, each on the object as
@@ -54,30 +78,76 @@ impl Evaluator {
     /// object, and that second decision is its verdict (the API server
     /// validates the mutated object); `mutated` is the final object.
     pub fn evaluate_mutating(&self, review: &Review, cluster: &Arc<dyn ClusterView>) -> Verdict {
-        let mut current = review.clone();
-        let mut results = Vec::new();
-        for policy in self
+        self.mutate(review, cluster, &mut Clock(None))
+    }
+
+    /// [`Evaluator::evaluate_mutating`], telling `observe` how long each
+    /// policy run took (a patching policy runs twice).
+    pub fn evaluate_mutating_observed(
+        &self,
+        review: &Review,
+        cluster: &Arc<dyn ClusterView>,
+        observe: &mut PolicyObserver<'_>,
+    ) -> Verdict {
+        self.mutate(review, cluster, &mut Clock(Some(observe)))
+    }
+
+    fn validate(
+        &self,
+        review: &Review,
+        cluster: &Arc<dyn ClusterView>,
+        clock: &mut Clock,
+    ) -> Verdict {
+        let results = self
             .set
             .policies()
             .iter()
-            .filter(|p| p.judges(review.kind()))
+            .enumerate()
+            .filter(|(_, p)| p.judges(review.kind()))
+            .filter_map(|(i, p)| {
+                clock
+                    .time(i, || self.run(p, review, cluster, false))
+                    .map(|r| r.0)
+            })
+            .collect();
+        Verdict::new(results, None)
+    }
+
+    fn mutate(
+        &self,
+        review: &Review,
+        cluster: &Arc<dyn ClusterView>,
+        clock: &mut Clock,
+    ) -> Verdict {
+        let mut current = review.clone();
+        let mut results = Vec::new();
+        for (index, policy) in self
+            .set
+            .policies()
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.judges(review.kind()))
         {
-            let Some((mut result, next)) = self.run(policy, &current, cluster, true) else {
+            let Some((mut result, next)) =
+                clock.time(index, || self.run(policy, &current, cluster, true))
+            else {
                 continue;
             };
             if let Some(next) = next {
                 // A policy that stops applying to its own patched object allows it.
-                let (recheck, _) = self.run(policy, &next, cluster, false).unwrap_or_else(|| {
-                    (
-                        PolicyResult::from_decision(
-                            &policy.name,
-                            policy.mode,
-                            Decision::allow(),
+                let (recheck, _) = clock
+                    .time(index, || self.run(policy, &next, cluster, false))
+                    .unwrap_or_else(|| {
+                        (
+                            PolicyResult::from_decision(
+                                &policy.name,
+                                policy.mode,
+                                Decision::allow(),
+                                None,
+                            ),
                             None,
-                        ),
-                        None,
-                    )
-                });
+                        )
+                    });
                 if recheck.patch.is_some() {
                     result.warnings.push(format!(
                         "policy {} is not idempotent: it patches its own patched object again",

@@ -1,4 +1,7 @@
-//! Logging setup: `tracing` to stderr, filtered by `TOLLGATE_LOG` (default [`DEFAULT_FILTER`]).
+//! Logging setup: `tracing` to stderr, filtered by `TOLLGATE_LOG` (default
+//! [`DEFAULT_FILTER`]); OpenTelemetry export over OTLP is in [`otlp`].
+
+pub mod otlp;
 
 /// The default filter of command-line runs. kube's client logs every failed
 /// request at ERROR; Tollgate reports those failures itself, once.

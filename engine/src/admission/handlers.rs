@@ -3,7 +3,8 @@
 //! ([`review_protocol::head`], to answer even when no evaluation slot comes
 //! free), then in the bounded blocking section ([`State::run_blocking`])
 //! parse the AdmissionReview ([`review_protocol::parse`]), evaluate, and
-//! write the response ([`review_protocol::respond`]); record metrics. The
+//! write the response ([`review_protocol::respond`]); record metrics (and,
+//! when OTLP export is on, a span per review: [`crate::telemetry::otlp::admission`]). The
 //! probes and `/metrics` only read the state.
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use super::state::Refusal;
 use super::{Error, State};
 use crate::cluster::ClusterView;
 use crate::evaluator::Evaluator;
+use crate::telemetry::otlp;
 
 /// `POST /validate`: judge the review; never patches.
 pub async fn validate(
@@ -99,9 +101,11 @@ async fn admit(
         }
         Err(e) => (Outcome::Rejected, e.into_response()),
     };
-    state
-        .metrics()
-        .observe(endpoint, outcome, started.elapsed());
+    let elapsed = started.elapsed();
+    state.metrics().observe(endpoint, outcome, elapsed);
+    if let Some(otlp) = otlp::admission::active() {
+        otlp.observe(endpoint.label(), outcome.label(), elapsed);
+    }
     response
 }
 
@@ -120,11 +124,10 @@ async fn answer(
         _ => Error::Body(axum::Error::new(rejection)),
     })?;
     let head = review_protocol::head(&body)?;
-    let mutating = endpoint == Endpoint::Mutate;
     let metrics = state.clone();
     let judged = state
         .run_blocking(state.timeout(uri.query()), move |evaluator, cluster| {
-            judge(&body, mutating, evaluator, cluster, &metrics)
+            judge(&body, endpoint, evaluator, cluster, &metrics)
         })
         .await;
     match judged {
@@ -147,11 +150,13 @@ async fn answer(
 /// Inside the blocking section: parse, evaluate, count, write the answer.
 fn judge(
     body: &[u8],
-    mutating: bool,
+    endpoint: Endpoint,
     evaluator: &Evaluator,
     cluster: &Arc<dyn ClusterView>,
     state: &State,
 ) -> Result<(Outcome, Vec<u8>), Error> {
+    let mutating = endpoint == Endpoint::Mutate;
+    let mut trace = otlp::admission::active().and_then(|otlp| otlp.start_review());
     let request = review_protocol::parse(body)?;
     let Some(review) = request.review else {
         return Ok((
@@ -159,11 +164,23 @@ fn judge(
             review_protocol::nothing_to_judge(request.version, &request.uid),
         ));
     };
-    let verdict = if mutating {
-        evaluator.evaluate_mutating(&review, cluster)
-    } else {
-        evaluator.evaluate(&review, cluster)
+    let verdict = match (&mut trace, mutating) {
+        (None, true) => evaluator.evaluate_mutating(&review, cluster),
+        (None, false) => evaluator.evaluate(&review, cluster),
+        (Some(trace), true) => {
+            evaluator.evaluate_mutating_observed(&review, cluster, &mut |i, at, took| {
+                trace.policy_ran(i, at, took)
+            })
+        }
+        (Some(trace), false) => {
+            evaluator.evaluate_observed(&review, cluster, &mut |i, at, took| {
+                trace.policy_ran(i, at, took)
+            })
+        }
     };
+    if let Some(trace) = trace {
+        trace.finish(endpoint.label(), &review, &verdict, evaluator.policies());
+    }
     state.metrics().observe_verdict(&verdict);
     let outcome = if verdict.allowed {
         Outcome::Allowed

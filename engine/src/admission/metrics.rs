@@ -26,7 +26,7 @@ use std::time::Duration;
 use crate::decision::{Mode, PolicyResult, Verdict};
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 17] = [
+pub const BUCKETS: [f64; 17] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
     2.5, 5.0, 10.0,
 ];
@@ -43,7 +43,8 @@ pub enum Endpoint {
 impl Endpoint {
     const ALL: [Endpoint; 2] = [Endpoint::Validate, Endpoint::Mutate];
 
-    fn label(self) -> &'static str {
+    /// The `endpoint` label.
+    pub fn label(self) -> &'static str {
         match self {
             Endpoint::Validate => "validate",
             Endpoint::Mutate => "mutate",
@@ -72,7 +73,8 @@ impl Outcome {
         Outcome::Rejected,
     ];
 
-    fn label(self) -> &'static str {
+    /// The `outcome` label.
+    pub fn label(self) -> &'static str {
         match self {
             Outcome::Allowed => "allowed",
             Outcome::Denied => "denied",

@@ -16,7 +16,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use tollgate_sdk::model::NodePool;
@@ -31,6 +31,7 @@ use crate::cluster::pools::Version;
 use crate::cluster::{ClusterView, Snapshot};
 use crate::evaluator::Evaluator;
 use crate::output::{Format, write_structured};
+use crate::telemetry::otlp;
 
 /// Arguments of `tollgate audit`.
 #[derive(Debug, clap::Args)]
@@ -177,15 +178,35 @@ impl Auditor {
         snapshot
     }
 
-    /// Audit one snapshot.
+    /// Audit one snapshot (and export it over OTLP when that is on).
     fn audit(&self, snapshot: Snapshot) -> anyhow::Result<Report> {
+        let otlp = otlp::active();
+        let started = (SystemTime::now(), Instant::now());
         let assumptions = explain::assumptions(snapshot.autoscaler(), &self.overrides)?;
-        let mut report = audit::run(Arc::new(snapshot), &self.evaluator, &assumptions);
+        let set = self.evaluator.policies().policies();
+        let mut times = otlp.map(|_| vec![audit::PolicyTime::default(); set.len()]);
+        let mut report = audit::run_timed(
+            Arc::new(snapshot),
+            &self.evaluator,
+            &assumptions,
+            times.as_deref_mut(),
+        );
         report.warnings.extend(self.warnings.iter().cloned());
-        Ok(match &self.namespace {
+        let report = match &self.namespace {
             Some(ns) => report.restrict_to_namespace(ns),
             None => report,
-        })
+        };
+        if let (Some(providers), Some(times)) = (otlp, &times) {
+            let names: Vec<&str> = set.iter().map(|p| p.name.as_str()).collect();
+            let run = otlp::audit::Run {
+                started: started.0,
+                elapsed: started.1.elapsed(),
+                policies: &names,
+                times,
+            };
+            otlp::audit::record(providers, &report, run);
+        }
+        Ok(report)
     }
 
     /// Print the report on standard output.
@@ -258,6 +279,8 @@ fn exit_code(report: &Report) -> ExitCode {
 
 /// Run `tollgate audit`.
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    // Dropped on return: a one-shot audit exports everything before exiting.
+    let _otlp = otlp::init();
     let Some(path) = &args.snapshot else {
         let auditor = Auditor::new(&args, &crate::cluster::Empty::default())?;
         return run_live(args, auditor);

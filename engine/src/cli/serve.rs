@@ -87,6 +87,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let logs = json_logs();
     tracing::dispatcher::with_default(&logs, || {
         let options = resolve(&args)?;
+        // Dropped after the runtime: flushes what the last reviews exported.
+        let _otlp = crate::telemetry::otlp::init();
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.enable_all().thread_name("tollgate-serve");
         if let Some(workers) = args.workers {
