@@ -809,7 +809,7 @@ fn fix(reason: &str, pod: &Pod, owner: &str) -> String {
     let system = pod.namespace == "kube-system";
     match reason {
         "UnmovableKubeSystemPod" => format!(
-            "system-components-off-pools: pin {owner} to control-plane nodes (`tollgate eval --policy autoscaler-isolation --mutate` adds the required affinity); or give it a PodDisruptionBudget that allows a disruption"
+            "system-components-off-pools: pin {owner} to control-plane nodes (`tollgate generate fixes` writes the patch that adds the required affinity); or give it a PodDisruptionBudget that allows a disruption"
         ),
         "LocalStorageRequested" if system => format!(
             "system-components-off-pools: keep {owner} off pools; or pool-workloads-evictable's annotateLocalVolumes mutation lists its emptyDirs in safe-to-evict-local-volumes"
