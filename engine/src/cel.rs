@@ -7,6 +7,7 @@
 //! variable resolver, so nothing is copied per policy. Each expression's cost
 //! is bounded before it runs ([`cost`]).
 
+pub(crate) mod ast;
 pub mod cost;
 pub mod expression;
 pub mod library;

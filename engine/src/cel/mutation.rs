@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::common::ast::{Expr, IdedExpr};
 use cel::common::types::{CelMap, CelMapKey, CelString, STRING_TYPE, Type};
 use cel::common::value::{CowVal, Val};
 use cel::{Env, ExecutionError, StructType, Value as CelValue};
@@ -84,51 +84,13 @@ pub(crate) fn register_struct_types(env: &mut Env, sources: &[&str]) {
     }
 }
 
+/// The type names of every `Name{...}` struct literal in `expr`.
 fn struct_names(expr: &IdedExpr, out: &mut BTreeSet<String>) {
-    let mut visit = |e: &IdedExpr| struct_names(e, out);
-    match &expr.expr {
-        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
-        Expr::Select(s) => visit(&s.operand),
-        Expr::Call(c) => {
-            c.target.iter().for_each(|t| visit(t));
-            c.args.iter().for_each(visit);
-        }
-        Expr::List(l) => l.elements.iter().for_each(visit),
-        Expr::Map(m) => {
-            for e in &m.entries {
-                match &e.expr {
-                    EntryExpr::MapEntry(me) => {
-                        visit(&me.key);
-                        visit(&me.value);
-                    }
-                    EntryExpr::StructField(f) => visit(&f.value),
-                }
-            }
-        }
-        Expr::Struct(s) => {
+    super::ast::visit(expr, &mut |e| {
+        if let Expr::Struct(s) = &e.expr {
             out.insert(s.type_name.clone());
-            for e in &s.entries {
-                match &e.expr {
-                    EntryExpr::MapEntry(me) => {
-                        struct_names(&me.key, out);
-                        struct_names(&me.value, out);
-                    }
-                    EntryExpr::StructField(f) => struct_names(&f.value, out),
-                }
-            }
         }
-        Expr::Comprehension(c) => {
-            for e in [
-                &c.iter_range,
-                &c.accu_init,
-                &c.loop_cond,
-                &c.loop_step,
-                &c.result,
-            ] {
-                visit(e);
-            }
-        }
-    }
+    });
 }
 
 /// `jsonpatch.escapeKey(s)`: `s` as one JSON Pointer segment (`~` is `~0`, `/` is `~1`).

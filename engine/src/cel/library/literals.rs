@@ -46,7 +46,7 @@ fn mixed<'a>(items: impl Iterator<Item = &'a IdedExpr>) -> Option<String> {
 /// The first literal that mixes types.
 pub fn check(expr: &IdedExpr) -> Result<(), String> {
     let mut result = Ok(());
-    super::regex::visit(expr, &mut |e| {
+    crate::cel::ast::visit(expr, &mut |e| {
         if result.is_err() {
             return;
         }

@@ -178,7 +178,7 @@ fn find_all_n<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Returned<'b, 'v> {
 /// The first invalid literal pattern's error.
 pub fn check_literals(expr: &IdedExpr) -> Result<(), String> {
     let mut result = Ok(());
-    visit(expr, &mut |e| {
+    crate::cel::ast::visit(expr, &mut |e| {
         if let Expr::Call(call) = &e.expr
             && matches!(call.func_name.as_str(), "matches" | "find" | "findAll")
         {
@@ -199,48 +199,6 @@ pub fn check_literals(expr: &IdedExpr) -> Result<(), String> {
         }
     });
     result
-}
-
-/// Call `f` on `expr` and every expression under it.
-pub(crate) fn visit(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
-    use cel::common::ast::EntryExpr;
-    f(expr);
-    match &expr.expr {
-        Expr::Select(s) => visit(&s.operand, f),
-        Expr::Call(c) => {
-            if let Some(t) = &c.target {
-                visit(t, f);
-            }
-            c.args.iter().for_each(|a| visit(a, f));
-        }
-        Expr::List(l) => l.elements.iter().for_each(|e| visit(e, f)),
-        Expr::Map(m) => m.entries.iter().for_each(|e| match &e.expr {
-            EntryExpr::MapEntry(me) => {
-                visit(&me.key, f);
-                visit(&me.value, f);
-            }
-            EntryExpr::StructField(sf) => visit(&sf.value, f),
-        }),
-        Expr::Struct(s) => s.entries.iter().for_each(|e| match &e.expr {
-            EntryExpr::MapEntry(me) => {
-                visit(&me.key, f);
-                visit(&me.value, f);
-            }
-            EntryExpr::StructField(sf) => visit(&sf.value, f),
-        }),
-        Expr::Comprehension(c) => {
-            for e in [
-                &c.iter_range,
-                &c.accu_init,
-                &c.loop_cond,
-                &c.loop_step,
-                &c.result,
-            ] {
-                visit(e, f);
-            }
-        }
-        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
-    }
 }
 
 #[cfg(test)]

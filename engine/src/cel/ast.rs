@@ -1,0 +1,45 @@
+//! Walking parsed CEL expressions: one pre-order visitor shared by the
+//! load-time checks (literal regexes, literal types) and the mutation
+//! struct-type discovery.
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+
+/// Call `f` on `expr` and every expression under it.
+pub(crate) fn visit(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
+    f(expr);
+    match &expr.expr {
+        Expr::Select(s) => visit(&s.operand, f),
+        Expr::Call(c) => {
+            if let Some(t) = &c.target {
+                visit(t, f);
+            }
+            c.args.iter().for_each(|a| visit(a, f));
+        }
+        Expr::List(l) => l.elements.iter().for_each(|e| visit(e, f)),
+        Expr::Map(m) => m.entries.iter().for_each(|e| entry(&e.expr, f)),
+        Expr::Struct(s) => s.entries.iter().for_each(|e| entry(&e.expr, f)),
+        Expr::Comprehension(c) => {
+            for e in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
+                visit(e, f);
+            }
+        }
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+}
+
+/// The expressions of one map or struct entry.
+fn entry(e: &EntryExpr, f: &mut dyn FnMut(&IdedExpr)) {
+    match e {
+        EntryExpr::MapEntry(me) => {
+            visit(&me.key, f);
+            visit(&me.value, f);
+        }
+        EntryExpr::StructField(sf) => visit(&sf.value, f),
+    }
+}
