@@ -90,7 +90,8 @@ impl State {
 /// context has no preopens, environment, arguments or streams, and the
 /// resources a policy opens live in the store's [`ResourceTable`], which is
 /// new for every evaluation. Only the random generators' positions carry
-/// over, and those depend on nothing a policy sees.
+/// over: they depend on how much randomness earlier evaluations drew, never
+/// on request data.
 pub(crate) struct WasiContexts {
     frozen: Mutex<Vec<WasiCtx>>,
     real_clocks: Mutex<Vec<WasiCtx>>,
