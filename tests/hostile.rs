@@ -33,23 +33,30 @@ struct Hostile {
     limits: Value,
 }
 
-/// The settings document: limits and failure policy for the hostile guest,
-/// and `echo` told to allow so that only the hostile policy decides.
-fn settings(hostile: &Hostile, failure_policy: FailurePolicy) -> Value {
+/// The settings document: limits, failure policy and instance mode for the
+/// hostile guest, and `echo` told to allow so that only the hostile policy
+/// decides.
+fn settings(hostile: &Hostile, failure_policy: FailurePolicy, instances: &str) -> Value {
     json!({"policies": {
-        hostile.name: {"limits": hostile.limits, "failurePolicy": failure_policy},
-        "echo": {"settings": {"allow": true}},
+        hostile.name: {"limits": hostile.limits, "failurePolicy": failure_policy, "instances": instances},
+        "echo": {"settings": {"allow": true}, "instances": instances},
     }})
 }
 
 /// Evaluate the hostile guest (then `echo`, in one set) under both failure
-/// policies, and check containment, the verdict, and that the runtime still works.
+/// policies, with fresh and with warm instances, and check containment, the
+/// verdict, and that the runtime (and a warm policy's next evaluation) still works.
 fn assert_contained(hostile: Hostile) {
     let subject = review(pod("default", "victim"));
-    for failure_policy in [FailurePolicy::Fail, FailurePolicy::Ignore] {
+    for (failure_policy, instances) in [
+        (FailurePolicy::Fail, "fresh"),
+        (FailurePolicy::Ignore, "fresh"),
+        (FailurePolicy::Fail, "reuse"),
+        (FailurePolicy::Ignore, "reuse"),
+    ] {
         let evaluator = load(
             &[hostile.guest.wasm(), Guest::Echo.wasm()],
-            settings(&hostile, failure_policy),
+            settings(&hostile, failure_policy, instances),
         );
         let started = Instant::now();
         let verdict = evaluator.evaluate(&subject, &no_context());

@@ -21,6 +21,7 @@ mod generate_native;
 mod host_imports;
 mod hostile;
 mod install;
+mod instances;
 mod krm;
 mod live;
 mod native_policies;

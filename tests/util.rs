@@ -170,6 +170,7 @@ guests! {
     HugeOutput => "huge-output",
     LogFlood => "log-flood",
     WrongWorld => "wrong-world",
+    Counter => "counter",
 }
 
 impl Guest {

@@ -1,7 +1,8 @@
 //! Criterion benchmarks for the evaluation core (docs/benchmarks.md):
-//! a fresh-instance evaluation of a bundled WASM policy on a ~5 KB Pod, the
-//! whole bundled pack, building the Review, JSON-to-CEL conversion, and
-//! typical placement CEL expressions.
+//! a fresh-instance and a warm-instance evaluation of a bundled WASM policy
+//! on a ~5 KB Pod, the whole bundled pack, the webhook's in-process path
+//! (AdmissionReview bytes in, response bytes out), building the Review,
+//! JSON-to-CEL conversion, and typical placement CEL expressions.
 //!
 //! `cargo bench -p tollgate --bench evaluation`
 
@@ -12,12 +13,13 @@ mod fixtures;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fixtures::{PLACEMENT_EXPRESSIONS, pod};
+use tollgate::admission::review_protocol;
 use tollgate::cel::value::to_cel;
 use tollgate::cluster::{ClusterView, Empty};
 use tollgate::evaluator::Evaluator;
 use tollgate::policy::{PolicySet, SetConfig};
 use tollgate::review::Review;
-use tollgate::wasm::{Limits, Runtime, RuntimeConfig, WasmPolicy};
+use tollgate::wasm::{Instances, Limits, Runtime, RuntimeConfig, WasmPolicy};
 
 fn wasm(c: &mut Criterion) {
     let runtime = Runtime::new(&RuntimeConfig {
@@ -35,6 +37,13 @@ fn wasm(c: &mut Criterion) {
             b.iter(|| {
                 policy
                     .evaluate(&review, "", cluster.clone())
+                    .expect("evaluates")
+            })
+        });
+        let warm = policy.with_instances(Instances::Reuse);
+        group.bench_function(format!("warm_instance/{name}"), |b| {
+            b.iter(|| {
+                warm.evaluate(&review, "", cluster.clone())
                     .expect("evaluates")
             })
         });
@@ -68,6 +77,42 @@ fn wasm(c: &mut Criterion) {
             evaluator.evaluate(&review, &cluster)
         })
     });
+    let fresh = serde_json::json!({"policies": tollgate::pack::policies("autoscaler-isolation")
+        .expect("bundled pack")
+        .iter()
+        .map(|(name, _)| (name.to_string(), serde_json::json!({"instances": "fresh"})))
+        .collect::<serde_json::Map<_, _>>()});
+    let fresh = SetConfig::from_value(std::path::Path::new("fresh.json"), fresh).expect("settings");
+    let fresh = Evaluator::new(
+        PolicySet::load(&runtime, &["autoscaler-isolation".into()], &fresh).expect("pack"),
+    );
+    c.bench_function("pack/autoscaler-isolation/validate_fresh_instances", |b| {
+        b.iter(|| {
+            let review = Review::from_object(object.clone()).expect("pod");
+            fresh.evaluate(&review, &cluster)
+        })
+    });
+
+    // The webhook's work per review without HTTP and TLS: parse the
+    // AdmissionReview, evaluate the pack, write the response.
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/data/pod-review.json"
+    ))
+    .expect("the benchmark review");
+    let mut group = c.benchmark_group("admission");
+    group.bench_function("parse", |b| {
+        b.iter(|| review_protocol::parse(&body).expect("a review"))
+    });
+    group.bench_function("validate_in_process", |b| {
+        b.iter(|| {
+            let request = review_protocol::parse(&body).expect("a review");
+            let review = request.review.expect("an object");
+            let verdict = evaluator.evaluate(&review, &cluster);
+            review_protocol::respond(request.version, &request.uid, &verdict, false)
+        })
+    });
+    group.finish();
 }
 
 fn review(c: &mut Criterion) {

@@ -4,8 +4,8 @@
 //! and the requests it judges: [`selection`]).
 //!
 //! A settings file is either the settings of a single policy, or
-//! `policies: {<name>: {settings, failurePolicy, mode, limits, grant, match,
-//! matchConditions}}` for several (a pack).
+//! `policies: {<name>: {settings, failurePolicy, mode, limits, grant,
+//! instances, match, matchConditions}}` for several (a pack).
 
 pub mod selection;
 
@@ -101,6 +101,11 @@ pub struct PolicyConfig {
     /// Capabilities granted to a WASM policy.
     #[serde(default)]
     pub grant: Vec<Capability>,
+    /// How a WASM policy gets its instances: `fresh` for every evaluation,
+    /// or `reuse` warm ones. Default: `reuse` for the bundled pack's
+    /// policies, `fresh` for any other.
+    #[serde(default)]
+    pub instances: Option<wasm::Instances>,
     /// Narrow the requests the policy judges: a ValidatingAdmissionPolicy's
     /// `matchConstraints` shape (resourceRules with operations,
     /// namespaceSelector, objectSelector, excludeResourceRules).
@@ -249,6 +254,8 @@ enum Source {
         label: String,
         bytes: Vec<u8>,
         origin: String,
+        /// From a bundled pack (reviewed, stateless: reuses instances by default).
+        bundled: bool,
     },
     Cel {
         path: PathBuf,
@@ -300,6 +307,7 @@ impl PolicySet {
                     label,
                     bytes,
                     origin,
+                    bundled,
                 } => {
                     // The name comes from the metadata, so the policy's own
                     // configuration (limits, grants) is applied after loading.
@@ -328,6 +336,12 @@ impl PolicySet {
                         Some(limits) => loaded.with_limits(limits)?,
                         None => loaded,
                     };
+                    let default_instances = if bundled {
+                        wasm::Instances::Reuse
+                    } else {
+                        wasm::Instances::Fresh
+                    };
+                    let policy = policy.with_instances(cfg.instances.unwrap_or(default_instances));
                     let settings = settings_text(&cfg.settings);
                     policy.validate_settings(&settings)?;
                     let selection = config.selection(&name, &cfg)?;
@@ -486,6 +500,7 @@ fn collect_sources(
                 label: name.to_string(),
                 bytes: bytes.to_vec(),
                 origin: format!("{spec} (bundled)"),
+                bundled: true,
             });
         }
         return Ok(());
@@ -535,6 +550,7 @@ fn collect_file(
             label: path.display().to_string(),
             bytes,
             origin: path.display().to_string(),
+            bundled: false,
         });
         return Ok(());
     }

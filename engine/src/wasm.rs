@@ -1,9 +1,11 @@
 //! WASM policies: sandboxed wasmtime components of the `tollgate:policy` world.
 //!
 //! Each policy is compiled once (and cached on disk, see [`runtime`]) and
-//! prepared as an `InstancePre`; every evaluation then gets a **fresh
-//! instance** in a new `Store` from the pooling allocator, so no state leaks
-//! between requests and a trap poisons nothing. Limits are in [`limits`];
+//! prepared as an `InstancePre`; by default every evaluation then gets a
+//! **fresh instance** in a new `Store` from the pooling allocator, so no state
+//! leaks between requests and a trap poisons nothing. A policy configured with
+//! `instances: reuse` (the bundled pack's default) keeps warm instances
+//! instead, under the rules in [`warm`]. Limits are in [`limits`];
 //! the imports and the (empty) WASI context in [`host`]; wasmtime errors
 //! become typed [`crate::decision::Fault`]s in [`fault`].
 //!
@@ -17,6 +19,7 @@ mod fault;
 mod host;
 pub mod limits;
 pub mod runtime;
+mod warm;
 
 use std::sync::Arc;
 
@@ -28,9 +31,11 @@ use crate::review::Review;
 
 pub use limits::Limits;
 pub use runtime::{Runtime, RuntimeConfig};
+pub use warm::{Instances, MAX_USES};
 
 use bindings::PolicyPre;
 use host::State;
+use warm::{Warm, WarmPool};
 
 /// The WIT review record, cached per review.
 pub(crate) type WitReview = bindings::tollgate::policy::types::Review;
@@ -125,6 +130,8 @@ pub struct WasmPolicy {
     runtime: Runtime,
     limits: Limits,
     clocks: bool,
+    /// Idle warm instances when the policy reuses them.
+    warm: Option<Arc<WarmPool>>,
 }
 
 impl std::fmt::Debug for WasmPolicy {
@@ -175,6 +182,7 @@ impl WasmPolicy {
             runtime: runtime.clone(),
             limits,
             clocks: false,
+            warm: None,
         };
         let metadata = policy
             .call(None, Arc::new(crate::cluster::Empty::default()), |p, s| {
@@ -216,7 +224,33 @@ impl WasmPolicy {
         Ok(WasmPolicy {
             limits,
             ..self.clone()
-        })
+        }
+        .with_instances(self.instances()))
+    }
+
+    /// The same policy taking its instances as `instances` says (a new pool
+    /// of warm instances when it reuses them).
+    pub fn with_instances(&self, instances: Instances) -> Self {
+        let warm = match instances {
+            Instances::Fresh => None,
+            Instances::Reuse => Some(Arc::new(WarmPool::new(
+                self.runtime.warm_keep,
+                self.runtime.idle_budget.clone(),
+            ))),
+        };
+        WasmPolicy {
+            warm,
+            ..self.clone()
+        }
+    }
+
+    /// How the policy gets its instances.
+    pub fn instances(&self) -> Instances {
+        if self.warm.is_some() {
+            Instances::Reuse
+        } else {
+            Instances::Fresh
+        }
     }
 
     /// The policy's name (from its metadata).
@@ -253,7 +287,8 @@ impl WasmPolicy {
         }
     }
 
-    /// Evaluate one review in a fresh instance.
+    /// Evaluate one review, in a fresh instance or a warm one
+    /// ([`Instances`]).
     ///
     /// # Errors
     /// A [`Fault`] when the policy traps, times out, exceeds a limit or returns
@@ -268,12 +303,13 @@ impl WasmPolicy {
             .wasm_cache()
             .get_or_init(|| convert::review(review.records()));
         let mut used_preset_pools = false;
-        let decision = self.call_with(
-            Some(review.clone()),
-            cluster,
-            &mut used_preset_pools,
-            |p, s| p.call_evaluate(s, record, settings),
-        )?;
+        let call = |p: &bindings::Policy, s: &mut wasmtime::Store<State>| {
+            p.call_evaluate(s, record, settings)
+        };
+        let decision = match &self.warm {
+            Some(pool) => self.call_warm(pool, review, cluster, &mut used_preset_pools, call),
+            None => self.call_with(Some(review.clone()), cluster, &mut used_preset_pools, call),
+        }?;
         let size = convert::decision_size(&decision);
         if size > self.limits.output_bytes {
             return Err(Fault::new(
@@ -308,31 +344,94 @@ impl WasmPolicy {
         used_preset_pools: &mut bool,
         f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
+        let mut store = self.new_store(review, cluster);
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| f(&instance, &mut store))
+            .map_err(|e| self.classify(&e));
+        *used_preset_pools = store.data().used_preset_pools;
+        self.retire(store);
+        result
+    }
+
+    /// Call `f` on a warm instance (a kept one, or a new one that will be
+    /// kept if the call goes well: [`warm`]).
+    fn call_warm<R>(
+        &self,
+        pool: &WarmPool,
+        review: &Review,
+        cluster: Arc<dyn ClusterView>,
+        used_preset_pools: &mut bool,
+        f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        let mut warm = match pool.take() {
+            Some(warm) => warm,
+            None => {
+                let mut store = self.new_store(None, host::idle_cluster());
+                match self.pre.instantiate(&mut store) {
+                    Ok(instance) => Warm {
+                        store,
+                        instance,
+                        uses: 0,
+                    },
+                    Err(e) => {
+                        let fault = self.classify(&e);
+                        self.retire(store);
+                        return Err(fault);
+                    }
+                }
+            }
+        };
+        warm.store.data_mut().begin(Some(review.clone()), cluster);
+        warm.store.set_epoch_deadline(self.limits.timeout_ms.max(1));
+        let result = f(&warm.instance, &mut warm.store).map_err(|e| self.classify(&e));
+        warm.uses += 1;
+        *used_preset_pools = warm.store.data().used_preset_pools;
+        warm.store.data_mut().end();
+        // A fault retires the instance; a clean call keeps it if it may be reused.
+        let kept = if result.is_ok() {
+            pool.keep(warm)
+        } else {
+            Err(warm)
+        };
+        if let Err(retired) = kept {
+            self.retire(retired.store);
+        }
+        result
+    }
+
+    /// A new store for one instance of this policy.
+    fn new_store(
+        &self,
+        review: Option<Review>,
+        cluster: Arc<dyn ClusterView>,
+    ) -> wasmtime::Store<State> {
         let wasi = self.runtime.wasi_contexts.take(self.clocks);
         let state = State::new(self.name.clone(), review, cluster, self.limits, wasi);
         let mut store = wasmtime::Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.limits.timeout_ms.max(1));
         store.epoch_deadline_trap();
-        let classify = |e: wasmtime::Error| {
-            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
-                .is_some()
-            {
-                return Fault::new(
-                    FaultKind::Unavailable,
-                    format!("policy {}: too many concurrent evaluations: {e}", self.name),
-                );
-            }
-            fault::classify(&self.name, self.limits.timeout_ms, &e)
-        };
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| f(&instance, &mut store))
-            .map_err(classify);
-        *used_preset_pools = store.data().used_preset_pools;
+        store
+    }
+
+    /// Drop a store, keeping its WASI context for the next one.
+    fn retire(&self, store: wasmtime::Store<State>) {
         let wasi = store.into_data().into_wasi();
         self.runtime.wasi_contexts.give_back(self.clocks, wasi);
-        result
+    }
+
+    /// The fault of a failed instantiation or call.
+    fn classify(&self, e: &wasmtime::Error) -> Fault {
+        if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+        {
+            return Fault::new(
+                FaultKind::Unavailable,
+                format!("policy {}: too many concurrent evaluations: {e}", self.name),
+            );
+        }
+        fault::classify(&self.name, self.limits.timeout_ms, e)
     }
 }

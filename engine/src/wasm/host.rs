@@ -34,6 +34,13 @@ pub(crate) struct State {
     pub(crate) used_preset_pools: bool,
 }
 
+/// The cluster view an idle state points at: empty, shared.
+pub(crate) fn idle_cluster() -> Arc<dyn ClusterView> {
+    static IDLE: std::sync::OnceLock<Arc<dyn ClusterView>> = std::sync::OnceLock::new();
+    IDLE.get_or_init(|| Arc::new(crate::cluster::Empty::default()))
+        .clone()
+}
+
 struct FrozenClock;
 
 impl HostWallClock for FrozenClock {
@@ -67,6 +74,7 @@ impl State {
             table: ResourceTable::new(),
             limiter: Limiter {
                 memory_bytes: limits.memory_bytes,
+                grew: false,
             },
             policy,
             review,
@@ -76,6 +84,24 @@ impl State {
             log_bytes: 0,
             used_preset_pools: false,
         }
+    }
+
+    /// Attach the next evaluation's review and cluster view to a warm
+    /// instance's state, with its counters at zero.
+    pub(crate) fn begin(&mut self, review: Option<Review>, cluster: Arc<dyn ClusterView>) {
+        self.review = review;
+        self.cluster = cluster;
+        self.log_lines = 0;
+        self.log_bytes = 0;
+        self.used_preset_pools = false;
+        self.limiter.grew = false;
+    }
+
+    /// Detach the review and cluster view after an evaluation, so an idle
+    /// warm instance holds no request data on the host side.
+    pub(crate) fn end(&mut self) {
+        self.review = None;
+        self.cluster = idle_cluster();
     }
 
     /// The WASI context, for [`WasiContexts::give_back`] once the store is gone.

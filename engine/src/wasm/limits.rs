@@ -74,6 +74,9 @@ pub struct LogLimitExceeded {
 /// The store's resource limiter.
 pub(crate) struct Limiter {
     pub memory_bytes: usize,
+    /// Whether a memory grew since the flag was last cleared (warm
+    /// instances are retired when it grows on reuse: [`super::warm`]).
+    pub grew: bool,
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
@@ -90,6 +93,7 @@ impl wasmtime::ResourceLimiter for Limiter {
             }
             .into());
         }
+        self.grew = true;
         Ok(true)
     }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -90,6 +90,12 @@ pub struct Runtime {
     cache_dir: Option<PathBuf>,
     pub(crate) max_memory_bytes: usize,
     pub(crate) wasi_contexts: Arc<WasiContexts>,
+    /// Idle warm instances that may still be kept, across all policies
+    /// (each holds pooling-allocator slots).
+    pub(crate) idle_budget: Arc<AtomicUsize>,
+    /// Idle warm instances kept per policy: enough for every thread that
+    /// evaluates at once on this machine.
+    pub(crate) warm_keep: usize,
 }
 
 impl Runtime {
@@ -99,11 +105,14 @@ impl Runtime {
     /// When wasmtime rejects the configuration or the linker cannot be built.
     pub fn new(config: &RuntimeConfig) -> Result<Self, Error> {
         let n = config.max_concurrent.max(1);
+        // Slots for the evaluations running at once, plus as many for idle
+        // warm instances.
+        let slots = n * 2;
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(n)
-            .total_core_instances(n * 8)
-            .total_memories(n * 2)
-            .total_tables(n * 8)
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
             .max_memories_per_component(2)
             .max_memory_size(config.max_memory_bytes)
             .linear_memory_keep_resident(1 << 20)
@@ -134,6 +143,10 @@ impl Runtime {
             cache_dir: config.cache_dir.clone(),
             max_memory_bytes: config.max_memory_bytes,
             wasi_contexts: Arc::new(WasiContexts::new(n as usize)),
+            idle_budget: Arc::new(AtomicUsize::new(n as usize)),
+            warm_keep: std::thread::available_parallelism()
+                .map_or(2, |p| p.get() * 2)
+                .min(n as usize),
         })
     }
 
