@@ -275,10 +275,10 @@ pub fn explain(snapshot: &Snapshot, assumptions: &Assumptions) -> ScaleDown {
     let version = Version::parse(&assumptions.version).unwrap_or(PRESET_CA_VERSION);
     let flags = &assumptions.flags;
     let pools = snapshot.node_pools();
-    let nodes: Vec<Node> = snapshot.of_kind("Node").filter_map(|n| node(n)).collect();
+    let nodes: Vec<Node> = snapshot.of_kind("Node").filter_map(node).collect();
     let pods: Vec<Pod> = snapshot
         .of_kind("Pod")
-        .filter_map(|p| pod(p))
+        .filter_map(pod)
         .filter(|p| !is_expendable(&p.placement, flags))
         .collect();
     let mut by_node: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();

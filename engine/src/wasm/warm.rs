@@ -88,12 +88,6 @@ impl WarmPool {
         idle.push(warm);
         Ok(())
     }
-
-    /// Idle instances now.
-    #[cfg(test)]
-    pub(crate) fn idle(&self) -> usize {
-        self.idle.lock().map(|v| v.len()).unwrap_or(0)
-    }
 }
 
 impl Drop for WarmPool {
