@@ -41,14 +41,14 @@ use crate::util::{
 // Certificates
 
 /// A self-signed certificate for `localhost` and 127.0.0.1.
-struct Cert {
+pub(crate) struct Cert {
     cert_pem: String,
     key_pem: String,
     der: CertificateDer<'static>,
 }
 
 impl Cert {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let made = rcgen::generate_simple_self_signed(vec![
             "localhost".to_string(),
             "127.0.0.1".to_string(),
@@ -63,7 +63,7 @@ impl Cert {
 
     /// Write `tls/tls.crt` and `tls/tls.key` in `sandbox`, each replaced in
     /// one rename as a Secret volume update would.
-    fn install(&self, sandbox: &Sandbox) -> (PathBuf, PathBuf) {
+    pub(crate) fn install(&self, sandbox: &Sandbox) -> (PathBuf, PathBuf) {
         let cert = replace(sandbox, "tls/tls.crt", self.cert_pem.as_bytes());
         let key = replace(sandbox, "tls/tls.key", self.key_pem.as_bytes());
         (cert, key)
@@ -83,7 +83,7 @@ fn replace(sandbox: &Sandbox, relative: &str, contents: &[u8]) -> PathBuf {
 // The server process
 
 /// A running `tollgate serve`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
@@ -91,14 +91,14 @@ struct Server {
 
 impl Server {
     /// Start the server with `cert` and `args`, and wait until it is ready.
-    fn start(sandbox: &Sandbox, cert: &Cert, args: &[&str]) -> Server {
+    pub(crate) fn start(sandbox: &Sandbox, cert: &Cert, args: &[&str]) -> Server {
         let mut server = Self::spawn(sandbox, cert, args);
         server.wait_ready();
         server
     }
 
     /// Start the server and wait until it listens (not necessarily ready).
-    fn spawn(sandbox: &Sandbox, cert: &Cert, args: &[&str]) -> Server {
+    pub(crate) fn spawn(sandbox: &Sandbox, cert: &Cert, args: &[&str]) -> Server {
         Self::spawn_with_env(sandbox, cert, args, &[])
     }
 
@@ -201,7 +201,7 @@ impl Server {
             .collect()
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         self.logs.lock().expect("log lock").join("\n")
     }
 
@@ -229,7 +229,7 @@ impl Server {
     }
 
     /// Wait (bounded) for the process to exit.
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for the server") {
@@ -245,8 +245,16 @@ impl Server {
     }
 
     /// A client trusting `certs`.
-    fn client(&self, certs: &[&Cert]) -> Client {
+    pub(crate) fn client(&self, certs: &[&Cert]) -> Client {
         Client::new(self.addr, certs)
+    }
+
+    /// An HTTP/1.1 connection trusting `cert`.
+    pub(crate) async fn connect(&self, cert: &Cert) -> Conn {
+        self.client(&[cert])
+            .connect(Protocol::Http1)
+            .await
+            .expect("connect")
     }
 
     /// The current `/metrics` text.
@@ -281,19 +289,19 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn block_on<F: Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     runtime().block_on(future)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
+pub(crate) enum Protocol {
     Http1,
     Http2,
 }
 
 /// Connects to the server over TLS.
 #[derive(Clone)]
-struct Client {
+pub(crate) struct Client {
     addr: SocketAddr,
     roots: Arc<RootCertStore>,
 }
@@ -304,7 +312,7 @@ enum Sender {
 }
 
 /// One TLS connection.
-struct Conn {
+pub(crate) struct Conn {
     sender: Sender,
     /// The certificate the server presented.
     peer: CertificateDer<'static>,
@@ -358,7 +366,7 @@ impl Client {
     }
 
     /// Connect, verifying the server against the trusted certificates.
-    async fn connect(&self, protocol: Protocol) -> Result<Conn, String> {
+    pub(crate) async fn connect(&self, protocol: Protocol) -> Result<Conn, String> {
         self.open(self.config(protocol, true), protocol).await
     }
 
@@ -474,7 +482,7 @@ impl Conn {
 
     /// POST an AdmissionReview and return the `response` of the 200 answer,
     /// after checking the envelope echoes the request's apiVersion and uid.
-    async fn review(&mut self, path: &str, review: &Value) -> Value {
+    pub(crate) async fn review(&mut self, path: &str, review: &Value) -> Value {
         let (status, body) = self
             .post_raw(path, "application/json", review.to_string().into_bytes())
             .await
@@ -586,7 +594,7 @@ fn patch_of(response: &Value) -> json_patch::Patch {
     serde_json::from_slice(&patch).expect("a JSON Patch")
 }
 
-fn message(response: &Value) -> String {
+pub(crate) fn message(response: &Value) -> String {
     response["status"]["message"]
         .as_str()
         .unwrap_or_default()
@@ -769,11 +777,7 @@ fn native_admission_policies_judge_and_mutate_over_https() {
         ],
     );
     block_on(async {
-        let mut conn = server
-            .client(&[&cert])
-            .connect(Protocol::Http1)
-            .await
-            .expect("connect");
+        let mut conn = server.connect(&cert).await;
         let create = |uid: &str, namespace: &str, replicas: i64| {
             let object = deployment(namespace, "web", replicas);
             admission_review(uid, "CREATE", namespace, object, None)
@@ -832,11 +836,7 @@ fn mutate_answers_with_a_json_patch_that_applies() {
     let deployment = kubectl_deployment();
     let review = admission_review("uid-mutate", "CREATE", "default", deployment.clone(), None);
     block_on(async {
-        let mut conn = server
-            .client(&[&cert])
-            .connect(Protocol::Http1)
-            .await
-            .expect("connect");
+        let mut conn = server.connect(&cert).await;
         let response = conn.review("/mutate", &review).await;
         assert_eq!(response["allowed"], true, "{response}");
         assert_eq!(response["patchType"], "JSONPatch", "{response}");
@@ -1161,7 +1161,7 @@ fn policy_changes_are_reloaded_while_requests_flow_without_failures() {
 }
 
 /// A CelPolicy document named `name` with `spec`.
-fn policy_text(name: &str, spec: &str) -> String {
+pub(crate) fn policy_text(name: &str, spec: &str) -> String {
     format!(
         "apiVersion: tollgate.dev/v1alpha1\nkind: CelPolicy\nmetadata:\n  name: {name}\nspec:\n{spec}"
     )
@@ -1195,11 +1195,7 @@ fn a_review_past_the_deadline_is_answered_by_the_failure_policy() {
     );
     let review = admission_review("uid-slow", "CREATE", "default", kubectl_deployment(), None);
     block_on(async {
-        let mut conn = server
-            .client(&[&cert])
-            .connect(Protocol::Http1)
-            .await
-            .expect("connect");
+        let mut conn = server.connect(&cert).await;
         let started = Instant::now();
         let response = conn.review("/validate", &review).await;
         assert!(
@@ -1313,11 +1309,7 @@ fn with_an_otlp_endpoint_reviews_are_exported_as_spans_and_metrics() {
         None,
     );
     block_on(async {
-        let mut conn = server
-            .client(&[&cert])
-            .connect(Protocol::Http1)
-            .await
-            .expect("connect");
+        let mut conn = server.connect(&cert).await;
         let response = conn.review("/validate", &denied).await;
         assert_eq!(response["allowed"], false, "{response}");
     });

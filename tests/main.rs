@@ -28,6 +28,7 @@ mod native_policies;
 mod otlp;
 mod pack;
 mod selection;
+mod serve_cluster;
 mod snapshots;
 
 /// Every directory under tests/guests/ is a listed [`util::Guest`], and every

@@ -33,16 +33,15 @@ pub enum Error {
     Interrupted(String),
 }
 
-/// Where the policy set comes from: `--policies` specs and `--settings`,
-/// and the cluster view native policy bindings are also read from.
+/// Where the policy set comes from: `--policies` specs and `--settings`.
+/// Native policy bindings are also read from the server's current cluster
+/// view, passed to each load.
 #[derive(Clone)]
 pub struct Source {
     /// Paths (files, directories) or bundled pack names.
     pub specs: Vec<String>,
     /// The settings file.
     pub settings: Option<PathBuf>,
-    /// Where ValidatingAdmissionPolicyBindings (...) are also read from.
-    pub context: Arc<dyn crate::cluster::ClusterView>,
 }
 
 impl std::fmt::Debug for Source {
@@ -70,16 +69,21 @@ impl Source {
         Stamp::of(&self.watched())
     }
 
-    /// Read, compile and configure the set.
+    /// Read, compile and configure the set, reading native policy bindings
+    /// also from `context`.
     ///
     /// # Errors
     /// The first policy or settings problem.
-    pub fn load(&self, runtime: &Runtime) -> Result<PolicySet, Error> {
+    pub fn load(
+        &self,
+        runtime: &Runtime,
+        context: &dyn crate::cluster::ClusterView,
+    ) -> Result<PolicySet, Error> {
         let config = match &self.settings {
             Some(path) => SetConfig::load(path).map_err(|e| Error::Policy(Box::new(e)))?,
             None => SetConfig::default(),
         };
-        let set = PolicySet::load_in_context(runtime, &self.specs, &config, self.context.as_ref())
+        let set = PolicySet::load_in_context(runtime, &self.specs, &config, context)
             .map_err(|e| Error::Policy(Box::new(e)))?;
         for warning in set.warnings() {
             tracing::warn!("policies: {warning}");
@@ -95,12 +99,15 @@ impl Source {
     pub async fn load_blocking(
         self: &Arc<Self>,
         runtime: &Runtime,
+        context: Arc<dyn crate::cluster::ClusterView>,
     ) -> Result<(PolicySet, Stamp), Error> {
         let source = self.clone();
         let runtime = runtime.clone();
         tokio::task::spawn_blocking(move || {
             let stamp = source.stamp();
-            source.load(&runtime).map(|set| (set, stamp))
+            source
+                .load(&runtime, context.as_ref())
+                .map(|set| (set, stamp))
         })
         .await
         .map_err(|e| Error::Interrupted(e.to_string()))?
@@ -125,7 +132,7 @@ pub async fn watch(
             continue;
         }
         let started = Instant::now();
-        match source.load_blocking(&runtime).await {
+        match source.load_blocking(&runtime, state.cluster()).await {
             Ok((set, stamp)) => {
                 let count = set.policies().len();
                 state.install(Evaluator::new(set));

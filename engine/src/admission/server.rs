@@ -1,12 +1,15 @@
 //! [`run`]: the webhook server. It binds first (so `/healthz` answers while
-//! policies compile), loads the policy set in the background (`/readyz` turns
-//! 200 when it is installed), watches the certificate and the policy files,
+//! policies compile), with `--cluster` waits for its watches of the cluster
+//! to list everything once, loads the policy set in the background (`/readyz`
+//! turns 200 when it is installed), watches the certificate and the policy
+//! files, keeps the cluster view current from the watches,
 //! and on SIGTERM or SIGINT stops accepting connections, lets in-flight
 //! requests finish (up to a grace period), and returns. A second signal stops
 //! at once.
 //!
-//! If the first policy set cannot be loaded the server stops and `run`
-//! returns the error: a webhook without policies would only ever answer 503.
+//! If the first policy set cannot be loaded, or the cluster cannot be watched,
+//! the server stops and `run` returns the error: a webhook without policies
+//! would only ever answer 503.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +21,9 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::reload::{self, Source};
 use super::{Config, State, router, tls};
-use crate::cluster::ClusterView;
+use crate::cluster::live::kinds::webhook_kinds;
+use crate::cluster::live::watch::Watches;
+use crate::cluster::{ClusterView, Snapshot};
 use crate::evaluator::Evaluator;
 use crate::wasm::{Runtime, RuntimeConfig};
 
@@ -46,6 +51,9 @@ pub enum Error {
     /// The first policy set did not load.
     #[error("the policies could not be loaded")]
     Policies(#[source] reload::Error),
+    /// The cluster could not be watched (`--cluster`).
+    #[error("the cluster could not be watched: {0}")]
+    Cluster(String),
     /// The server failed while serving.
     #[error("server error")]
     Serve(#[source] std::io::Error),
@@ -59,8 +67,10 @@ pub struct Options {
     pub tls: tls::Files,
     /// The policy set's source.
     pub policies: Source,
-    /// The cluster view policies read.
+    /// The cluster view policies read (until a watched cluster replaces it).
     pub cluster: Arc<dyn ClusterView>,
+    /// A cluster to watch for the policies' lookups, instead of a fixed view.
+    pub live: Option<Live>,
     /// How requests are answered.
     pub config: Config,
     /// How often the certificate and policy files are checked for changes;
@@ -68,6 +78,16 @@ pub struct Options {
     pub reload_interval: Duration,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace: Duration,
+}
+
+/// A cluster watched for the policies' lookups (`serve --cluster`).
+pub struct Live {
+    /// The API client.
+    pub client: kube::Client,
+    /// Objects per page of the watches' initial lists.
+    pub page_size: u32,
+    /// How often the cluster view is rebuilt when the watches saw changes.
+    pub refresh: Duration,
 }
 
 /// Serve until SIGTERM or SIGINT.
@@ -81,6 +101,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
         tls: tls_files,
         policies,
         cluster,
+        live,
         config,
         reload_interval,
         shutdown_grace,
@@ -119,7 +140,8 @@ pub async fn run(options: Options) -> Result<(), Error> {
         )));
     }
     let (load_failed, mut load_failure) = tokio::sync::oneshot::channel();
-    tasks.push(tokio::spawn(load_and_watch(
+    tasks.push(tokio::spawn(start(
+        live,
         Arc::new(policies),
         runtime,
         state.clone(),
@@ -147,32 +169,48 @@ pub async fn run(options: Options) -> Result<(), Error> {
         task.abort();
     }
     if let Ok(e) = load_failure.try_recv() {
-        return Err(Error::Policies(e));
+        return Err(e);
     }
     served.map_err(Error::Serve)?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Load the first set, then watch for changes. If the first set fails, send
-/// the error on `failed` and stop the server.
-async fn load_and_watch(
+/// Watch the cluster when asked (and keep following it), load the first
+/// set, then watch for changes. If the cluster cannot be watched or the first
+/// set fails, send the error on `failed` and stop the server.
+async fn start(
+    live: Option<Live>,
     source: Arc<Source>,
     runtime: Runtime,
     state: State,
     interval: Duration,
     handle: Handle<SocketAddr>,
-    failed: tokio::sync::oneshot::Sender<reload::Error>,
+    failed: tokio::sync::oneshot::Sender<Error>,
 ) {
-    let started = Instant::now();
-    let (set, stamp) = match source.load_blocking(&runtime).await {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            tracing::error!("the policies could not be loaded: {e}");
-            let _ = failed.send(e);
-            handle.shutdown();
-            return;
+    let fail = |e: Error| {
+        tracing::error!("{e}");
+        let _ = failed.send(e);
+        handle.shutdown();
+    };
+    if let Some(live) = live {
+        let started = Instant::now();
+        let watches = Watches::start(&live.client, live.page_size, &webhook_kinds());
+        if let Err(e) = watches.ready().await {
+            return fail(Error::Cluster(e));
         }
+        state.set_cluster(Arc::new(Snapshot::from_objects(watches.objects())));
+        tracing::info!(
+            events = watches.events(),
+            ms = started.elapsed().as_millis() as u64,
+            "cluster watches synced"
+        );
+        tokio::spawn(follow(watches, state.clone(), live.refresh));
+    }
+    let started = Instant::now();
+    let (set, stamp) = match source.load_blocking(&runtime, state.cluster()).await {
+        Ok(loaded) => loaded,
+        Err(e) => return fail(Error::Policies(e)),
     };
     let names: Vec<&str> = set.policies().iter().map(|p| p.name.as_str()).collect();
     tracing::info!(
@@ -183,5 +221,25 @@ async fn load_and_watch(
     state.install(Evaluator::new(set));
     if !interval.is_zero() && !source.watched().is_empty() {
         reload::watch(source, runtime, state, interval, stamp).await;
+    }
+}
+
+/// Rebuild the cluster view from the watches every `refresh` in which they
+/// saw events, and install it for new reviews. Never returns.
+async fn follow(watches: Watches, state: State, refresh: Duration) {
+    let mut seen = watches.events();
+    loop {
+        tokio::time::sleep(refresh).await;
+        let events = watches.events();
+        if events == seen {
+            continue;
+        }
+        seen = events;
+        let objects = watches.objects();
+        let view = tokio::task::spawn_blocking(move || Snapshot::from_objects(objects)).await;
+        match view {
+            Ok(view) => state.set_cluster(Arc::new(view)),
+            Err(e) => tracing::error!("cluster view not rebuilt: {e}"),
+        }
     }
 }

@@ -10,8 +10,8 @@
 //! evaluation, which cannot be cancelled, finishes in the background and only
 //! then returns its permit.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -82,7 +82,9 @@ pub struct State {
 
 struct Shared {
     evaluator: ArcSwapOption<Evaluator>,
-    cluster: Arc<dyn ClusterView>,
+    /// Replaced whole when a watched cluster changes; each review keeps the
+    /// view it started with.
+    cluster: RwLock<Arc<dyn ClusterView>>,
     permits: Arc<Semaphore>,
     config: Config,
     metrics: Metrics,
@@ -104,7 +106,7 @@ impl State {
         State {
             shared: Arc::new(Shared {
                 evaluator: ArcSwapOption::empty(),
-                cluster,
+                cluster: RwLock::new(cluster),
                 permits,
                 config,
                 metrics: Metrics::default(),
@@ -117,6 +119,23 @@ impl State {
     /// evaluation finish with the evaluator they started with.
     pub fn install(&self, evaluator: Evaluator) {
         self.shared.evaluator.store(Some(Arc::new(evaluator)));
+    }
+
+    /// The cluster view new reviews read.
+    pub fn cluster(&self) -> Arc<dyn ClusterView> {
+        match self.shared.cluster.read() {
+            Ok(view) => view.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Make `view` the cluster view new reviews read (a watched cluster's
+    /// latest state). Reviews in evaluation finish with the view they started with.
+    pub fn set_cluster(&self, view: Arc<dyn ClusterView>) {
+        match self.shared.cluster.write() {
+            Ok(mut current) => *current = view,
+            Err(poisoned) => *poisoned.into_inner() = view,
+        }
     }
 
     /// The active evaluator, if any.
@@ -199,7 +218,7 @@ impl State {
                 }
             }
         };
-        let cluster = self.shared.cluster.clone();
+        let cluster = self.cluster();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work(&evaluator, &cluster)

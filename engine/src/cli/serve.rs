@@ -17,8 +17,9 @@ use anyhow::Context as _;
 
 use super::common::{json_logs, parse_duration, use_logs_on_this_thread};
 use crate::admission::reload::Source;
-use crate::admission::server::{self, Options};
+use crate::admission::server::{self, Live, Options};
 use crate::admission::{Config, tls};
+use crate::cluster::live::{Connect, DEFAULT_PAGE_SIZE};
 use crate::cluster::{ClusterView, Empty};
 use crate::decision::FailurePolicy;
 
@@ -43,8 +44,20 @@ pub struct ServeArgs {
     pub settings: Option<PathBuf>,
     /// A snapshot (file or directory of Kubernetes objects) used as the
     /// cluster view for lookups and node pools; read once at start.
-    #[arg(long, value_name = "SNAPSHOT")]
+    #[arg(long, value_name = "SNAPSHOT", conflicts_with = "cluster")]
     pub context: Option<PathBuf>,
+    /// Watch the cluster (in-cluster service account, or `--kubeconfig`) for
+    /// the policies' lookups: namespace labels, workloads, budgets, priority
+    /// classes, node pools. Read-only; ready once everything is listed.
+    #[arg(long)]
+    pub cluster: bool,
+    /// The kubeconfig for `--cluster` (default `$KUBECONFIG`, then
+    /// `~/.kube/config`, then the in-cluster service account).
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub kubeconfig: Option<PathBuf>,
+    /// How often the watched cluster view is rebuilt when something changed.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, requires = "cluster")]
+    pub cluster_refresh: Duration,
     /// Longest time to answer one review, waiting for an evaluation slot
     /// included; keep it below the webhook's timeoutSeconds (the API server's
     /// `?timeout=` shortens it further). Past it, --failure-policy answers.
@@ -97,7 +110,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let thread_logs = logs.clone();
         builder.on_thread_start(move || use_logs_on_this_thread(&thread_logs));
         let runtime = builder.build().context("cannot start the async runtime")?;
-        let result = runtime.block_on(server::run(options));
+        let result = runtime.block_on(async {
+            let mut options = options;
+            if args.cluster {
+                let connect = Connect {
+                    kubeconfig: args.kubeconfig.clone(),
+                    context: None,
+                };
+                options.live = Some(Live {
+                    client: connect.client().await?,
+                    page_size: DEFAULT_PAGE_SIZE,
+                    refresh: args.cluster_refresh,
+                });
+            }
+            server::run(options).await.map_err(anyhow::Error::from)
+        });
         runtime.shutdown_timeout(Duration::from_secs(2));
         result?;
         Ok(ExitCode::SUCCESS)
@@ -116,9 +143,9 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Options> {
         policies: Source {
             specs: args.policies.clone(),
             settings: args.settings.clone(),
-            context: cluster.clone(),
         },
         cluster,
+        live: None,
         config: Config {
             request_timeout: args.request_timeout,
             failure_policy: match args.failure_policy {

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::{AuditArgs, Auditor};
 use crate::cluster::live::lease::{Elector, LeaseOptions};
 use crate::cluster::live::watch::Watches;
-use crate::cluster::live::{Connect, describe};
+use crate::cluster::live::{Connect, KINDS, describe};
 
 /// Where the service account's namespace is mounted in a pod.
 const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -87,7 +87,7 @@ pub(super) async fn run(
         let _ = stop_tx.send(true);
     });
     let client = connect.client().await?;
-    let watches = Watches::start(&client, options.page_size);
+    let watches = Watches::start(&client, options.page_size, KINDS);
     let mut stopped = stop.clone();
     tokio::select! {
         ready = watches.ready() => ready.map_err(anyhow::Error::msg)?,

@@ -32,6 +32,31 @@ pub struct Kind {
     pub status: &'static [&'static str],
 }
 
+/// The kinds `tollgate serve --cluster` watches: what the webhook's policies
+/// look up while judging one request (namespaces for selectors and
+/// `namespaceObject`, the workloads and budgets `pdb-drainable` and
+/// `pool-workloads-evictable` read, priority classes, and the
+/// cluster-autoscaler Deployment the node pools come from). The installed
+/// webhook's RBAC grants read access to exactly these
+/// (`generate::install::rbac::WEBHOOK`).
+pub const WEBHOOK_KINDS: &[&str] = &[
+    "namespaces",
+    "priorityclasses",
+    "deployments",
+    "statefulsets",
+    "replicasets",
+    "poddisruptionbudgets",
+];
+
+/// The [`KINDS`] named in [`WEBHOOK_KINDS`].
+pub fn webhook_kinds() -> Vec<Kind> {
+    KINDS
+        .iter()
+        .filter(|k| WEBHOOK_KINDS.contains(&k.plural))
+        .copied()
+        .collect()
+}
+
 /// Every kind a live audit reads, in listing order.
 pub const KINDS: &[Kind] = &[
     Kind::core("Namespace", "namespaces", &[]),

@@ -1,5 +1,6 @@
-//! Periodic audits keep the cluster in memory instead of relisting: one
-//! kube-runtime reflector per kind in [`KINDS`], fed by a watcher whose
+//! Periodic audits and `tollgate serve --cluster` keep the cluster in memory
+//! instead of relisting: one kube-runtime reflector per kind (the audit's
+//! [`super::kinds::KINDS`], the webhook's [`super::kinds::webhook_kinds`]), fed by a watcher whose
 //! initial list is paginated and whose events are slimmed before they are
 //! stored. A watch that breaks is resumed with backoff (and relisted only when
 //! the API server says its resourceVersion is too old). A first list refused
@@ -18,7 +19,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use super::describe;
-use super::kinds::{KINDS, Kind, to_value};
+use super::kinds::{Kind, to_value};
 
 /// The reflectors of every kind.
 pub struct Watches {
@@ -41,14 +42,14 @@ fn refusal(kind: &Kind, error: &watcher::Error) -> Option<String> {
 }
 
 impl Watches {
-    /// Start watching every kind (`page_size` objects per initial list page).
-    pub fn start(client: &Client, page_size: u32) -> Self {
+    /// Start watching `kinds` (`page_size` objects per initial list page).
+    pub fn start(client: &Client, page_size: u32, kinds: &[Kind]) -> Self {
         let events = Arc::new(AtomicU64::new(0));
         let (refuse, refused) = tokio::sync::watch::channel(None);
         let refuse = Arc::new(refuse);
         let mut stores = Vec::new();
         let mut tasks = Vec::new();
-        for kind in KINDS {
+        for kind in kinds {
             let resource = kind.api_resource();
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
             let writer = reflector::store::Writer::new(resource);

@@ -233,3 +233,37 @@ pub fn manifests(ctx: &Ctx<'_>) -> Vec<Manifest> {
     ]);
     all
 }
+
+#[cfg(test)]
+mod webhook_grants {
+    use super::WEBHOOK;
+    use crate::cluster::live::kinds::webhook_kinds;
+
+    #[test]
+    fn the_webhook_may_list_and_watch_every_kind_serve_cluster_watches() {
+        for kind in webhook_kinds() {
+            let granted = WEBHOOK.iter().any(|g| {
+                g.group == kind.group
+                    && g.resources.contains(&kind.plural)
+                    && ["list", "watch"].iter().all(|v| g.verbs.contains(v))
+            });
+            assert!(granted, "{} is watched but not granted", kind.plural);
+        }
+    }
+
+    #[test]
+    fn the_webhook_is_granted_nothing_it_does_not_watch() {
+        let watched: Vec<(&str, &str)> = webhook_kinds()
+            .iter()
+            .map(|k| (k.group, k.plural))
+            .collect();
+        for grant in WEBHOOK {
+            for resource in grant.resources {
+                assert!(
+                    watched.contains(&(grant.group, resource)),
+                    "{resource} is granted but never read"
+                );
+            }
+        }
+    }
+}

@@ -47,6 +47,9 @@ fn deployment_object(ctx: &Ctx<'_>) -> Value {
         json!("--tls-cert=/etc/tollgate/tls/tls.crt"),
         json!("--tls-key=/etc/tollgate/tls/tls.key"),
         json!(format!("--addr=0.0.0.0:{CONTAINER_PORT}")),
+        // Namespace labels, workloads and node pools from watches of the
+        // kinds its RBAC lets it read (rbac::WEBHOOK).
+        json!("--cluster"),
         // The server answers before the API server gives up on it.
         ctx.value(
             r#""--request-timeout={{ sub .Values.webhook.timeoutSeconds 1 }}s""#,
