@@ -29,6 +29,7 @@ mod otlp;
 mod pack;
 mod selection;
 mod serve_cluster;
+mod serve_configmap;
 mod snapshots;
 
 /// Every directory under tests/guests/ is a listed [`util::Guest`], and every
