@@ -23,12 +23,23 @@ pub const PRESET_POOLS_WARNING: &str = "no cluster context: assumed the kube-het
 /// started, and how long it took.
 pub type PolicyObserver<'a> = dyn FnMut(usize, Instant, Duration) + 'a;
 
-/// Times policy runs only when someone observes them.
-struct Clock<'a, 'b>(Option<&'a mut PolicyObserver<'b>>);
+/// The time side of one evaluation: the deadline, if any, and the observer
+/// told of each policy run (policy runs are timed only when observed).
+struct Clock<'a, 'b> {
+    observe: Option<&'a mut PolicyObserver<'b>>,
+    deadline: Option<Instant>,
+}
 
-impl Clock<'_, '_> {
+impl<'a, 'b> Clock<'a, 'b> {
+    fn new(observe: Option<&'a mut PolicyObserver<'b>>) -> Self {
+        Clock {
+            observe,
+            deadline: None,
+        }
+    }
+
     fn time<T>(&mut self, index: usize, run: impl FnOnce() -> T) -> T {
-        let Some(observe) = self.0.as_mut() else {
+        let Some(observe) = self.observe.as_mut() else {
             return run();
         };
         let started = Instant::now();
@@ -58,7 +69,7 @@ impl Evaluator {
     /// Validate: every policy that judges the object's kind sees the same
     /// object. Patches are reported but not applied.
     pub fn evaluate(&self, review: &Review, cluster: &Arc<dyn ClusterView>) -> Verdict {
-        self.validate(review, cluster, &mut Clock(None))
+        self.validate(review, cluster, &mut Clock::new(None))
     }
 
     /// [`Evaluator::evaluate`], telling `observe` how long each policy took
@@ -69,7 +80,7 @@ impl Evaluator {
         cluster: &Arc<dyn ClusterView>,
         observe: &mut PolicyObserver<'_>,
     ) -> Verdict {
-        self.validate(review, cluster, &mut Clock(Some(observe)))
+        self.validate(review, cluster, &mut Clock::new(Some(observe)))
     }
 
     /// Mutate, then validate: policies run in order, each on the object as
@@ -78,7 +89,7 @@ impl Evaluator {
     /// object, and that second decision is its verdict (the API server
     /// validates the mutated object); `mutated` is the final object.
     pub fn evaluate_mutating(&self, review: &Review, cluster: &Arc<dyn ClusterView>) -> Verdict {
-        self.mutate(review, cluster, &mut Clock(None))
+        self.mutate(review, cluster, &mut Clock::new(None))
     }
 
     /// [`Evaluator::evaluate_mutating`], telling `observe` how long each
@@ -89,7 +100,31 @@ impl Evaluator {
         cluster: &Arc<dyn ClusterView>,
         observe: &mut PolicyObserver<'_>,
     ) -> Verdict {
-        self.mutate(review, cluster, &mut Clock(Some(observe)))
+        self.mutate(review, cluster, &mut Clock::new(Some(observe)))
+    }
+
+    /// Validate (or mutate, then validate) before `deadline`: WASM policies
+    /// are interrupted at the deadline if their own limit is later, and a
+    /// policy whose turn comes after it is not run (a `timeout` fault, its
+    /// failure policy decides). The admission webhook's evaluation, told of
+    /// each policy run when `observe` is given.
+    pub fn evaluate_before(
+        &self,
+        review: &Review,
+        cluster: &Arc<dyn ClusterView>,
+        mutating: bool,
+        deadline: Instant,
+        observe: Option<&mut PolicyObserver<'_>>,
+    ) -> Verdict {
+        let mut clock = Clock {
+            observe,
+            deadline: Some(deadline),
+        };
+        if mutating {
+            self.mutate(review, cluster, &mut clock)
+        } else {
+            self.validate(review, cluster, &mut clock)
+        }
     }
 
     fn validate(
@@ -105,8 +140,9 @@ impl Evaluator {
             .enumerate()
             .filter(|(_, p)| p.judges(review.kind()))
             .filter_map(|(i, p)| {
+                let deadline = clock.deadline;
                 clock
-                    .time(i, || self.run(p, review, cluster, false))
+                    .time(i, || self.run(p, review, cluster, false, deadline))
                     .map(|r| r.0)
             })
             .collect();
@@ -128,15 +164,16 @@ impl Evaluator {
             .enumerate()
             .filter(|(_, p)| p.judges(review.kind()))
         {
-            let Some((mut result, next)) =
-                clock.time(index, || self.run(policy, &current, cluster, true))
-            else {
+            let deadline = clock.deadline;
+            let Some((mut result, next)) = clock.time(index, || {
+                self.run(policy, &current, cluster, true, deadline)
+            }) else {
                 continue;
             };
             if let Some(next) = next {
                 // A policy that stops applying to its own patched object allows it.
                 let (recheck, _) = clock
-                    .time(index, || self.run(policy, &next, cluster, false))
+                    .time(index, || self.run(policy, &next, cluster, false, deadline))
                     .unwrap_or_else(|| {
                         (
                             PolicyResult::from_decision(
@@ -175,6 +212,7 @@ impl Evaluator {
         review: &Review,
         cluster: &Arc<dyn ClusterView>,
         apply: bool,
+        deadline: Option<Instant>,
     ) -> Option<(PolicyResult, Option<Review>)> {
         if let Some(selection) = &policy.selection {
             match selection.selects(review, cluster.as_ref()) {
@@ -183,10 +221,20 @@ impl Evaluator {
                 Err(f) => return Some(self.judge(policy, review, apply, Err(f), Vec::new())),
             }
         }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let fault = Fault::new(
+                FaultKind::Timeout,
+                format!(
+                    "policy {}: not run, the review's deadline had passed",
+                    policy.name
+                ),
+            );
+            return Some(self.judge(policy, review, apply, Err(fault), Vec::new()));
+        }
         let mut annotations = Vec::new();
         let outcome = match &policy.kind {
             Kind::Wasm(w) => w
-                .evaluate(review, &policy.settings, cluster.clone())
+                .evaluate_before(review, &policy.settings, cluster.clone(), deadline)
                 .map(|o| (o.decision, o.used_preset_pools)),
             Kind::Cel(c) => c
                 .evaluate(review, cluster.as_ref())

@@ -299,6 +299,22 @@ impl WasmPolicy {
         settings: &str,
         cluster: Arc<dyn ClusterView>,
     ) -> Result<Outcome, Fault> {
+        self.evaluate_before(review, settings, cluster, None)
+    }
+
+    /// [`WasmPolicy::evaluate`], interrupted at `deadline` when that comes
+    /// before the policy's own time limit.
+    ///
+    /// # Errors
+    /// As [`WasmPolicy::evaluate`].
+    pub fn evaluate_before(
+        &self,
+        review: &Review,
+        settings: &str,
+        cluster: Arc<dyn ClusterView>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Outcome, Fault> {
+        let ticks = self.ticks_until(deadline);
         let record = review
             .wasm_cache()
             .get_or_init(|| convert::review(review.records()));
@@ -307,8 +323,16 @@ impl WasmPolicy {
             p.call_evaluate(s, record, settings)
         };
         let decision = match &self.warm {
-            Some(pool) => self.call_warm(pool, review, cluster, &mut used_preset_pools, call),
-            None => self.call_with(Some(review.clone()), cluster, &mut used_preset_pools, call),
+            Some(pool) => {
+                self.call_warm(pool, review, cluster, ticks, &mut used_preset_pools, call)
+            }
+            None => self.call_with(
+                Some(review.clone()),
+                cluster,
+                ticks,
+                &mut used_preset_pools,
+                call,
+            ),
         }?;
         let size = convert::decision_size(&decision);
         if size > self.limits.output_bytes {
@@ -333,7 +357,8 @@ impl WasmPolicy {
         f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let mut ignored = false;
-        self.call_with(review, cluster, &mut ignored, f)
+        let ticks = self.ticks_until(None);
+        self.call_with(review, cluster, ticks, &mut ignored, f)
     }
 
     /// Instantiate fresh, call `f`, and classify any failure.
@@ -341,10 +366,12 @@ impl WasmPolicy {
         &self,
         review: Option<Review>,
         cluster: Arc<dyn ClusterView>,
+        ticks: u64,
         used_preset_pools: &mut bool,
         f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let mut store = self.new_store(review, cluster);
+        store.set_epoch_deadline(ticks);
         let result = self
             .pre
             .instantiate(&mut store)
@@ -362,6 +389,7 @@ impl WasmPolicy {
         pool: &WarmPool,
         review: &Review,
         cluster: Arc<dyn ClusterView>,
+        ticks: u64,
         used_preset_pools: &mut bool,
         f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
@@ -384,7 +412,7 @@ impl WasmPolicy {
             }
         };
         warm.store.data_mut().begin(Some(review.clone()), cluster);
-        warm.store.set_epoch_deadline(self.limits.timeout_ms.max(1));
+        warm.store.set_epoch_deadline(ticks);
         let result = f(&warm.instance, &mut warm.store).map_err(|e| self.classify(&e));
         warm.uses += 1;
         *used_preset_pools = warm.store.data().used_preset_pools;
@@ -399,6 +427,21 @@ impl WasmPolicy {
             self.retire(retired.store);
         }
         result
+    }
+
+    /// Epoch ticks (milliseconds) the next call may run: the policy's time
+    /// limit, or less when `deadline` comes sooner; at least one. A call cut
+    /// by `deadline` stops at or just after it, never before (the first tick
+    /// may come at once, hence one more), so the caller sees the deadline
+    /// passed.
+    fn ticks_until(&self, deadline: Option<std::time::Instant>) -> u64 {
+        let limit = self.limits.timeout_ms;
+        let left = deadline.map_or(limit, |d| {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            let ms = left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0) + 1;
+            u64::try_from(ms).unwrap_or(u64::MAX).min(limit)
+        });
+        left.max(1)
     }
 
     /// A new store for one instance of this policy.

@@ -126,9 +126,12 @@ async fn answer(
     let head = review_protocol::head(&body)?;
     let metrics = state.clone();
     let judged = state
-        .run_blocking(state.timeout(uri.query()), move |evaluator, cluster| {
-            judge(&body, endpoint, evaluator, cluster, &metrics)
-        })
+        .run_blocking(
+            state.timeout(uri.query()),
+            move |evaluator, cluster, deadline| {
+                judge(&body, endpoint, evaluator, cluster, deadline, &metrics)
+            },
+        )
         .await;
     match judged {
         Ok(answer) => answer,
@@ -153,6 +156,7 @@ fn judge(
     endpoint: Endpoint,
     evaluator: &Evaluator,
     cluster: &Arc<dyn ClusterView>,
+    deadline: Instant,
     state: &State,
 ) -> Result<(Outcome, Vec<u8>), Error> {
     let mutating = endpoint == Endpoint::Mutate;
@@ -164,19 +168,15 @@ fn judge(
             review_protocol::nothing_to_judge(request.version, &request.uid),
         ));
     };
-    let verdict = match (&mut trace, mutating) {
-        (None, true) => evaluator.evaluate_mutating(&review, cluster),
-        (None, false) => evaluator.evaluate(&review, cluster),
-        (Some(trace), true) => {
-            evaluator.evaluate_mutating_observed(&review, cluster, &mut |i, at, took| {
-                trace.policy_ran(i, at, took)
-            })
-        }
-        (Some(trace), false) => {
-            evaluator.evaluate_observed(&review, cluster, &mut |i, at, took| {
-                trace.policy_ran(i, at, took)
-            })
-        }
+    let verdict = match &mut trace {
+        None => evaluator.evaluate_before(&review, cluster, mutating, deadline, None),
+        Some(trace) => evaluator.evaluate_before(
+            &review,
+            cluster,
+            mutating,
+            deadline,
+            Some(&mut |i, at, took| trace.policy_ran(i, at, took)),
+        ),
     };
     if let Some(trace) = trace {
         trace.finish(endpoint.label(), &review, &verdict, evaluator.policies());

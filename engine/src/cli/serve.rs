@@ -79,7 +79,8 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-    /// Threads serving HTTP (default: one per CPU). Evaluations run on a separate blocking pool.
+    /// Threads serving HTTP (default: one per CPU). All but one of them may
+    /// also evaluate reviews; the others go to a separate blocking pool.
     #[arg(long)]
     pub workers: Option<usize>,
 }
@@ -103,10 +104,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // Dropped after the runtime: flushes what the last reviews exported.
         let _otlp = crate::telemetry::otlp::init();
         let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.enable_all().thread_name("tollgate-serve");
-        if let Some(workers) = args.workers {
-            builder.worker_threads(workers.max(1));
-        }
+        builder
+            .enable_all()
+            .thread_name("tollgate-serve")
+            .worker_threads(workers(&args).max(1));
         let thread_logs = logs.clone();
         builder.on_thread_start(move || use_logs_on_this_thread(&thread_logs));
         let runtime = builder.build().context("cannot start the async runtime")?;
@@ -154,9 +155,19 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Options> {
             },
             max_concurrent: args.max_concurrent,
             max_body_bytes: args.max_body_bytes,
+            // All workers but one may evaluate themselves (no thread
+            // hand-off); one stays free for I/O and probes.
+            inline_evaluations: u32::try_from(workers(args).saturating_sub(1)).unwrap_or(0),
         },
         reload_interval: args.reload_interval,
         shutdown_grace: args.shutdown_grace,
+    })
+}
+
+/// The async worker threads: `--workers`, or one per CPU.
+fn workers(args: &ServeArgs) -> usize {
+    args.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     })
 }
 
