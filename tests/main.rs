@@ -27,6 +27,7 @@ mod live;
 mod native_policies;
 mod otlp;
 mod pack;
+mod parity;
 mod selection;
 mod serve_cluster;
 mod serve_configmap;
