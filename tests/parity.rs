@@ -15,7 +15,6 @@
 //! shipped (enforce) each mode allows or denies the same objects.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tollgate::cluster::Snapshot;
@@ -200,7 +199,6 @@ fn serve_eval_and_audit_judge_the_corpus_alike() {
     let observe = sandbox.write_json("audit-mode.json", &json!({"policies": audit_mode}));
     let enforce = sandbox.write_json("as-shipped.json", &json!({"policies": {}}));
 
-    let keys: BTreeSet<String> = objects.iter().map(key).collect();
     let keys: BTreeSet<String> = objects.iter().map(key).collect();
     let cert = Cert::new();
     let mut judged_by_some_rule = 0;
