@@ -1,9 +1,10 @@
 //! The axum handlers. `/validate` and `/mutate` share one path: check the
-//! content type, read the envelope's version and uid
-//! ([`review_protocol::head`], to answer even when no evaluation slot comes
-//! free), then in the bounded blocking section ([`State::run_blocking`])
+//! content type, then in the bounded section ([`State::run_blocking`])
 //! parse the AdmissionReview ([`review_protocol::parse`]), evaluate, and
-//! write the response ([`review_protocol::respond`]); record metrics (and,
+//! write the response ([`review_protocol::respond`]). A review refused there
+//! (no evaluation slot in time, past its deadline) is answered by the failure
+//! policy after reading only the envelope's version and uid
+//! ([`review_protocol::head`]); record metrics (and,
 //! when OTLP export is on, a span per review: [`crate::telemetry::otlp::admission`]). The
 //! probes and `/metrics` only read the state.
 
@@ -123,13 +124,20 @@ async fn answer(
         },
         _ => Error::Body(axum::Error::new(rejection)),
     })?;
-    let head = review_protocol::head(&body)?;
     let metrics = state.clone();
+    let judged_body = body.clone();
     let judged = state
         .run_blocking(
             state.timeout(uri.query()),
             move |evaluator, cluster, deadline| {
-                judge(&body, endpoint, evaluator, cluster, deadline, &metrics)
+                judge(
+                    &judged_body,
+                    endpoint,
+                    evaluator,
+                    cluster,
+                    deadline,
+                    &metrics,
+                )
             },
         )
         .await;
@@ -137,6 +145,8 @@ async fn answer(
         Ok(answer) => answer,
         Err(Refusal::NotReady) => Err(Error::NotReady),
         Err(refusal) => {
+            // Read only the envelope's version and uid, to answer in kind.
+            let head = review_protocol::head(&body)?;
             let failure_policy = state.config().failure_policy;
             tracing::warn!(uid = %head.uid, ?failure_policy, "review answered by the failure policy: {refusal}");
             let answer = review_protocol::unavailable(

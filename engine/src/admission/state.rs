@@ -4,16 +4,14 @@
 //! review goes through.
 //!
 //! Evaluation is synchronous (WASM policies are epoch-interrupted, CEL runs to
-//! completion), at most [`Config::max_concurrent`] at a time. A review waits
-//! for a permit until its deadline. Then it is evaluated either on the async
-//! worker that received it (at most [`Config::inline_evaluations`] at once,
-//! fewer than the workers, so a worker is always free for I/O and probes; no
-//! thread hand-off, about 0.1 ms less latency per review when the server is
-//! not saturated) or on tokio's blocking pool. WASM policies are interrupted
-//! at the review's deadline; a review whose evaluation ends past it is
-//! answered by the failure policy. On the blocking pool the answer does not
-//! wait: the evaluation, which cannot be cancelled, finishes in the background
-//! and only then returns its permit.
+//! completion), so it runs on tokio's blocking pool, at most
+//! [`Config::max_concurrent`] at a time, never on the async workers: a slow
+//! policy there would hold up every connection queued behind it on that
+//! worker. A review waits for a permit until its deadline; past the deadline
+//! it is answered by the failure policy while the evaluation, which cannot be
+//! cancelled, finishes in the background (its WASM policies are interrupted
+//! at the deadline, and policies whose turn comes later are not run) and only
+//! then returns its permit.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -41,9 +39,6 @@ pub struct Config {
     pub max_concurrent: u32,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// Evaluations that may run on the async workers themselves at once;
-    /// keep it below the number of workers (0: always the blocking pool).
-    pub inline_evaluations: u32,
 }
 
 impl Default for Config {
@@ -53,7 +48,6 @@ impl Default for Config {
             failure_policy: FailurePolicy::Fail,
             max_concurrent: 64,
             max_body_bytes: 3 << 20,
-            inline_evaluations: 0,
         }
     }
 }
@@ -95,8 +89,6 @@ struct Shared {
     /// view it started with.
     cluster: RwLock<Arc<dyn ClusterView>>,
     permits: Arc<Semaphore>,
-    /// Permits to evaluate on an async worker instead of the blocking pool.
-    inline: Semaphore,
     config: Config,
     metrics: Metrics,
     draining: AtomicBool,
@@ -119,7 +111,6 @@ impl State {
                 evaluator: ArcSwapOption::empty(),
                 cluster: RwLock::new(cluster),
                 permits,
-                inline: Semaphore::new(config.inline_evaluations as usize),
                 config,
                 metrics: Metrics::default(),
                 draining: AtomicBool::new(false),
@@ -195,11 +186,10 @@ impl State {
             .unwrap_or(configured)
     }
 
-    /// Run `work` with the active evaluator and the review's deadline in the
-    /// bounded section: wait for a permit until `timeout`, then run it on
-    /// this worker (when an inline permit is free) or on the blocking pool,
-    /// answering no later than `timeout` after the call (inline: as soon as
-    /// `work`, which must stop its policies at the deadline, returns).
+    /// Run `work` with the active evaluator and the review's deadline (at
+    /// which it should stop its policies) in the bounded blocking section:
+    /// wait for a permit until `timeout`, then run it on the blocking pool,
+    /// answering no later than `timeout` after the call.
     ///
     /// `work` should own the request's bytes and do the parsing, evaluation
     /// and response writing itself, so the request's JSON is allocated and
@@ -234,14 +224,6 @@ impl State {
         };
         let cluster = self.cluster();
         let ends = deadline.into_std();
-        if let Ok(_inline) = self.shared.inline.try_acquire() {
-            let result = work(&evaluator, &cluster, ends);
-            drop(permit);
-            if std::time::Instant::now() > ends {
-                return Err(Refusal::Deadline { timeout });
-            }
-            return Ok(result);
-        }
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work(&evaluator, &cluster, ends)

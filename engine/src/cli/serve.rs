@@ -79,8 +79,7 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-    /// Threads serving HTTP (default: one per CPU). All but one of them may
-    /// also evaluate reviews; the others go to a separate blocking pool.
+    /// Threads serving HTTP (default: one per CPU). Evaluations run on a separate blocking pool.
     #[arg(long)]
     pub workers: Option<usize>,
 }
@@ -155,9 +154,6 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Options> {
             },
             max_concurrent: args.max_concurrent,
             max_body_bytes: args.max_body_bytes,
-            // All workers but one may evaluate themselves (no thread
-            // hand-off); one stays free for I/O and probes.
-            inline_evaluations: u32::try_from(workers(args).saturating_sub(1)).unwrap_or(0),
         },
         reload_interval: args.reload_interval,
         shutdown_grace: args.shutdown_grace,
