@@ -8,8 +8,10 @@
 //! guest's heap and globals carry over from one evaluation to the next. So an
 //! instance is reused only while nothing suggests its state matters:
 //!
-//! - any fault (trap, deadline, memory or log limit, oversized output) retires
-//!   it; a trapped instance could not be entered again anyway;
+//! - a fault during the call (trap, deadline, memory or log limit) retires
+//!   it; a trapped instance could not be entered again anyway (an oversized
+//!   output is refused after the call, from an instance that did nothing
+//!   wrong, which is kept);
 //! - an instance whose linear memory grows while serving a *reused*
 //!   evaluation is retired after it (the first evaluation sizes the heap; a
 //!   leak or a larger object ends the reuse);
