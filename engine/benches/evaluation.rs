@@ -104,6 +104,9 @@ fn wasm(c: &mut Criterion) {
     group.bench_function("parse", |b| {
         b.iter(|| review_protocol::parse(&body).expect("a review"))
     });
+    group.bench_function("parse_json_only", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(&body).expect("JSON"))
+    });
     group.bench_function("validate_in_process", |b| {
         b.iter(|| {
             let request = review_protocol::parse(&body).expect("a review");
