@@ -180,9 +180,10 @@ impl Collector {
             .fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
                 http_export(http.clone(), uri, headers, body)
             });
+        // Tokio listeners are registered with the runtime they are made in.
+        let entered = runtime.enter();
         let scheme = match tls {
             None => {
-                let _entered = runtime.enter();
                 let listener =
                     tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
                 runtime.spawn(async move { axum::serve(listener, router).await });
@@ -198,6 +199,7 @@ impl Collector {
                 "https"
             }
         };
+        drop(entered);
         Collector {
             _runtime: runtime,
             addr,
@@ -731,7 +733,9 @@ fn a_missing_or_unusable_certificate_file_is_one_error_naming_variable_and_file(
         .write("not-pem.pem", "this is not a certificate\n");
     let collector = Collector::start_tls(pki.server_config(true));
     let endpoint = collector.endpoint();
-    let cases: [(Vec<(&str, &str)>, &[&str]); 4] = [
+    // The TLS variables, and what the one error line mentions.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: [Case; 4] = [
         (
             vec![("OTEL_EXPORTER_OTLP_CERTIFICATE", Pki::path(&missing))],
             &[

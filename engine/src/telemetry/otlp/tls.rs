@@ -72,9 +72,9 @@ pub enum Error {
         cert_var = cert.variable, cert = cert.path.display(), key_var = key.variable, key = key.path.display())]
     Pair {
         /// The certificate variable and file.
-        cert: FileSetting,
+        cert: Box<FileSetting>,
         /// The key variable and file.
-        key: FileSetting,
+        key: Box<FileSetting>,
         /// rustls's error.
         source: rustls::Error,
     },
@@ -105,8 +105,8 @@ impl ClientIdentity {
         builder
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|source| Error::Pair {
-                cert: self.cert_file.clone(),
-                key: self.key_file.clone(),
+                cert: Box::new(self.cert_file.clone()),
+                key: Box::new(self.key_file.clone()),
                 source,
             })
     }
