@@ -735,7 +735,8 @@ fn a_missing_or_unusable_certificate_file_is_one_error_naming_variable_and_file(
     let endpoint = collector.endpoint();
     // The TLS variables, and what the one error line mentions.
     type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str]);
-    let cases: [Case; 4] = [
+    let other = Pki::new();
+    let cases: [Case; 5] = [
         (
             vec![("OTEL_EXPORTER_OTLP_CERTIFICATE", Pki::path(&missing))],
             &[
@@ -777,6 +778,24 @@ fn a_missing_or_unusable_certificate_file_is_one_error_naming_variable_and_file(
                 "OTEL_EXPORTER_OTLP_CLIENT_KEY=",
                 "ca.pem",
                 "no PEM private key",
+            ],
+        ),
+        (
+            vec![
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", Pki::path(&pki.ca)),
+                (
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                    Pki::path(&pki.client_cert),
+                ),
+                (
+                    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                    Pki::path(&other.client_key),
+                ),
+            ],
+            &[
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=",
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY=",
+                "are not a usable client certificate and key",
             ],
         ),
     ];
