@@ -2,12 +2,12 @@
 //! configured only by the standard environment variables, and off unless an
 //! endpoint is set.
 //!
-//! [`init`] reads the environment ([`config`]) and, for each signal (traces,
+//! [`init`] reads the environment (`otlp::config`) and, for each signal (traces,
 //! metrics, logs) whose endpoint is set (`OTEL_EXPORTER_OTLP_ENDPOINT`, or
 //! `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`) and which is not
 //! turned off (`OTEL_SDK_DISABLED=true`, `OTEL_{TRACES,METRICS,LOGS}_EXPORTER=none`),
 //! builds an SDK provider with a batching exporter on the signal's protocol
-//! ([`transport`]) and TLS settings ([`tls`]). The SDK itself reads the
+//! (`otlp::transport`) and TLS settings (`otlp::tls`). The SDK itself reads the
 //! endpoints, `OTEL_EXPORTER_OTLP_*_TIMEOUT`, `*_HEADERS`, `*_COMPRESSION`,
 //! `*_INSECURE`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_BSP_*`, `OTEL_BLRP_*` and `OTEL_METRIC_EXPORT_INTERVAL`; the service
