@@ -1,16 +1,19 @@
-//! OpenTelemetry export over OTLP/gRPC, configured only by the standard
-//! environment variables, and off unless an endpoint is set.
+//! OpenTelemetry export over OTLP (gRPC or HTTP/protobuf, plain or TLS),
+//! configured only by the standard environment variables, and off unless an
+//! endpoint is set.
 //!
-//! [`init`] reads the environment and, for each signal (traces, metrics,
-//! logs) whose endpoint is set (`OTEL_EXPORTER_OTLP_ENDPOINT`, or
+//! [`init`] reads the environment (`otlp::config`) and, for each signal (traces,
+//! metrics, logs) whose endpoint is set (`OTEL_EXPORTER_OTLP_ENDPOINT`, or
 //! `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`) and which is not
 //! turned off (`OTEL_SDK_DISABLED=true`, `OTEL_{TRACES,METRICS,LOGS}_EXPORTER=none`),
-//! builds an SDK provider with a batching OTLP/gRPC exporter. The SDK itself
-//! reads the endpoints, `OTEL_EXPORTER_OTLP_*_TIMEOUT`, `*_HEADERS`,
-//! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`, `OTEL_BLRP_*`
-//! and `OTEL_METRIC_EXPORT_INTERVAL`; the service name defaults to
-//! `tollgate`. Only gRPC is built in: `OTEL_EXPORTER_OTLP_PROTOCOL` other
-//! than `grpc` turns export off with one warning (docs/audit.md says why).
+//! builds an SDK provider with a batching exporter on the signal's protocol
+//! (`otlp::transport`) and TLS settings (`otlp::tls`). The SDK itself reads the
+//! endpoints, `OTEL_EXPORTER_OTLP_*_TIMEOUT`, `*_HEADERS`, `*_COMPRESSION`,
+//! `*_INSECURE`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+//! `OTEL_BSP_*`, `OTEL_BLRP_*` and `OTEL_METRIC_EXPORT_INTERVAL`; the service
+//! name defaults to `tollgate`. A signal whose settings cannot be used (an
+//! unknown protocol, an unreadable certificate file) is not exported, with
+//! one message naming the variable.
 //!
 //! The exporters run on a small runtime of their own, so export never
 //! competes with admission or audit work for the caller's runtime. The
@@ -24,8 +27,11 @@
 
 pub mod admission;
 pub mod audit;
+mod config;
+mod tls;
+mod transport;
 
-use std::collections::BTreeMap;
+use std::error::Error as StdError;
 use std::fmt::Display;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +43,7 @@ use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
+use self::config::{Config, Signal};
 use crate::audit::Resource as Object;
 
 /// The instrumentation scope of everything Tollgate exports.
@@ -45,95 +52,6 @@ pub const SCOPE: &str = "tollgate";
 /// The service name when neither `OTEL_SERVICE_NAME` nor
 /// `OTEL_RESOURCE_ATTRIBUTES` names one.
 pub const DEFAULT_SERVICE_NAME: &str = "tollgate";
-
-/// The three OpenTelemetry signals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signal {
-    Traces,
-    Metrics,
-    Logs,
-}
-
-impl Signal {
-    const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
-
-    fn upper(self) -> &'static str {
-        match self {
-            Signal::Traces => "TRACES",
-            Signal::Metrics => "METRICS",
-            Signal::Logs => "LOGS",
-        }
-    }
-
-    fn lower(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Metrics => "metrics",
-            Signal::Logs => "logs",
-        }
-    }
-}
-
-/// Which signals to export, as the environment says.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Wanted {
-    traces: bool,
-    metrics: bool,
-    logs: bool,
-}
-
-impl Wanted {
-    /// Read the standard variables through `env`. A protocol other than
-    /// gRPC turns its signals off, with one warning per variable.
-    fn from_env(env: &dyn Fn(&str) -> Option<String>) -> (Wanted, Vec<String>) {
-        let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let mut wanted = Wanted::default();
-        if set("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
-            return (wanted, Vec::new());
-        }
-        let mut refused: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
-        for signal in Signal::ALL {
-            let s = signal.upper();
-            let endpoint = set(&format!("OTEL_EXPORTER_OTLP_{s}_ENDPOINT"))
-                .or_else(|| set("OTEL_EXPORTER_OTLP_ENDPOINT"));
-            let exporter = set(&format!("OTEL_{s}_EXPORTER"));
-            if endpoint.is_none() || exporter.is_some_and(|e| e.trim() == "none") {
-                continue;
-            }
-            let protocol = [
-                format!("OTEL_EXPORTER_OTLP_{s}_PROTOCOL"),
-                "OTEL_EXPORTER_OTLP_PROTOCOL".to_string(),
-            ]
-            .into_iter()
-            .find_map(|var| set(&var).map(|p| (var, p.trim().to_string())));
-            if let Some(protocol) = protocol
-                && protocol.1 != "grpc"
-            {
-                refused.entry(protocol).or_default().push(signal.lower());
-                continue;
-            }
-            match signal {
-                Signal::Traces => wanted.traces = true,
-                Signal::Metrics => wanted.metrics = true,
-                Signal::Logs => wanted.logs = true,
-            }
-        }
-        let warnings = refused
-            .into_iter()
-            .map(|((var, protocol), signals)| {
-                format!(
-                    "{var}={protocol}: this build exports OTLP over gRPC only (set grpc and the collector's gRPC port, 4317); not exported: {}",
-                    signals.join(", ")
-                )
-            })
-            .collect();
-        (wanted, warnings)
-    }
-
-    fn any(self) -> bool {
-        self.traces || self.metrics || self.logs
-    }
-}
 
 /// The SDK providers of the signals being exported.
 #[derive(Debug)]
@@ -189,26 +107,45 @@ impl Drop for Guard {
 
 static FAILURE_LOGGED: AtomicBool = AtomicBool::new(false);
 
-/// Log the first export failure (later ones would repeat it).
+/// Log the first export failure of `signal` (later ones would repeat it).
 fn report_failure<E: Display>(signal: &str, result: Result<(), E>) {
-    if let Err(e) = result
-        && !FAILURE_LOGGED.swap(true, Ordering::Relaxed)
-    {
-        tracing::warn!(
-            "OpenTelemetry export of {signal} failed: {e} (further failures are not logged)"
-        );
+    if let Err(e) = result {
+        log_failure_once(format_args!("OpenTelemetry export of {signal} failed: {e}"));
     }
+}
+
+/// Log `failure` if it is the first export failure.
+fn log_failure_once(failure: impl Display) {
+    if !FAILURE_LOGGED.swap(true, Ordering::Relaxed) {
+        tracing::warn!("{failure} (further failures are not logged)");
+    }
+}
+
+/// `error` and its sources, `: `-separated (hyper and rustls put the cause
+/// of a failed connection in the source chain).
+fn with_sources(error: &(dyn StdError + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !out.ends_with(&cause_text) {
+            out.push_str(": ");
+            out.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    out
 }
 
 /// Start exporting the signals whose OTLP endpoint the environment sets.
 /// Without one, nothing is built and the guard does nothing. Problems
 /// (a bad variable, no runtime) are logged and leave export off.
 pub fn init() -> Guard {
-    let (wanted, warnings) = Wanted::from_env(&|name| std::env::var(name).ok());
+    let (config, warnings) = Config::from_env(&|name| std::env::var(name).ok());
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    if !wanted.any() || ACTIVE.get().is_some() {
+    if !config.any() || ACTIVE.get().is_some() {
         return Guard::off();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -223,10 +160,11 @@ pub fn init() -> Guard {
             return Guard::off();
         }
     };
-    // The tonic channels are created on (and driven by) this runtime.
+    // The tonic channels are created on (and driven by) this runtime; the
+    // HTTP requests run on it.
     let providers = {
         let _entered = runtime.enter();
-        build(wanted, &service_resource())
+        build(&config, &service_resource(), runtime.handle())
     };
     if ACTIVE.set(providers).is_err() {
         return Guard::off();
@@ -237,58 +175,55 @@ pub fn init() -> Guard {
 }
 
 /// Build the providers; a signal whose exporter cannot be built is left
-/// out with a warning.
-fn build(wanted: Wanted, resource: &Resource) -> Providers {
-    let warn = |signal: &str, e: &dyn Display| {
-        tracing::warn!("OpenTelemetry {signal} are not exported: {e}");
+/// out with one error naming the cause (the same cause of several signals
+/// is reported once).
+fn build(config: &Config, resource: &Resource, runtime: &tokio::runtime::Handle) -> Providers {
+    let mut providers = Providers {
+        tracer: None,
+        meter: None,
+        logger: None,
     };
-    let tracer = wanted
-        .traces
-        .then(|| {
-            opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .build()
-        })
-        .and_then(|built| built.map_err(|e| warn("traces", &e)).ok())
-        .map(|exporter| {
-            SdkTracerProvider::builder()
-                .with_resource(resource.clone())
-                .with_batch_exporter(exporter)
-                .build()
-        });
-    let meter = wanted
-        .metrics
-        .then(|| {
-            opentelemetry_otlp::MetricExporter::builder()
-                .with_tonic()
-                .build()
-        })
-        .and_then(|built| built.map_err(|e| warn("metrics", &e)).ok())
-        .map(|exporter| {
-            SdkMeterProvider::builder()
-                .with_resource(resource.clone())
-                .with_reader(PeriodicReader::builder(exporter).build())
-                .build()
-        });
-    let logger = wanted
-        .logs
-        .then(|| {
-            opentelemetry_otlp::LogExporter::builder()
-                .with_tonic()
-                .build()
-        })
-        .and_then(|built| built.map_err(|e| warn("logs", &e)).ok())
-        .map(|exporter| {
-            SdkLoggerProvider::builder()
-                .with_resource(resource.clone())
-                .with_batch_exporter(exporter)
-                .build()
-        });
-    Providers {
-        tracer,
-        meter,
-        logger,
+    let mut failed: Vec<(String, Vec<Signal>)> = Vec::new();
+    for (signal, target) in config.targets() {
+        let built = match signal {
+            Signal::Traces => transport::spans(target, runtime).map(|exporter| {
+                providers.tracer = Some(
+                    SdkTracerProvider::builder()
+                        .with_resource(resource.clone())
+                        .with_batch_exporter(exporter)
+                        .build(),
+                );
+            }),
+            Signal::Metrics => transport::metrics(target, runtime).map(|exporter| {
+                providers.meter = Some(
+                    SdkMeterProvider::builder()
+                        .with_resource(resource.clone())
+                        .with_reader(PeriodicReader::builder(exporter).build())
+                        .build(),
+                );
+            }),
+            Signal::Logs => transport::logs(target, runtime).map(|exporter| {
+                providers.logger = Some(
+                    SdkLoggerProvider::builder()
+                        .with_resource(resource.clone())
+                        .with_batch_exporter(exporter)
+                        .build(),
+                );
+            }),
+        };
+        if let Err(e) = built {
+            let cause = with_sources(&e);
+            match failed.iter_mut().find(|(c, _)| *c == cause) {
+                Some((_, signals)) => signals.push(signal),
+                None => failed.push((cause, vec![signal])),
+            }
+        }
     }
+    for (cause, signals) in failed {
+        let signals: Vec<&str> = signals.iter().map(|s| s.lower()).collect();
+        tracing::error!("OpenTelemetry {} not exported: {cause}", signals.join(", "));
+    }
+    providers
 }
 
 /// The resource the SDK detects (`OTEL_SERVICE_NAME`,
@@ -348,91 +283,6 @@ fn k8s_name_key(kind: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn wanted(vars: &[(&str, &str)]) -> (Wanted, Vec<String>) {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Wanted::from_env(&|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-    }
-
-    #[test]
-    fn nothing_is_exported_without_an_endpoint() {
-        assert!(!wanted(&[]).0.any());
-        assert!(
-            !wanted(&[
-                ("OTEL_SERVICE_NAME", "x"),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", " ")
-            ])
-            .0
-            .any()
-        );
-    }
-
-    #[test]
-    fn the_generic_endpoint_turns_every_signal_on() {
-        let (w, warnings) = wanted(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")]);
-        assert_eq!(
-            w,
-            Wanted {
-                traces: true,
-                metrics: true,
-                logs: true
-            }
-        );
-        assert!(warnings.is_empty());
-    }
-
-    #[test]
-    fn signal_endpoints_and_exporter_none_select_signals() {
-        let (w, _) = wanted(&[
-            (
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                "http://collector:4317",
-            ),
-            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://collector:4317"),
-            ("OTEL_LOGS_EXPORTER", "none"),
-        ]);
-        assert_eq!(
-            w,
-            Wanted {
-                traces: true,
-                metrics: false,
-                logs: false
-            }
-        );
-        let (w, _) = wanted(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
-            ("OTEL_SDK_DISABLED", "true"),
-        ]);
-        assert!(!w.any());
-    }
-
-    #[test]
-    fn http_protobuf_is_refused_with_one_warning() {
-        let (w, warnings) = wanted(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
-        ]);
-        assert_eq!(
-            w,
-            Wanted {
-                traces: false,
-                metrics: true,
-                logs: false
-            }
-        );
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"));
-        assert!(warnings[0].contains("gRPC only"));
-        assert!(
-            warnings[0].ends_with("not exported: traces, logs"),
-            "{}",
-            warnings[0]
-        );
-    }
 
     #[test]
     fn objects_get_semantic_convention_names() {
