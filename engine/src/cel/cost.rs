@@ -187,31 +187,33 @@ pub fn refined(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128) -> u128 {
     walk(expr, sizes, &mut Vec::new())
 }
 
-fn walk(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &mut Vec<(String, u128)>) -> u128 {
-    let sum = |exprs: &[&IdedExpr], scope: &mut Vec<(String, u128)>| {
-        exprs
-            .iter()
-            .fold(1u128, |acc, e| acc.saturating_add(walk(e, sizes, scope)))
+/// The comprehension variables in scope, innermost last, with the size of
+/// the list each ranges over.
+type Scope<'e> = Vec<(&'e str, u128)>;
+
+fn walk<'e>(expr: &'e IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &mut Scope<'e>) -> u128 {
+    // One for the node, plus its parts.
+    let sum = |exprs: &mut dyn Iterator<Item = &'e IdedExpr>, scope: &mut Scope<'e>| {
+        exprs.fold(1u128, |acc, e| acc.saturating_add(walk(e, sizes, scope)))
     };
     match &expr.expr {
         Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => 1,
-        Expr::Select(s) => sum(&[&s.operand], scope),
-        Expr::Call(c) => {
-            let parts: Vec<&IdedExpr> =
-                c.target.iter().map(|t| t.as_ref()).chain(&c.args).collect();
-            sum(&parts, scope)
-        }
-        Expr::List(l) => sum(&l.elements.iter().collect::<Vec<_>>(), scope),
-        Expr::Map(m) => sum(&entry_parts(&m.entries), scope),
-        Expr::Struct(st) => sum(&entry_parts(&st.entries), scope),
+        Expr::Select(s) => sum(&mut std::iter::once(s.operand.as_ref()), scope),
+        Expr::Call(c) => sum(
+            &mut c.target.iter().map(|t| t.as_ref()).chain(&c.args),
+            scope,
+        ),
+        Expr::List(l) => sum(&mut l.elements.iter(), scope),
+        Expr::Map(m) => sum(&mut entry_parts(&m.entries), scope),
+        Expr::Struct(st) => sum(&mut entry_parts(&st.entries), scope),
         Expr::Comprehension(c) => {
             let root = root_size(&c.iter_range, sizes, scope);
             let iterations = literal_size(&c.iter_range).unwrap_or(root);
-            let outside = sum(&[&c.iter_range, &c.accu_init], scope);
+            let outside = sum(&mut [&c.iter_range, &c.accu_init].into_iter(), scope);
             let accu = root_size(&c.accu_init, sizes, scope);
-            scope.push((c.accu_var.clone(), accu));
+            scope.push((&c.accu_var, accu));
             let result = walk(&c.result, sizes, scope);
-            scope.push((c.iter_var.clone(), root));
+            scope.push((&c.iter_var, root));
             let body =
                 walk(&c.loop_cond, sizes, scope).saturating_add(walk(&c.loop_step, sizes, scope));
             scope.truncate(scope.len() - 2);
@@ -223,20 +225,20 @@ fn walk(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &mut Vec<(String, 
 }
 
 /// The keys and values of map or struct literal entries.
-fn entry_parts(entries: &[IdedEntryExpr]) -> Vec<&IdedExpr> {
+fn entry_parts(entries: &[IdedEntryExpr]) -> impl Iterator<Item = &IdedExpr> {
     entries
         .iter()
         .flat_map(|e| match &e.expr {
-            EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
-            EntryExpr::StructField(f) => vec![&f.value],
+            EntryExpr::MapEntry(me) => [Some(&me.key), Some(&me.value)],
+            EntryExpr::StructField(f) => [Some(&f.value), None],
         })
-        .collect()
+        .flatten()
 }
 
 /// The longest list under the variables `expr` is built from: the variable
 /// a selection, index or method call starts from, the largest of an
 /// operator's operands or a literal's elements; 0 for a scalar literal.
-fn root_size(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &[(String, u128)]) -> u128 {
+fn root_size(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &Scope<'_>) -> u128 {
     let largest = |items: &mut dyn Iterator<Item = &IdedExpr>| {
         items.map(|e| root_size(e, sizes, scope)).max().unwrap_or(0)
     };
@@ -257,7 +259,7 @@ fn root_size(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &[(String, u1
             None => largest(&mut c.args.iter()),
         },
         Expr::List(l) => largest(&mut l.elements.iter()),
-        Expr::Map(m) => largest(&mut entry_parts(&m.entries).into_iter()),
+        Expr::Map(m) => largest(&mut entry_parts(&m.entries)),
         _ => sizes(""),
     }
 }
