@@ -101,12 +101,8 @@ impl Inputs {
             .as_ref()
             .filter(|_| !review.is_delete())
             .and_then(|p| {
-                let segments: Vec<&str> = p
-                    .template_path
-                    .split('/')
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                descend(object.as_ref(), &segments)
+                let segments = p.template_path.split('/').filter(|s| !s.is_empty());
+                descend(object.as_ref(), segments)
             })
             .and_then(value::to_static)
             .unwrap_or_else(null);

@@ -12,7 +12,7 @@ use cel::{Context, Env, IdedExpr, Value as CelValue};
 use serde_json::Value;
 
 use super::cost::{self, Bound};
-use super::value::{CelVal, to_cel};
+use super::value::{CelVal, resolve_qualified, to_cel};
 
 /// Why an expression could not be compiled or evaluated.
 #[derive(Debug, thiserror::Error)]
@@ -88,11 +88,14 @@ impl Bindings {
 }
 
 impl VariableResolver for Bindings {
-    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
-        self.values
-            .iter()
-            .find(|(n, _)| n == variable)
-            .map(|(_, v)| CowVal::Borrowed(v.as_ref()))
+    fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        resolve_qualified(name, |variable| {
+            self.values
+                .iter()
+                .find(|(n, _)| n == variable)
+                .map(|(_, v)| v.as_ref())
+        })
+        .map(CowVal::Borrowed)
     }
 }
 

@@ -14,9 +14,9 @@ use serde_json::Value;
 use tollgate_sdk::model::{Decision, Violation};
 use tollgate_sdk::placement::POD_CONTROLLERS;
 
-use super::cost::{self, Bound};
+use super::cost::{self, Bound, Refined};
 use super::mutation::{self, PatchType};
-use super::value::{CelVal, longest_in, map_of, to_cel, to_static};
+use super::value::{CelVal, longest_in, map_of, resolve_qualified, to_cel, to_static};
 use super::{Inputs, Outcome};
 use crate::cluster::ClusterView;
 use crate::decision::{FailurePolicy, Fault, FaultKind};
@@ -146,6 +146,8 @@ struct Compiled {
     source: String,
     program: Program,
     bound: Bound,
+    /// The tighter bound used when `bound` is over budget.
+    refined: Refined,
 }
 
 #[derive(Debug)]
@@ -287,10 +289,12 @@ impl CelPolicy {
                     budget: cost::PER_EXPRESSION_BUDGET,
                 });
             }
+            let refined = Refined::of(program.expression());
             Ok(Compiled {
                 source: source.to_string(),
                 program,
                 bound,
+                refined,
             })
         };
         let named =
@@ -615,7 +619,7 @@ impl CelPolicy {
                     .and_then(|n| vars.variables.inner().get(&CelMapKey::from(n.to_owned())));
                 variable.map_or_else(|| longest.of(root), |v| u128::from(longest_in(v.as_ref())))
             };
-            bound = cost::refined(compiled.program.expression(), &size);
+            bound = compiled.refined.at(&size);
         }
         if let Err(detail) = spent.charge(bound, longest.all) {
             return Err(self.fault(FaultKind::Budget, "expression", compiled, &detail));
@@ -659,19 +663,21 @@ struct Vars<'a> {
 }
 
 impl VariableResolver for Vars<'_> {
-    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
-        let value: &(dyn Val + 'static) = match variable {
-            "object" if self.object_is_pod => self.inputs.pod(),
-            "object" => self.inputs.object.as_ref(),
-            "oldObject" => self.inputs.old_object.as_ref(),
-            "request" => self.inputs.request.as_ref(),
-            "pod" => self.inputs.pod(),
-            "params" => self.params,
-            "pools" => self.pools,
-            "namespaceObject" => self.namespace_object,
-            "variables" => &self.variables,
-            _ => return None,
-        };
-        Some(CowVal::Borrowed(value))
+    fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        resolve_qualified(name, |variable| {
+            Some(match variable {
+                "object" if self.object_is_pod => self.inputs.pod(),
+                "object" => self.inputs.object.as_ref(),
+                "oldObject" => self.inputs.old_object.as_ref(),
+                "request" => self.inputs.request.as_ref(),
+                "pod" => self.inputs.pod(),
+                "params" => self.params,
+                "pools" => self.pools,
+                "namespaceObject" => self.namespace_object,
+                "variables" => &self.variables,
+                _ => return None,
+            })
+        })
+        .map(CowVal::Borrowed)
     }
 }

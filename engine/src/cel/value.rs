@@ -345,19 +345,38 @@ pub fn map_of(entries: Vec<(String, CelVal)>) -> CelVal {
     Box::new(CelMap::from(entries))
 }
 
-/// Follow a JSON pointer's segments through converted maps.
-pub fn descend<'a>(
+/// Follow field names through maps (a JSON pointer's segments, or the
+/// fields of a selection `a.b.c`), without copying anything; `None` when a
+/// value on the way is not a map or lacks the field.
+pub fn descend<'a, 's>(
     mut value: &'a (dyn Val + 'static),
-    segments: &[&str],
+    segments: impl IntoIterator<Item = &'s str>,
 ) -> Option<&'a (dyn Val + 'static)> {
     for segment in segments {
         let map = value.downcast_ref::<CelMap>()?;
-        value = map
-            .inner()
-            .get(&CelMapKey::from(segment.to_string()))?
-            .as_ref();
+        value = match Indexer::get(map, &CelString::from(segment)).ok()? {
+            CowVal::Borrowed(v) => v,
+            CowVal::Owned(_) => return None,
+        };
     }
     Some(value)
+}
+
+/// What a variable resolver answers for `name`: the variable `root` finds
+/// by that name, else, for a qualified name (`variables.spec.affinity`), the
+/// value it selects through maps from the variable its first segment names. The
+/// interpreter asks for the whole name first, then for shorter prefixes,
+/// selecting the rest itself; answering the whole name spares those steps.
+/// When a field on the way is missing or not in a map the answer is `None`,
+/// and the interpreter's own selection reports the error as it would.
+pub fn resolve_qualified<'a>(
+    name: &str,
+    root: impl Fn(&str) -> Option<&'a (dyn Val + 'static)>,
+) -> Option<&'a (dyn Val + 'static)> {
+    root(name).or_else(|| {
+        let (variable, fields) = name.split_once('.')?;
+        descend(root(variable)?, fields.split('.'))
+    })
 }
 
 #[cfg(test)]
@@ -372,9 +391,9 @@ mod tests {
             &mut longest,
         );
         assert_eq!(longest, 3);
-        let a = descend(v.as_ref(), &["a"]).unwrap();
+        let a = descend(v.as_ref(), ["a"]).unwrap();
         assert_eq!(a.get_type().name(), "list");
-        let c = descend(v.as_ref(), &["b", "c"]).unwrap();
+        let c = descend(v.as_ref(), ["b", "c"]).unwrap();
         assert_eq!(c.get_type().name(), "int");
     }
 
@@ -413,7 +432,7 @@ mod tests {
     fn shared_values_copy_by_reference_and_keep_their_size() {
         let mut longest = 0;
         let v = to_cel(&serde_json::json!({"a": {"b": [1, 2, 3, 4]}}), &mut longest);
-        let a = descend(v.as_ref(), &["a"]).unwrap();
+        let a = descend(v.as_ref(), ["a"]).unwrap();
         assert_eq!(longest_in(a), 4);
         let copy = to_static(a).unwrap();
         let (Some(x), Some(y)) = (
