@@ -16,7 +16,7 @@ use tollgate_sdk::placement::POD_CONTROLLERS;
 
 use super::cost::{self, Bound, Refined};
 use super::mutation::{self, PatchType};
-use super::value::{CelVal, longest_in, map_of, resolve_qualified, to_cel, to_static};
+use super::value::{CelVal, descend, longest_in, map_of, resolve_qualified, to_cel, to_static};
 use super::{Inputs, Outcome};
 use crate::cluster::ClusterView;
 use crate::decision::{FailurePolicy, Fault, FaultKind};
@@ -616,8 +616,8 @@ impl CelPolicy {
             let size = |root: &str| {
                 let variable = root
                     .strip_prefix("variables.")
-                    .and_then(|n| vars.variables.inner().get(&CelMapKey::from(n.to_owned())));
-                variable.map_or_else(|| longest.of(root), |v| u128::from(longest_in(v.as_ref())))
+                    .and_then(|n| descend(&vars.variables, [n]));
+                variable.map_or_else(|| longest.of(root), |v| u128::from(longest_in(v)))
             };
             bound = compiled.refined.at(&size);
         }

@@ -136,7 +136,7 @@ impl<T: Val + Clone + 'static> Val for Shared<T> {
     }
 
     fn as_container(&self) -> Option<&dyn Container> {
-        self.value.as_container()
+        self.value.as_container().map(|_| self as &dyn Container)
     }
 
     fn as_divider<'b, 'v>(&'b self) -> Option<&'b (dyn Divider + 'v)>
@@ -150,7 +150,7 @@ impl<T: Val + Clone + 'static> Val for Shared<T> {
     where
         Self: 'v,
     {
-        self.value.as_indexer()
+        self.value.as_indexer().map(|_| self as &dyn Indexer)
     }
 
     fn into_indexer<'v>(self: Box<Self>) -> Option<Box<dyn Indexer + 'v>>
@@ -238,13 +238,53 @@ impl<T: Val + Clone + 'static> Val for Shared<T> {
 
 impl<T: Val + Clone + 'static> cel::common::value::StaticVal for Shared<T> {}
 
-/// Indexing a shared value that is about to be dropped: the element is
-/// shared or small, so it is copied out rather than moved.
+/// Maps with at most this many entries are searched by comparing string
+/// keys, rather than hashed: the `cel` crate's maps hash with SipHash, which
+/// costs more than a few comparisons. Most maps of Kubernetes objects are
+/// this small.
+const SCANNED: usize = 16;
+
+/// The value of the string key `idx` in a small map, found by comparing keys;
+/// `None` when `value` is not a small map, `idx` not a string or not a key
+/// (the map's own lookup then answers, and reports a missing key as it does).
+fn scan<'b>(value: &'b (dyn Val + 'static), idx: &dyn Val) -> Option<&'b (dyn Val + 'static)> {
+    let BuiltinRef::Map(map) = value.as_builtin() else {
+        return None;
+    };
+    let key = idx.downcast_ref::<CelString>()?.inner();
+    if map.inner().len() > SCANNED {
+        return None;
+    }
+    map.inner().iter().find_map(|(k, v)| match k {
+        CelMapKey::String(s) if s.inner() == key => Some(v.as_ref()),
+        _ => None,
+    })
+}
+
+/// `idx in self`: a small map's string keys are compared, as for indexing.
+impl<T: Val + Clone + 'static> Container for Shared<T> {
+    fn contains(&self, idx: &dyn Val) -> Result<bool, ExecutionError> {
+        if scan(self.value.as_ref(), idx).is_some() {
+            return Ok(true);
+        }
+        match self.value.as_container() {
+            Some(container) => container.contains(idx),
+            None => Ok(false),
+        }
+    }
+}
+
+/// Indexing and field selection, with a small map's string keys compared
+/// ([`scan`]); indexing a shared value that is about to be dropped copies the
+/// element out (it is shared or small) rather than moving it.
 impl<T: Val + Clone + 'static> Indexer for Shared<T> {
     fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
     where
         Self: 'v,
     {
+        if let Some(found) = scan(self.value.as_ref(), idx) {
+            return Ok(CowVal::Borrowed(found));
+        }
         match self.value.as_indexer() {
             Some(indexer) => indexer.get(idx),
             None => Err(ExecutionError::UnexpectedType {
@@ -353,8 +393,8 @@ pub fn descend<'a, 's>(
     segments: impl IntoIterator<Item = &'s str>,
 ) -> Option<&'a (dyn Val + 'static)> {
     for segment in segments {
-        let map = value.downcast_ref::<CelMap>()?;
-        value = match Indexer::get(map, &CelString::from(segment)).ok()? {
+        value.downcast_ref::<CelMap>()?;
+        value = match value.as_indexer()?.get(&CelString::from(segment)).ok()? {
             CowVal::Borrowed(v) => v,
             CowVal::Owned(_) => return None,
         };
