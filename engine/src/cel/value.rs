@@ -89,11 +89,17 @@ fn convert(value: &Value) -> (CelVal, u64) {
 /// [`CelMap`] (the `cel` crate recognises its built-in containers through
 /// [`Val::as_builtin`], which this forwards). Only [`Val::as_any`] answers
 /// for the wrapper itself, so that [`to_static`] can copy the reference.
-#[derive(Debug)]
 pub struct Shared<T: 'static> {
     value: Arc<T>,
     /// The length of the longest list or map in it, for the cost bound.
     longest: u64,
+}
+
+/// Printed as the value it holds, as errors show values.
+impl<T: std::fmt::Debug + 'static> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
 }
 
 impl<T: 'static> Clone for Shared<T> {
