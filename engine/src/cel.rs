@@ -13,6 +13,7 @@ mod escaped;
 pub mod expression;
 pub mod library;
 mod mutation;
+mod optimize;
 mod policy;
 pub mod value;
 

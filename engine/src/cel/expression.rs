@@ -148,8 +148,10 @@ impl Expression {
         Self::bounded(expr)
     }
 
-    /// `expr` with its cost bound, unless the bound is over budget for any input.
-    fn bounded(expr: IdedExpr) -> Result<Self, ExpressionError> {
+    /// `expr`, optimized, with its cost bound, unless the bound is over
+    /// budget for any input.
+    fn bounded(mut expr: IdedExpr) -> Result<Self, ExpressionError> {
+        super::optimize::optimize(&mut expr);
         let bound = cost::bound(&expr);
         if bound.floor() > cost::PER_EXPRESSION_BUDGET {
             return Err(ExpressionError::Budget {

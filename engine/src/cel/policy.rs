@@ -8,7 +8,7 @@ use std::sync::Arc;
 use cel::common::types::{CelMap, CelMapKey};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
-use cel::{Context, Env, Program, Value as CelValue};
+use cel::{Context, Env, IdedExpr, Value as CelValue};
 use serde::Deserialize;
 use serde_json::Value;
 use tollgate_sdk::model::{Decision, Violation};
@@ -144,7 +144,7 @@ struct ValidationSpec {
 #[derive(Debug)]
 struct Compiled {
     source: String,
-    program: Program,
+    expr: IdedExpr,
     bound: Bound,
     /// The tighter bound used when `bound` is over budget.
     refined: Refined,
@@ -263,22 +263,23 @@ impl CelPolicy {
         };
         let uses_pools = std::cell::Cell::new(false);
         let compile = |field: String, source: &str| -> Result<Compiled, Error> {
-            let program = env.compile(source).map_err(|e| Error::Compile {
+            let mut expr = env.parser().parse(source).map_err(|e| Error::Compile {
                 file: file_name.clone(),
                 policy: name.clone(),
                 field: field.clone(),
                 expression: source.to_string(),
                 message: e.to_string().replace("<input>", "expression"),
             })?;
-            super::library::check(program.expression()).map_err(|message| Error::Compile {
+            super::library::check(&expr).map_err(|message| Error::Compile {
                 file: file_name.clone(),
                 policy: name.clone(),
                 field: field.clone(),
                 expression: source.to_string(),
                 message,
             })?;
-            uses_pools.set(uses_pools.get() || program.references().has_variable("pools"));
-            let bound = cost::bound(program.expression());
+            uses_pools.set(uses_pools.get() || expr.references().has_variable("pools"));
+            super::optimize::optimize(&mut expr);
+            let bound = cost::bound(&expr);
             if bound.floor() > cost::PER_EXPRESSION_BUDGET {
                 return Err(Error::OverBudget {
                     file: file_name.clone(),
@@ -289,10 +290,10 @@ impl CelPolicy {
                     budget: cost::PER_EXPRESSION_BUDGET,
                 });
             }
-            let refined = Refined::of(program.expression());
+            let refined = Refined::of(&expr);
             Ok(Compiled {
                 source: source.to_string(),
-                program,
+                expr,
                 bound,
                 refined,
             })
@@ -627,8 +628,8 @@ impl CelPolicy {
         let mut ctx = Context::with_env(self.inner.env.clone());
         ctx.set_variable_resolver(vars);
         let failed = |e: String| self.fault(FaultKind::Expression, "expression", compiled, &e);
-        let value = CelValue::resolve_val(compiled.program.expression(), &ctx)
-            .map_err(|e| failed(e.to_string()))?;
+        let value =
+            CelValue::resolve_val(&compiled.expr, &ctx).map_err(|e| failed(e.to_string()))?;
         inspect(value.as_ref()).map_err(failed)
     }
 
