@@ -9,9 +9,11 @@
 
 pub(crate) mod ast;
 pub mod cost;
+mod escaped;
 pub mod expression;
 pub mod library;
 mod mutation;
+mod optimize;
 mod policy;
 pub mod value;
 
@@ -42,7 +44,8 @@ pub struct Inputs {
     object: CelVal,
     old_object: CelVal,
     request: CelVal,
-    pod_path: Option<Vec<String>>,
+    /// The pod, or the pod template of a pod controller, or null.
+    pod: CelVal,
     /// The longest list or map in the inputs.
     pub longest: u64,
     /// The cluster's values (`pools`, `namespaceObject`), converted on first
@@ -92,23 +95,23 @@ impl Inputs {
                 Box::new(cel::common::types::CelString::from(String::new())),
             )]),
         };
-        let pod_path = review
+        // The pod (template) under the object, found once: a shared copy.
+        let pod = review
             .records()
             .pod
             .as_ref()
             .filter(|_| !review.is_delete())
-            .map(|p| {
-                p.template_path
-                    .split('/')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            });
+            .and_then(|p| {
+                let segments = p.template_path.split('/').filter(|s| !s.is_empty());
+                descend(object.as_ref(), segments)
+            })
+            .and_then(value::to_static)
+            .unwrap_or_else(null);
         Inputs {
             object,
             old_object,
             request,
-            pod_path,
+            pod,
             longest,
             cluster: std::sync::OnceLock::new(),
         }
@@ -162,13 +165,6 @@ impl Inputs {
 
     /// The pod (template) value, or null.
     fn pod(&self) -> &(dyn Val + 'static) {
-        static NULL: cel::common::types::CelNull = cel::common::types::CelNull;
-        self.pod_path
-            .as_ref()
-            .and_then(|path| {
-                let segments: Vec<&str> = path.iter().map(String::as_str).collect();
-                descend(self.object.as_ref(), &segments)
-            })
-            .unwrap_or(&NULL)
+        self.pod.as_ref()
     }
 }

@@ -1,6 +1,7 @@
 //! Walking parsed CEL expressions: one pre-order visitor shared by the
 //! load-time checks (literal regexes, literal types) and the mutation
-//! struct-type discovery.
+//! struct-type discovery, and its mutable twin for rewriting a parsed
+//! expression (backtick-quoted names, [`super::escaped`]).
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 
@@ -41,5 +42,45 @@ fn entry(e: &EntryExpr, f: &mut dyn FnMut(&IdedExpr)) {
             visit(&me.value, f);
         }
         EntryExpr::StructField(sf) => visit(&sf.value, f),
+    }
+}
+
+/// Call `f` on `expr` and every expression under it, with mutable access.
+pub(crate) fn visit_mut(expr: &mut IdedExpr, f: &mut dyn FnMut(&mut IdedExpr)) {
+    f(expr);
+    match &mut expr.expr {
+        Expr::Select(s) => visit_mut(&mut s.operand, f),
+        Expr::Call(c) => {
+            if let Some(t) = &mut c.target {
+                visit_mut(t, f);
+            }
+            c.args.iter_mut().for_each(|a| visit_mut(a, f));
+        }
+        Expr::List(l) => l.elements.iter_mut().for_each(|e| visit_mut(e, f)),
+        Expr::Map(m) => m.entries.iter_mut().for_each(|e| entry_mut(&mut e.expr, f)),
+        Expr::Struct(s) => s.entries.iter_mut().for_each(|e| entry_mut(&mut e.expr, f)),
+        Expr::Comprehension(c) => {
+            for e in [
+                &mut c.iter_range,
+                &mut c.accu_init,
+                &mut c.loop_cond,
+                &mut c.loop_step,
+                &mut c.result,
+            ] {
+                visit_mut(e, f);
+            }
+        }
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+    }
+}
+
+/// The expressions of one map or struct entry, with mutable access.
+fn entry_mut(e: &mut EntryExpr, f: &mut dyn FnMut(&mut IdedExpr)) {
+    match e {
+        EntryExpr::MapEntry(me) => {
+            visit_mut(&mut me.key, f);
+            visit_mut(&mut me.value, f);
+        }
+        EntryExpr::StructField(sf) => visit_mut(&mut sf.value, f),
     }
 }

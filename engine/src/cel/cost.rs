@@ -183,82 +183,140 @@ pub fn bound(expr: &IdedExpr) -> Bound {
 /// and for `p.taints.all(...)` inside it, as `p` is an element of `pools`),
 /// rather than the longest list of the whole request. `sizes("")` is used
 /// when the range does not start from a variable.
-pub fn refined(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128) -> u128 {
-    walk(expr, sizes, &mut Vec::new())
+///
+/// It is worked out once per expression, when it is compiled: what is left
+/// for an evaluation is a constant and, per comprehension, the variables
+/// whose sizes bound its iterations ([`Refined::at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refined {
+    /// The cost of every node outside any comprehension's body.
+    constant: u128,
+    /// The comprehensions not nested in another one's body.
+    loops: Vec<Loop>,
 }
 
-fn walk(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &mut Vec<(String, u128)>) -> u128 {
-    let sum = |exprs: &[&IdedExpr], scope: &mut Vec<(String, u128)>| {
-        exprs
-            .iter()
-            .fold(1u128, |acc, e| acc.saturating_add(walk(e, sizes, scope)))
-    };
-    match &expr.expr {
-        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => 1,
-        Expr::Select(s) => sum(&[&s.operand], scope),
-        Expr::Call(c) => {
-            let parts: Vec<&IdedExpr> =
-                c.target.iter().map(|t| t.as_ref()).chain(&c.args).collect();
-            sum(&parts, scope)
-        }
-        Expr::List(l) => sum(&l.elements.iter().collect::<Vec<_>>(), scope),
-        Expr::Map(m) => sum(&entry_parts(&m.entries), scope),
-        Expr::Struct(st) => sum(&entry_parts(&st.entries), scope),
-        Expr::Comprehension(c) => {
-            let root = root_size(&c.iter_range, sizes, scope);
-            let iterations = literal_size(&c.iter_range).unwrap_or(root);
-            let outside = sum(&[&c.iter_range, &c.accu_init], scope);
-            let accu = root_size(&c.accu_init, sizes, scope);
-            scope.push((c.accu_var.clone(), accu));
-            let result = walk(&c.result, sizes, scope);
-            scope.push((c.iter_var.clone(), root));
-            let body =
-                walk(&c.loop_cond, sizes, scope).saturating_add(walk(&c.loop_step, sizes, scope));
-            scope.truncate(scope.len() - 2);
-            outside
-                .saturating_add(result)
-                .saturating_add(iterations.saturating_mul(body))
+/// One comprehension of a [`Refined`] bound: its body, times its iterations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Loop {
+    iterations: Iterations,
+    body: Refined,
+}
+
+/// How many times a comprehension iterates at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Iterations {
+    /// A list literal or `lists.range(k)`.
+    Literal(u128),
+    /// The longest list under any of these variables (none: 0).
+    Longest(Vec<String>),
+}
+
+impl Refined {
+    /// The refined bound of `expr`.
+    pub fn of(expr: &IdedExpr) -> Self {
+        let mut refined = Refined {
+            constant: 0,
+            loops: Vec::new(),
+        };
+        refined.add(expr, &mut Vec::new());
+        refined
+    }
+
+    /// The bound with `sizes(root)` the longest list under each variable.
+    pub fn at(&self, sizes: &dyn Fn(&str) -> u128) -> u128 {
+        self.loops.iter().fold(self.constant, |acc, l| {
+            let iterations = match &l.iterations {
+                Iterations::Literal(n) => *n,
+                Iterations::Longest(roots) => roots.iter().map(|r| sizes(r)).max().unwrap_or(0),
+            };
+            acc.saturating_add(iterations.saturating_mul(l.body.at(sizes)))
+        })
+    }
+
+    /// Add the cost of `expr` and of everything under it.
+    fn add<'e>(&mut self, expr: &'e IdedExpr, scope: &mut Scope<'e>) {
+        self.constant = self.constant.saturating_add(1);
+        match &expr.expr {
+            Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+            Expr::Select(s) => self.add(&s.operand, scope),
+            Expr::Call(c) => {
+                for part in c.target.iter().map(|t| t.as_ref()).chain(&c.args) {
+                    self.add(part, scope);
+                }
+            }
+            Expr::List(l) => l.elements.iter().for_each(|e| self.add(e, scope)),
+            Expr::Map(m) => entry_parts(&m.entries).for_each(|e| self.add(e, scope)),
+            Expr::Struct(st) => entry_parts(&st.entries).for_each(|e| self.add(e, scope)),
+            Expr::Comprehension(c) => {
+                let root = roots(&c.iter_range, scope);
+                let iterations = match literal_size(&c.iter_range) {
+                    Some(n) => Iterations::Literal(n),
+                    None => Iterations::Longest(root.clone()),
+                };
+                self.add(&c.iter_range, scope);
+                self.add(&c.accu_init, scope);
+                let accu = roots(&c.accu_init, scope);
+                scope.push((&c.accu_var, accu));
+                self.add(&c.result, scope);
+                scope.push((&c.iter_var, root));
+                let mut body = Refined {
+                    constant: 0,
+                    loops: Vec::new(),
+                };
+                body.add(&c.loop_cond, scope);
+                body.add(&c.loop_step, scope);
+                scope.truncate(scope.len() - 2);
+                self.loops.push(Loop { iterations, body });
+            }
         }
     }
 }
 
+/// The comprehension variables in scope, innermost last, with the variables
+/// whose lists each ranges over.
+type Scope<'e> = Vec<(&'e str, Vec<String>)>;
+
 /// The keys and values of map or struct literal entries.
-fn entry_parts(entries: &[IdedEntryExpr]) -> Vec<&IdedExpr> {
+fn entry_parts(entries: &[IdedEntryExpr]) -> impl Iterator<Item = &IdedExpr> {
     entries
         .iter()
         .flat_map(|e| match &e.expr {
-            EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
-            EntryExpr::StructField(f) => vec![&f.value],
+            EntryExpr::MapEntry(me) => [Some(&me.key), Some(&me.value)],
+            EntryExpr::StructField(f) => [Some(&f.value), None],
         })
-        .collect()
+        .flatten()
 }
 
-/// The longest list under the variables `expr` is built from: the variable
-/// a selection, index or method call starts from, the largest of an
-/// operator's operands or a literal's elements; 0 for a scalar literal.
-fn root_size(expr: &IdedExpr, sizes: &dyn Fn(&str) -> u128, scope: &[(String, u128)]) -> u128 {
-    let largest = |items: &mut dyn Iterator<Item = &IdedExpr>| {
-        items.map(|e| root_size(e, sizes, scope)).max().unwrap_or(0)
+/// The variables whose longest list bounds the lists `expr` is built from:
+/// the variable a selection, index or method call starts from (a policy
+/// variable `variables.<name>` by itself), those of an operator's operands
+/// or a literal's elements; none for a scalar literal. `""` stands for
+/// anything else (all inputs).
+fn roots(expr: &IdedExpr, scope: &Scope<'_>) -> Vec<String> {
+    let all = |items: &mut dyn Iterator<Item = &IdedExpr>| {
+        let mut names: Vec<String> = items.flat_map(|e| roots(e, scope)).collect();
+        names.sort();
+        names.dedup();
+        names
     };
     match &expr.expr {
         Expr::Ident(name) => scope
             .iter()
             .rev()
             .find(|(n, _)| n == name)
-            .map_or_else(|| sizes(name), |(_, l)| *l),
-        Expr::Literal(_) => 0,
-        // A policy variable has its own size.
+            .map_or_else(|| vec![name.clone()], |(_, r)| r.clone()),
+        Expr::Literal(_) => Vec::new(),
         Expr::Select(s) if matches!(&s.operand.expr, Expr::Ident(v) if v == "variables") => {
-            sizes(&format!("variables.{}", s.field))
+            vec![format!("variables.{}", s.field)]
         }
-        Expr::Select(s) => root_size(&s.operand, sizes, scope),
+        Expr::Select(s) => roots(&s.operand, scope),
         Expr::Call(c) => match &c.target {
-            Some(t) => root_size(t, sizes, scope),
-            None => largest(&mut c.args.iter()),
+            Some(t) => roots(t, scope),
+            None => all(&mut c.args.iter()),
         },
-        Expr::List(l) => largest(&mut l.elements.iter()),
-        Expr::Map(m) => largest(&mut entry_parts(&m.entries).into_iter()),
-        _ => sizes(""),
+        Expr::List(l) => all(&mut l.elements.iter()),
+        Expr::Map(m) => all(&mut entry_parts(&m.entries)),
+        _ => vec![String::new()],
     }
 }
 
@@ -314,10 +372,33 @@ mod tests {
             }
         };
         let coarse = bound(program.expression()).at(50);
-        let none = refined(program.expression(), &sizes(0));
-        let some = refined(program.expression(), &sizes(3));
+        let refined = Refined::of(program.expression());
+        let none = refined.at(&sizes(0));
+        let some = refined.at(&sizes(3));
         assert!(none < 50, "no pools, no iterations: {none}");
         assert!(none < some && some < coarse, "{none} < {some} < {coarse}");
+    }
+
+    #[test]
+    fn the_refined_bound_with_one_size_everywhere_is_the_coarse_bound() {
+        for src in [
+            "object.items.all(x, x > 0)",
+            "pools.exists(p, p.taints.all(t, object.spec.tolerations.exists(x, x == t)))",
+            "variables.labels.all(k, k in params.keys && [k].exists(y, y == k))",
+            "object.a.map(x, x.b.filter(y, y > 1)).exists(z, size(z) > 0)",
+        ] {
+            let mut env = cel::Env::stdlib();
+            env.add_extension(cel::extensions::lists).unwrap();
+            let program = env.compile(src).unwrap();
+            let refined = Refined::of(program.expression());
+            for l in [0, 1, 7, 1000] {
+                assert_eq!(
+                    refined.at(&|_| u128::from(l)),
+                    bound(program.expression()).at(l),
+                    "{src} at {l}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,11 +8,11 @@ use std::sync::{Arc, LazyLock};
 use cel::common::types::{CelList, CelMap, CelOptional, CelType};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
-use cel::{Context, Env, Program, Value as CelValue};
+use cel::{Context, Env, IdedExpr, Value as CelValue};
 use serde_json::Value;
 
 use super::cost::{self, Bound};
-use super::value::{CelVal, to_cel};
+use super::value::{CelVal, resolve_qualified, to_cel};
 
 /// Why an expression could not be compiled or evaluated.
 #[derive(Debug, thiserror::Error)]
@@ -39,10 +39,25 @@ pub fn shared_environment() -> Arc<Env> {
     ENV.clone()
 }
 
+/// Which compile-time rules an expression is held to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// The API server's (what every policy is compiled with): list and map
+    /// literals must be homogeneous and literal regexes must compile.
+    #[default]
+    Kubernetes,
+    /// Plain CEL, as the CEL specification and cel-go's conformance
+    /// environment define it: literals may mix types, literal regexes are
+    /// checked when they run, and field names may be quoted in backticks
+    /// (`` x.`a.b` ``, [`super::escaped`]), which Kubernetes does not enable.
+    /// The conformance runner uses it for the cel-spec suite.
+    Plain,
+}
+
 /// A compiled expression.
 #[derive(Debug)]
 pub struct Expression {
-    program: Program,
+    expr: IdedExpr,
     bound: Bound,
 }
 
@@ -73,24 +88,51 @@ impl Bindings {
 }
 
 impl VariableResolver for Bindings {
-    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
-        self.values
-            .iter()
-            .find(|(n, _)| n == variable)
-            .map(|(_, v)| CowVal::Borrowed(v.as_ref()))
+    fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        resolve_qualified(name, |variable| {
+            self.values
+                .iter()
+                .find(|(n, _)| n == variable)
+                .map(|(_, v)| v.as_ref())
+        })
+        .map(CowVal::Borrowed)
     }
 }
 
 impl Expression {
-    /// Compile `source`: parse it, compile its literal regexes, and check that
-    /// its cost bound is within budget for empty inputs.
+    /// Compile `source` in the Kubernetes dialect: parse it, compile its
+    /// literal regexes, and check that its cost bound is within budget for
+    /// empty inputs.
     ///
     /// # Errors
     /// The parse error, an invalid literal regex, or a bound over budget.
     pub fn compile(source: &str) -> Result<Self, ExpressionError> {
-        let expression = Self::compile_unchecked(source)?;
-        super::library::check(expression.program.expression()).map_err(ExpressionError::Compile)?;
-        Ok(expression)
+        Self::compile_in(Dialect::Kubernetes, source)
+    }
+
+    /// Compile `source` in `dialect`.
+    ///
+    /// # Errors
+    /// The parse error, a violated rule of the dialect, or a bound over budget.
+    pub fn compile_in(dialect: Dialect, source: &str) -> Result<Self, ExpressionError> {
+        let compile_error =
+            |e: String| ExpressionError::Compile(e.replace("<input>", "expression"));
+        match dialect {
+            Dialect::Kubernetes => {
+                let expression = Self::compile_unchecked(source)?;
+                super::library::check(&expression.expr).map_err(ExpressionError::Compile)?;
+                Ok(expression)
+            }
+            Dialect::Plain => {
+                let (rewritten, names) = super::escaped::rewrite(source);
+                let mut expr = shared_environment()
+                    .parser()
+                    .parse(&rewritten)
+                    .map_err(|e| compile_error(e.to_string()))?;
+                super::escaped::restore(&mut expr, &names).map_err(compile_error)?;
+                Self::bounded(expr)
+            }
+        }
     }
 
     /// Compile `source` without the compile-time checks of
@@ -100,17 +142,24 @@ impl Expression {
     /// # Errors
     /// The parse error, or a bound over budget.
     pub fn compile_unchecked(source: &str) -> Result<Self, ExpressionError> {
-        let program = shared_environment().compile(source).map_err(|e| {
+        let expr = shared_environment().parser().parse(source).map_err(|e| {
             ExpressionError::Compile(e.to_string().replace("<input>", "expression"))
         })?;
-        let bound = cost::bound(program.expression());
+        Self::bounded(expr)
+    }
+
+    /// `expr`, optimized, with its cost bound, unless the bound is over
+    /// budget for any input.
+    fn bounded(mut expr: IdedExpr) -> Result<Self, ExpressionError> {
+        super::optimize::optimize(&mut expr);
+        let bound = cost::bound(&expr);
         if bound.floor() > cost::PER_EXPRESSION_BUDGET {
             return Err(ExpressionError::Budget {
                 bound: bound.floor(),
                 budget: cost::PER_EXPRESSION_BUDGET,
             });
         }
-        Ok(Expression { program, bound })
+        Ok(Expression { expr, bound })
     }
 
     /// Evaluate and hand the result to `inspect`.
@@ -131,7 +180,7 @@ impl Expression {
         }
         let mut ctx = Context::with_env(shared_environment());
         ctx.set_variable_resolver(bindings);
-        let value = CelValue::resolve_val(self.program.expression(), &ctx)
+        let value = CelValue::resolve_val(&self.expr, &ctx)
             .map_err(|e| ExpressionError::Evaluation(e.to_string()))?;
         Ok(inspect(value.as_ref()))
     }

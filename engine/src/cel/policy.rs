@@ -8,15 +8,15 @@ use std::sync::Arc;
 use cel::common::types::{CelMap, CelMapKey};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
-use cel::{Context, Env, Program, Value as CelValue};
+use cel::{Context, Env, IdedExpr, Value as CelValue};
 use serde::Deserialize;
 use serde_json::Value;
 use tollgate_sdk::model::{Decision, Violation};
 use tollgate_sdk::placement::POD_CONTROLLERS;
 
-use super::cost::{self, Bound};
+use super::cost::{self, Bound, Refined};
 use super::mutation::{self, PatchType};
-use super::value::{CelVal, longest_in, map_of, to_cel, to_static};
+use super::value::{CelVal, descend, longest_in, map_of, resolve_qualified, to_cel, to_static};
 use super::{Inputs, Outcome};
 use crate::cluster::ClusterView;
 use crate::decision::{FailurePolicy, Fault, FaultKind};
@@ -144,8 +144,10 @@ struct ValidationSpec {
 #[derive(Debug)]
 struct Compiled {
     source: String,
-    program: Program,
+    expr: IdedExpr,
     bound: Bound,
+    /// The tighter bound used when `bound` is over budget.
+    refined: Refined,
 }
 
 #[derive(Debug)]
@@ -261,22 +263,23 @@ impl CelPolicy {
         };
         let uses_pools = std::cell::Cell::new(false);
         let compile = |field: String, source: &str| -> Result<Compiled, Error> {
-            let program = env.compile(source).map_err(|e| Error::Compile {
+            let mut expr = env.parser().parse(source).map_err(|e| Error::Compile {
                 file: file_name.clone(),
                 policy: name.clone(),
                 field: field.clone(),
                 expression: source.to_string(),
                 message: e.to_string().replace("<input>", "expression"),
             })?;
-            super::library::check(program.expression()).map_err(|message| Error::Compile {
+            super::library::check(&expr).map_err(|message| Error::Compile {
                 file: file_name.clone(),
                 policy: name.clone(),
                 field: field.clone(),
                 expression: source.to_string(),
                 message,
             })?;
-            uses_pools.set(uses_pools.get() || program.references().has_variable("pools"));
-            let bound = cost::bound(program.expression());
+            uses_pools.set(uses_pools.get() || expr.references().has_variable("pools"));
+            super::optimize::optimize(&mut expr);
+            let bound = cost::bound(&expr);
             if bound.floor() > cost::PER_EXPRESSION_BUDGET {
                 return Err(Error::OverBudget {
                     file: file_name.clone(),
@@ -287,10 +290,12 @@ impl CelPolicy {
                     budget: cost::PER_EXPRESSION_BUDGET,
                 });
             }
+            let refined = Refined::of(&expr);
             Ok(Compiled {
                 source: source.to_string(),
-                program,
+                expr,
                 bound,
+                refined,
             })
         };
         let named =
@@ -612,10 +617,10 @@ impl CelPolicy {
             let size = |root: &str| {
                 let variable = root
                     .strip_prefix("variables.")
-                    .and_then(|n| vars.variables.inner().get(&CelMapKey::from(n.to_owned())));
-                variable.map_or_else(|| longest.of(root), |v| u128::from(longest_in(v.as_ref())))
+                    .and_then(|n| descend(&vars.variables, [n]));
+                variable.map_or_else(|| longest.of(root), |v| u128::from(longest_in(v)))
             };
-            bound = cost::refined(compiled.program.expression(), &size);
+            bound = compiled.refined.at(&size);
         }
         if let Err(detail) = spent.charge(bound, longest.all) {
             return Err(self.fault(FaultKind::Budget, "expression", compiled, &detail));
@@ -623,8 +628,8 @@ impl CelPolicy {
         let mut ctx = Context::with_env(self.inner.env.clone());
         ctx.set_variable_resolver(vars);
         let failed = |e: String| self.fault(FaultKind::Expression, "expression", compiled, &e);
-        let value = CelValue::resolve_val(compiled.program.expression(), &ctx)
-            .map_err(|e| failed(e.to_string()))?;
+        let value =
+            CelValue::resolve_val(&compiled.expr, &ctx).map_err(|e| failed(e.to_string()))?;
         inspect(value.as_ref()).map_err(failed)
     }
 
@@ -659,19 +664,21 @@ struct Vars<'a> {
 }
 
 impl VariableResolver for Vars<'_> {
-    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
-        let value: &(dyn Val + 'static) = match variable {
-            "object" if self.object_is_pod => self.inputs.pod(),
-            "object" => self.inputs.object.as_ref(),
-            "oldObject" => self.inputs.old_object.as_ref(),
-            "request" => self.inputs.request.as_ref(),
-            "pod" => self.inputs.pod(),
-            "params" => self.params,
-            "pools" => self.pools,
-            "namespaceObject" => self.namespace_object,
-            "variables" => &self.variables,
-            _ => return None,
-        };
-        Some(CowVal::Borrowed(value))
+    fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        resolve_qualified(name, |variable| {
+            Some(match variable {
+                "object" if self.object_is_pod => self.inputs.pod(),
+                "object" => self.inputs.object.as_ref(),
+                "oldObject" => self.inputs.old_object.as_ref(),
+                "request" => self.inputs.request.as_ref(),
+                "pod" => self.inputs.pod(),
+                "params" => self.params,
+                "pools" => self.pools,
+                "namespaceObject" => self.namespace_object,
+                "variables" => &self.variables,
+                _ => return None,
+            })
+        })
+        .map(CowVal::Borrowed)
     }
 }

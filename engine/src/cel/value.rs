@@ -5,14 +5,25 @@
 //! other numbers `double`. Map keys are used as they are (no escaping).
 //! The conversion also records the longest list or map it saw, which bounds
 //! how many times a comprehension over the input can iterate (see [`super::cost`]).
+//!
+//! Every list and map of the converted input is [`Shared`]: the interpreter
+//! copies a value whenever it binds it to a comprehension variable, puts it
+//! in a literal or keeps it as a policy variable, and a copy of a shared
+//! value is a reference count, not the subtree.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use cel::ExecutionError;
+use cel::common::traits::{
+    Adder, Comparer, Container, Divider, Indexer, Iterable, Modder, Multiplier, Negator, Sizer,
+    Subtractor, Zeroer,
+};
 use cel::common::types::{
     CelBool, CelBytes, CelDouble, CelDuration, CelInt, CelList, CelMap, CelMapKey, CelNull,
     CelOptional, CelString, CelTimestamp, CelUInt,
 };
-use cel::common::value::Val;
+use cel::common::value::{Builtin, BuiltinRef, CowVal, Val};
 use serde_json::Value;
 
 /// A converted value.
@@ -20,7 +31,14 @@ pub type CelVal = Box<dyn Val + 'static>;
 
 /// Convert `value`, raising `longest` to the length of the longest list or map.
 pub fn to_cel(value: &Value, longest: &mut u64) -> CelVal {
-    match value {
+    let (converted, within) = convert(value);
+    *longest = (*longest).max(within);
+    converted
+}
+
+/// `value` converted, and the length of the longest list or map in it.
+fn convert(value: &Value) -> (CelVal, u64) {
+    let scalar: CelVal = match value {
         Value::Null => Box::new(CelNull),
         Value::Bool(b) => Box::new(CelBool::from(*b)),
         Value::Number(n) => {
@@ -34,18 +52,259 @@ pub fn to_cel(value: &Value, longest: &mut u64) -> CelVal {
         }
         Value::String(s) => Box::new(CelString::from(s.clone())),
         Value::Array(items) => {
-            *longest = (*longest).max(items.len() as u64);
-            let list: Vec<CelVal> = items.iter().map(|v| to_cel(v, longest)).collect();
-            Box::new(CelList::from(list))
+            let mut longest = items.len() as u64;
+            let list: Vec<CelVal> = items
+                .iter()
+                .map(|v| {
+                    let (item, within) = convert(v);
+                    longest = longest.max(within);
+                    item
+                })
+                .collect();
+            return (Box::new(Shared::new(CelList::from(list), longest)), longest);
         }
         Value::Object(map) => {
-            *longest = (*longest).max(map.len() as u64);
+            let mut longest = map.len() as u64;
             let entries: HashMap<CelMapKey<'static>, CelVal> = map
                 .iter()
-                .map(|(k, v)| (CelMapKey::from(k.clone()), to_cel(v, longest)))
+                .map(|(k, v)| {
+                    let (item, within) = convert(v);
+                    longest = longest.max(within);
+                    (CelMapKey::from(k.clone()), item)
+                })
                 .collect();
-            Box::new(CelMap::from(entries))
+            return (
+                Box::new(Shared::new(CelMap::from(entries), longest)),
+                longest,
+            );
         }
+    };
+    (scalar, 0)
+}
+
+/// A list or map that copies share: cloning it clones a reference count.
+///
+/// It is the list or map it holds to everything that looks: it forwards every
+/// method of [`Val`] (its type, each operator, equality), and downcasts to [`CelList`] or
+/// [`CelMap`] (the `cel` crate recognises its built-in containers through
+/// [`Val::as_builtin`], which this forwards). Only [`Val::as_any`] answers
+/// for the wrapper itself, so that [`to_static`] can copy the reference.
+pub struct Shared<T: 'static> {
+    value: Arc<T>,
+    /// The length of the longest list or map in it, for the cost bound.
+    longest: u64,
+}
+
+/// Printed as the value it holds, as errors show values.
+impl<T: std::fmt::Debug + 'static> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+impl<T: 'static> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared {
+            value: Arc::clone(&self.value),
+            longest: self.longest,
+        }
+    }
+}
+
+impl<T: Val + Clone + 'static> Shared<T> {
+    /// Share `value`, whose longest list or map has `longest` elements.
+    fn new(value: T, longest: u64) -> Self {
+        Shared {
+            value: Arc::new(value),
+            longest,
+        }
+    }
+}
+
+impl<T: Val + Clone + 'static> Val for Shared<T> {
+    fn get_type(&self) -> &cel::common::types::Type {
+        self.value.get_type()
+    }
+
+    fn cel_type() -> &'static cel::common::types::Type {
+        T::cel_type()
+    }
+
+    fn as_adder<'b, 'v>(&'b self) -> Option<&'b (dyn Adder + 'v)>
+    where
+        Self: 'v,
+    {
+        self.value.as_adder()
+    }
+
+    fn as_comparer(&self) -> Option<&dyn Comparer> {
+        self.value.as_comparer()
+    }
+
+    fn as_container(&self) -> Option<&dyn Container> {
+        self.value.as_container().map(|_| self as &dyn Container)
+    }
+
+    fn as_divider<'b, 'v>(&'b self) -> Option<&'b (dyn Divider + 'v)>
+    where
+        Self: 'v,
+    {
+        self.value.as_divider()
+    }
+
+    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
+    where
+        Self: 'v,
+    {
+        self.value.as_indexer().map(|_| self as &dyn Indexer)
+    }
+
+    fn into_indexer<'v>(self: Box<Self>) -> Option<Box<dyn Indexer + 'v>>
+    where
+        Self: 'v,
+    {
+        Some(self)
+    }
+
+    fn as_iterable<'b, 'v>(&'b self) -> Option<&'b (dyn Iterable + 'v)>
+    where
+        Self: 'v,
+    {
+        self.value.as_iterable()
+    }
+
+    fn as_modder<'b, 'v>(&'b self) -> Option<&'b (dyn Modder + 'v)>
+    where
+        Self: 'v,
+    {
+        self.value.as_modder()
+    }
+
+    fn as_multiplier<'b, 'v>(&'b self) -> Option<&'b (dyn Multiplier + 'v)>
+    where
+        Self: 'v,
+    {
+        self.value.as_multiplier()
+    }
+
+    fn as_negator<'b, 'v>(&'b self) -> Option<&'b (dyn Negator + 'v)>
+    where
+        Self: 'v,
+    {
+        self.value.as_negator()
+    }
+
+    fn as_sizer(&self) -> Option<&dyn Sizer> {
+        self.value.as_sizer()
+    }
+
+    fn as_subtractor<'b, 'v>(&'b self) -> Option<&'b (dyn Subtractor + 'v)>
+    where
+        Self: 'v,
+    {
+        self.value.as_subtractor()
+    }
+
+    fn as_zeroer(&self) -> Option<&dyn Zeroer> {
+        self.value.as_zeroer()
+    }
+
+    fn equals(&self, other: &dyn Val) -> bool {
+        self.value.equals(other)
+    }
+
+    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
+    where
+        Self: 'v,
+    {
+        Box::new(self.clone())
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
+    fn as_builtin<'b, 'v>(&'b self) -> BuiltinRef<'b, 'v>
+    where
+        Self: 'v,
+    {
+        self.value.as_builtin()
+    }
+
+    fn into_builtin<'v>(self: Box<Self>) -> Option<Builtin<'v>>
+    where
+        Self: 'v,
+    {
+        // The value itself when nothing else shares it, else a copy of its
+        // top level (its elements are shared in turn).
+        let value = Arc::try_unwrap(self.value).unwrap_or_else(|shared| (*shared).clone());
+        Box::new(value).into_builtin()
+    }
+}
+
+impl<T: Val + Clone + 'static> cel::common::value::StaticVal for Shared<T> {}
+
+/// Maps with at most this many entries are searched by comparing string
+/// keys, rather than hashed: the `cel` crate's maps hash with SipHash, which
+/// costs more than a few comparisons. Most maps of Kubernetes objects are
+/// this small.
+const SCANNED: usize = 16;
+
+/// The value of the string key `idx` in a small map, found by comparing keys;
+/// `None` when `value` is not a small map, `idx` not a string or not a key
+/// (the map's own lookup then answers, and reports a missing key as it does).
+fn scan<'b>(value: &'b (dyn Val + 'static), idx: &dyn Val) -> Option<&'b (dyn Val + 'static)> {
+    let BuiltinRef::Map(map) = value.as_builtin() else {
+        return None;
+    };
+    let key = idx.downcast_ref::<CelString>()?.inner();
+    if map.inner().len() > SCANNED {
+        return None;
+    }
+    map.inner().iter().find_map(|(k, v)| match k {
+        CelMapKey::String(s) if s.inner() == key => Some(v.as_ref()),
+        _ => None,
+    })
+}
+
+/// `idx in self`: a small map's string keys are compared, as for indexing.
+impl<T: Val + Clone + 'static> Container for Shared<T> {
+    fn contains(&self, idx: &dyn Val) -> Result<bool, ExecutionError> {
+        if scan(self.value.as_ref(), idx).is_some() {
+            return Ok(true);
+        }
+        match self.value.as_container() {
+            Some(container) => container.contains(idx),
+            None => Ok(false),
+        }
+    }
+}
+
+/// Indexing and field selection, with a small map's string keys compared
+/// ([`scan`]); indexing a shared value that is about to be dropped copies the
+/// element out (it is shared or small) rather than moving it.
+impl<T: Val + Clone + 'static> Indexer for Shared<T> {
+    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        if let Some(found) = scan(self.value.as_ref(), idx) {
+            return Ok(CowVal::Borrowed(found));
+        }
+        match self.value.as_indexer() {
+            Some(indexer) => indexer.get(idx),
+            None => Err(ExecutionError::UnexpectedType {
+                got: self.value.get_type().name().to_owned(),
+                want: "map or list".to_owned(),
+            }),
+        }
+    }
+
+    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        self.get(idx).map(CowVal::into_owned)
     }
 }
 
@@ -53,6 +312,12 @@ pub fn to_cel(value: &Value, longest: &mut u64) -> CelVal {
 /// through [`cel::Value`] would copy it twice). `None` for a value of a type
 /// that cannot be copied this way (a type value, a struct).
 pub fn to_static(value: &dyn Val) -> Option<CelVal> {
+    if let Some(shared) = value.downcast_ref::<Shared<CelMap<'static>>>() {
+        return Some(Box::new(shared.clone()));
+    }
+    if let Some(shared) = value.downcast_ref::<Shared<CelList<'static>>>() {
+        return Some(Box::new(shared.clone()));
+    }
     macro_rules! copied {
         ($($t:ty),*) => {
             $(if let Some(v) = value.downcast_ref::<$t>() {
@@ -94,6 +359,12 @@ pub fn to_static(value: &dyn Val) -> Option<CelVal> {
 
 /// The length of the longest list or map in `value`.
 pub fn longest_in(value: &dyn Val) -> u64 {
+    if let Some(shared) = value.downcast_ref::<Shared<CelMap<'static>>>() {
+        return shared.longest;
+    }
+    if let Some(shared) = value.downcast_ref::<Shared<CelList<'static>>>() {
+        return shared.longest;
+    }
     if let Some(list) = value.downcast_ref::<CelList>() {
         let items = list.inner();
         return items
@@ -120,16 +391,38 @@ pub fn map_of(entries: Vec<(String, CelVal)>) -> CelVal {
     Box::new(CelMap::from(entries))
 }
 
-/// Follow a JSON pointer's segments through converted maps.
-pub fn descend<'a>(
+/// Follow field names through maps (a JSON pointer's segments, or the
+/// fields of a selection `a.b.c`), without copying anything; `None` when a
+/// value on the way is not a map or lacks the field.
+pub fn descend<'a, 's>(
     mut value: &'a (dyn Val + 'static),
-    segments: &[&str],
+    segments: impl IntoIterator<Item = &'s str>,
 ) -> Option<&'a (dyn Val + 'static)> {
     for segment in segments {
-        let map = value.downcast_ref::<CelMap>()?;
-        value = map.get(&CelMapKey::from(segment.to_string()))?.as_ref();
+        value.downcast_ref::<CelMap>()?;
+        value = match value.as_indexer()?.get(&CelString::from(segment)).ok()? {
+            CowVal::Borrowed(v) => v,
+            CowVal::Owned(_) => return None,
+        };
     }
     Some(value)
+}
+
+/// What a variable resolver answers for `name`: the variable `root` finds
+/// by that name, else, for a qualified name (`variables.spec.affinity`), the
+/// value it selects through maps from the variable its first segment names. The
+/// interpreter asks for the whole name first, then for shorter prefixes,
+/// selecting the rest itself; answering the whole name spares those steps.
+/// When a field on the way is missing or not in a map the answer is `None`,
+/// and the interpreter's own selection reports the error as it would.
+pub fn resolve_qualified<'a>(
+    name: &str,
+    root: impl Fn(&str) -> Option<&'a (dyn Val + 'static)>,
+) -> Option<&'a (dyn Val + 'static)> {
+    root(name).or_else(|| {
+        let (variable, fields) = name.split_once('.')?;
+        descend(root(variable)?, fields.split('.'))
+    })
 }
 
 #[cfg(test)]
@@ -144,9 +437,56 @@ mod tests {
             &mut longest,
         );
         assert_eq!(longest, 3);
-        let a = descend(v.as_ref(), &["a"]).unwrap();
+        let a = descend(v.as_ref(), ["a"]).unwrap();
         assert_eq!(a.get_type().name(), "list");
-        let c = descend(v.as_ref(), &["b", "c"]).unwrap();
+        let c = descend(v.as_ref(), ["b", "c"]).unwrap();
         assert_eq!(c.get_type().name(), "int");
+    }
+
+    #[test]
+    fn shared_lists_and_maps_behave_as_the_values_they_hold() {
+        use crate::cel::expression::{Bindings, Expression};
+        let mut bindings = Bindings::new();
+        bindings.insert_json(
+            "o",
+            &serde_json::json!({"l": [1, 2, 3], "m": {"a": "x", "b": "y"}, "n": [[1], [2]]}),
+        );
+        for source in [
+            "o.l + o.l == [1, 2, 3, 1, 2, 3]",
+            "o.l + [4] == [1, 2, 3, 4] && [0] + o.l == [0, 1, 2, 3]",
+            "o.m == {'a': 'x', 'b': 'y'} && {'a': 'x', 'b': 'y'} == o.m",
+            "o.l == [1, 2, 3] && [1, 2, 3] == o.l && o.l != [1]",
+            "2 in o.l && 'a' in o.m && !('c' in o.m)",
+            "size(o.l) == 3 && o.m.size() == 2 && o.l[1] == 2 && o.m['b'] == 'y'",
+            "has(o.m.a) && !has(o.m.c) && o.?m.?c == optional.none()",
+            "o.n.map(x, x[0]) == [1, 2] && o.n.filter(x, x[0] > 1) == [[2]]",
+            "o.n.exists(x, x == [2]) && [o.n[0]][0] == [1] && type(o.l) == list",
+            "o.l.sort() == o.l && o.l.slice(1, 2) == [2] && o.n[1][0] == 2",
+            "[o.m][0].a == 'x' && {'k': o.l}.k[2] == 3 && optional.of(o.l).value()[0] == 1",
+            "optional.ofNonZeroValue(o.l).hasValue() && string(o.m.a) == 'x'",
+        ] {
+            let expr = Expression::compile(source).unwrap();
+            assert_eq!(
+                expr.evaluate(&bindings).unwrap(),
+                serde_json::json!(true),
+                "{source}"
+            );
+        }
+    }
+
+    #[test]
+    fn shared_values_copy_by_reference_and_keep_their_size() {
+        let mut longest = 0;
+        let v = to_cel(&serde_json::json!({"a": {"b": [1, 2, 3, 4]}}), &mut longest);
+        let a = descend(v.as_ref(), ["a"]).unwrap();
+        assert_eq!(longest_in(a), 4);
+        let copy = to_static(a).unwrap();
+        let (Some(x), Some(y)) = (
+            a.downcast_ref::<Shared<CelMap<'static>>>(),
+            copy.downcast_ref::<Shared<CelMap<'static>>>(),
+        ) else {
+            panic!("not shared");
+        };
+        assert!(Arc::ptr_eq(&x.value, &y.value));
     }
 }
