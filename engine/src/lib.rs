@@ -36,6 +36,7 @@ pub mod cli;
 pub mod cluster;
 pub mod decision;
 pub mod defaulting;
+pub mod error_text;
 pub mod evaluator;
 pub mod generate;
 pub mod krm;

@@ -18,6 +18,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
 
+use crate::error_text::one_line;
+
 pub use kinds::{KINDS, Kind};
 
 /// Page size of list requests (client-go's default).
@@ -100,20 +102,6 @@ impl Connect {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Client::try_from(self.config().await?).map_err(Error::Client)
     }
-}
-
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// List every object of every kind in [`KINDS`], `page_size` objects per

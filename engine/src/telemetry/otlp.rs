@@ -31,7 +31,6 @@ mod config;
 mod tls;
 mod transport;
 
-use std::error::Error as StdError;
 use std::fmt::Display;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,22 +120,6 @@ fn log_failure_once(failure: impl Display) {
     }
 }
 
-/// `error` and its sources, `: `-separated (hyper and rustls put the cause
-/// of a failed connection in the source chain).
-fn with_sources(error: &(dyn StdError + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !out.ends_with(&cause_text) {
-            out.push_str(": ");
-            out.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    out
-}
-
 /// Start exporting the signals whose OTLP endpoint the environment sets.
 /// Without one, nothing is built and the guard does nothing. Problems
 /// (a bad variable, no runtime) are logged and leave export off.
@@ -212,7 +195,7 @@ fn build(config: &Config, resource: &Resource, runtime: &tokio::runtime::Handle)
             }),
         };
         if let Err(e) = built {
-            let cause = with_sources(&e);
+            let cause = crate::error_text::one_line(&e);
             match failed.iter_mut().find(|(c, _)| *c == cause) {
                 Some((_, signals)) => signals.push(signal),
                 None => failed.push((cause, vec![signal])),

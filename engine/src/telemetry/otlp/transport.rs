@@ -137,7 +137,7 @@ impl<C: HttpClient + 'static> HttpClient for OnRuntime<C> {
             if let Err(e) = &result {
                 super::log_failure_once(format_args!(
                     "OpenTelemetry export to {uri} failed: {}",
-                    super::with_sources(e.as_ref())
+                    crate::error_text::one_line(e.as_ref())
                 ));
             }
             result
