@@ -693,3 +693,62 @@ fn generate_fixes_and_pools_from_the_live_cluster_equal_those_from_the_snapshot(
         "generate --cluster must not write to the cluster: {writes:?}"
     );
 }
+
+/// A measurement, not a check (docs/benchmarks.md, "Audit at scale"): a live
+/// audit of the generated 1,000-node, 10,000-pod cluster served by the fake
+/// API server, with the peak resident memory and wall time of the audit
+/// process. Run it by hand with a release binary:
+///
+/// ```sh
+/// TOLLGATE_WRITE_SCALE_SNAPSHOT=/tmp/scale cargo bench -p tollgate --bench audit
+/// cargo build --release
+/// TOLLGATE_SCALE_SNAPSHOT=/tmp/scale TOLLGATE_SCALE_BIN=target/release/tollgate \
+///   cargo test -p tollgate --test integration -- --ignored --nocapture live_audit_of_a_large_cluster
+/// ```
+#[test]
+#[ignore = "a measurement: needs TOLLGATE_SCALE_SNAPSHOT, see its doc comment"]
+fn live_audit_of_a_large_cluster_measured() {
+    let Some(dir) = std::env::var_os("TOLLGATE_SCALE_SNAPSHOT") else {
+        panic!("set TOLLGATE_SCALE_SNAPSHOT to the directory the audit bench writes");
+    };
+    let binary = std::env::var_os("TOLLGATE_SCALE_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_tollgate")),
+        PathBuf::from,
+    );
+    let snapshot = Snapshot::load(Path::new(&dir)).expect("the scale snapshot loads");
+    let objects: Vec<Value> = snapshot
+        .objects()
+        .iter()
+        .map(|o| o.as_ref().clone())
+        .collect();
+    let count = objects.len();
+    drop(snapshot);
+    let server = FakeApiServer::start(objects);
+    let sandbox = Sandbox::new();
+    let kubeconfig = server.kubeconfig(&sandbox);
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "peak-rss-kb=%M wall-s=%e"])
+        .arg(&binary)
+        .args(["audit", "--cluster", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["-o", "json"])
+        .env(
+            "TOLLGATE_CACHE_DIR",
+            workspace().join("target/integration-cache"),
+        )
+        .output()
+        .expect("run the audit under /usr/bin/time");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    let measured = stderr
+        .lines()
+        .find(|l| l.starts_with("peak-rss-kb="))
+        .expect("/usr/bin/time's line");
+    eprintln!(
+        "live audit of {count} objects ({}): {measured}, {} findings, {} pool nodes explained",
+        binary.display(),
+        report["findings"].as_array().map_or(0, Vec::len),
+        report["scaleDown"]["nodes"].as_array().map_or(0, Vec::len),
+    );
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+}
