@@ -92,22 +92,11 @@ impl Evaluator {
         self.mutate(review, cluster, &mut Clock::new(None))
     }
 
-    /// [`Evaluator::evaluate_mutating`], telling `observe` how long each
-    /// policy run took (a patching policy runs twice).
-    pub fn evaluate_mutating_observed(
-        &self,
-        review: &Review,
-        cluster: &Arc<dyn ClusterView>,
-        observe: &mut PolicyObserver<'_>,
-    ) -> Verdict {
-        self.mutate(review, cluster, &mut Clock::new(Some(observe)))
-    }
-
     /// Validate (or mutate, then validate) before `deadline`: WASM policies
     /// are interrupted at the deadline if their own limit is later, and a
     /// policy whose turn comes after it is not run (a `timeout` fault, its
     /// failure policy decides). The admission webhook's evaluation, told of
-    /// each policy run when `observe` is given.
+    /// each policy run when `observe` is given (a patching policy runs twice).
     pub fn evaluate_before(
         &self,
         review: &Review,
