@@ -370,8 +370,7 @@ impl WasmPolicy {
         used_preset_pools: &mut bool,
         f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
-        let mut store = self.new_store(review, cluster);
-        store.set_epoch_deadline(ticks);
+        let mut store = self.new_store(review, cluster, ticks);
         let result = self
             .pre
             .instantiate(&mut store)
@@ -396,7 +395,7 @@ impl WasmPolicy {
         let mut warm = match pool.take() {
             Some(warm) => warm,
             None => {
-                let mut store = self.new_store(None, host::idle_cluster());
+                let mut store = self.new_store(None, host::idle_cluster(), self.ticks_until(None));
                 match self.pre.instantiate(&mut store) {
                     Ok(instance) => Warm {
                         store,
@@ -444,17 +443,18 @@ impl WasmPolicy {
         left.max(1)
     }
 
-    /// A new store for one instance of this policy.
+    /// A new store for one instance of this policy, interrupted after `ticks`.
     fn new_store(
         &self,
         review: Option<Review>,
         cluster: Arc<dyn ClusterView>,
+        ticks: u64,
     ) -> wasmtime::Store<State> {
         let wasi = self.runtime.wasi_contexts.take(self.clocks);
         let state = State::new(self.name.clone(), review, cluster, self.limits, wasi);
         let mut store = wasmtime::Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.limits.timeout_ms.max(1));
+        store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         store
     }

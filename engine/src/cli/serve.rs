@@ -103,10 +103,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // Dropped after the runtime: flushes what the last reviews exported.
         let _otlp = crate::telemetry::otlp::init();
         let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder
-            .enable_all()
-            .thread_name("tollgate-serve")
-            .worker_threads(workers(&args).max(1));
+        builder.enable_all().thread_name("tollgate-serve");
+        if let Some(workers) = args.workers {
+            builder.worker_threads(workers.max(1));
+        }
         let thread_logs = logs.clone();
         builder.on_thread_start(move || use_logs_on_this_thread(&thread_logs));
         let runtime = builder.build().context("cannot start the async runtime")?;
@@ -157,13 +157,6 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Options> {
         },
         reload_interval: args.reload_interval,
         shutdown_grace: args.shutdown_grace,
-    })
-}
-
-/// The async worker threads: `--workers`, or one per CPU.
-fn workers(args: &ServeArgs) -> usize {
-    args.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     })
 }
 
