@@ -1,5 +1,5 @@
 //! The axum handlers. `/validate` and `/mutate` share one path: check the
-//! content type, then in the bounded section ([`State::run_blocking`])
+//! content type, then in the bounded section ([`State::run_evaluation`])
 //! parse the AdmissionReview ([`review_protocol::parse`]), evaluate, and
 //! write the response ([`review_protocol::respond`]). A review refused there
 //! (no evaluation slot in time, past its deadline) is answered by the failure
@@ -19,11 +19,17 @@ use axum::response::{IntoResponse, Response};
 
 use super::metrics::{Endpoint, Outcome};
 use super::review_protocol;
-use super::state::Refusal;
+use super::state::{Attempt, Refusal, Try};
 use super::{Error, State};
 use crate::cluster::ClusterView;
+use crate::decision::{FaultKind, Verdict};
 use crate::evaluator::Evaluator;
 use crate::telemetry::otlp;
+
+/// Requests up to this size get a first evaluation attempt on the async
+/// worker ([`State::run_evaluation`]); parsing a larger one alone would hold
+/// the worker too long.
+const INLINE_BODY_BYTES: usize = 64 << 10;
 
 /// `POST /validate`: judge the review; never patches.
 pub async fn validate(
@@ -127,15 +133,16 @@ async fn answer(
     let metrics = state.clone();
     let judged_body = body.clone();
     let judged = state
-        .run_blocking(
+        .run_evaluation(
             state.timeout(uri.query()),
-            move |evaluator, cluster, deadline| {
+            body.len() <= INLINE_BODY_BYTES,
+            move |evaluator, cluster, attempt| {
                 judge(
                     &judged_body,
                     endpoint,
                     evaluator,
                     cluster,
-                    deadline,
+                    attempt,
                     &metrics,
                 )
             },
@@ -160,23 +167,29 @@ async fn answer(
     }
 }
 
-/// Inside the blocking section: parse, evaluate, count, write the answer.
+/// Inside the bounded section: parse, evaluate, count, write the answer; or,
+/// when the attempt's slice cut the evaluation short, [`Attempt::Cut`] with
+/// nothing counted.
 fn judge(
     body: &[u8],
     endpoint: Endpoint,
     evaluator: &Evaluator,
     cluster: &Arc<dyn ClusterView>,
-    deadline: Instant,
+    attempt: Try,
     state: &State,
-) -> Result<(Outcome, Vec<u8>), Error> {
+) -> Attempt<Result<(Outcome, Vec<u8>), Error>> {
     let mutating = endpoint == Endpoint::Mutate;
+    let deadline = attempt.deadline;
     let mut trace = otlp::admission::active().and_then(|otlp| otlp.start_review());
-    let request = review_protocol::parse(body)?;
+    let request = match review_protocol::parse(body) {
+        Ok(request) => request,
+        Err(e) => return Attempt::Done(Err(e)),
+    };
     let Some(review) = request.review else {
-        return Ok((
+        return Attempt::Done(Ok((
             Outcome::Allowed,
             review_protocol::nothing_to_judge(request.version, &request.uid),
-        ));
+        )));
     };
     let verdict = match &mut trace {
         None => evaluator.evaluate_before(&review, cluster, mutating, deadline, None),
@@ -188,6 +201,9 @@ fn judge(
             Some(&mut |i, at, took| trace.policy_ran(i, at, took)),
         ),
     };
+    if !attempt.last && cut_short(&verdict, deadline) {
+        return Attempt::Cut;
+    }
     if let Some(trace) = trace {
         trace.finish(endpoint.label(), &review, &verdict, evaluator.policies());
     }
@@ -197,10 +213,21 @@ fn judge(
     } else {
         Outcome::Denied
     };
-    Ok((
+    Attempt::Done(Ok((
         outcome,
         review_protocol::respond(request.version, &request.uid, &verdict, mutating),
-    ))
+    )))
+}
+
+/// Whether an evaluation that had until `deadline` was cut by it: the
+/// deadline has passed and some policy timed out (interrupted, or not run).
+fn cut_short(verdict: &Verdict, deadline: Instant) -> bool {
+    Instant::now() >= deadline
+        && verdict.results.iter().any(|r| {
+            r.error
+                .as_ref()
+                .is_some_and(|f| f.kind == FaultKind::Timeout)
+        })
 }
 
 /// Accept `application/json`, with parameters (`; charset=utf-8`) or not.

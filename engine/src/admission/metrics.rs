@@ -145,6 +145,11 @@ impl Metrics {
         InFlight(&self.in_flight)
     }
 
+    /// Requests in the handlers now.
+    pub fn in_flight_now(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Record one answered request.
     pub fn observe(&self, endpoint: Endpoint, outcome: Outcome, elapsed: Duration) {
         let metrics = &self.endpoints[endpoint as usize];
