@@ -187,6 +187,30 @@ fn default_limits_stop_an_infinite_loop() {
     assert!(!verdict.allowed, "the default failure policy is Fail");
 }
 
+/// The epoch ticker parks after a tenth of a second without calls; a loop
+/// that starts after that is still stopped at its limit, and again after
+/// the next idle spell.
+#[test]
+fn a_loop_after_an_idle_spell_is_still_stopped_at_its_limit() {
+    let settings = json!({"policies": {"infinite-loop": {"limits": {"timeoutMs": 50}}}});
+    let evaluator = load(&[Guest::InfiniteLoop.wasm()], settings);
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let verdict = evaluator.evaluate(&review(pod("default", "victim")), &no_context());
+        let took = started.elapsed();
+        assert_eq!(
+            verdict.result("infinite-loop").fault(),
+            Some(FaultKind::Timeout),
+            "{verdict:#?}"
+        );
+        assert!(
+            took >= Duration::from_millis(50) && took < CONTAINED_WITHIN,
+            "stopped after {took:?}, not at its 50 ms limit"
+        );
+    }
+}
+
 #[test]
 fn memory_limit_above_the_engine_maximum_is_refused_at_load() {
     let settings = json!({"policies": {"echo": {"limits": {"memoryBytes": 64_u64 << 30}}}});

@@ -19,6 +19,7 @@ mod fault;
 mod host;
 pub mod limits;
 pub mod runtime;
+mod ticker;
 mod warm;
 
 use std::sync::Arc;
@@ -370,6 +371,7 @@ impl WasmPolicy {
         used_preset_pools: &mut bool,
         f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
+        let _ticking = self.runtime.ticker.busy();
         let mut store = self.new_store(review, cluster, ticks);
         let result = self
             .pre
@@ -392,6 +394,7 @@ impl WasmPolicy {
         used_preset_pools: &mut bool,
         f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
+        let _ticking = self.runtime.ticker.busy();
         let mut warm = match pool.take() {
             Some(warm) => warm,
             None => {

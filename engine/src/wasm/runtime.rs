@@ -1,12 +1,10 @@
 //! The wasmtime engine Tollgate runs policies on: its configuration (pooling
-//! allocator, epoch interruption), the epoch ticker thread, and the on-disk
-//! cache of compiled components.
+//! allocator, epoch interruption, with the [`Ticker`] that drives it) and the
+//! on-disk cache of compiled components.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
@@ -16,6 +14,7 @@ use wasmtime::{
 
 use super::Error;
 use super::host::{State, WasiContexts};
+use super::ticker::Ticker;
 
 /// How the engine is set up.
 #[derive(Debug, Clone)]
@@ -49,44 +48,12 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("tollgate"))
 }
 
-/// Advances the engine's epoch every millisecond until dropped.
-pub(crate) struct Ticker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    fn start(engine: Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("tollgate-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(1));
-                    engine.increment_epoch();
-                }
-            })
-            .ok();
-        Ticker { stop, thread }
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// The engine, linker, ticker and compile cache shared by every WASM policy.
 #[derive(Clone)]
 pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Arc<Linker<State>>,
-    _ticker: Arc<Ticker>,
+    pub(crate) ticker: Arc<Ticker>,
     cache_dir: Option<PathBuf>,
     pub(crate) max_memory_bytes: usize,
     pub(crate) wasi_contexts: Arc<WasiContexts>,
@@ -137,7 +104,7 @@ impl Runtime {
         )
         .map_err(|e| Error::Engine(format!("{e:#}")))?;
         Ok(Runtime {
-            _ticker: Arc::new(Ticker::start(engine.clone())),
+            ticker: Arc::new(Ticker::start(engine.clone())),
             engine,
             linker: Arc::new(linker),
             cache_dir: config.cache_dir.clone(),
