@@ -15,6 +15,11 @@ fn main() {
     for dir in ["policies", "sdk", "wit"] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
+    // The `policy` profile the components are built with lives there.
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.toml").display()
+    );
     println!("cargo:rerun-if-changed=build/wasm_components.rs");
     let manifest = std::fs::read_to_string(&pack_file)
         .unwrap_or_else(|e| panic!("{}: {e}", pack_file.display()));
