@@ -53,7 +53,9 @@ fn expressions(c: &mut Criterion) {
 fn pack(c: &mut Criterion) {
     let runtime = Runtime::new(&RuntimeConfig {
         cache_dir: None,
-        max_concurrent: 4,
+        // No WASM policy runs here: one slot keeps the pooling allocator's
+        // address-space reservation small enough for valgrind (callgrind).
+        max_concurrent: 1,
         ..Default::default()
     })
     .expect("engine");

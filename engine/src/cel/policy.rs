@@ -291,6 +291,8 @@ impl CelPolicy {
                 });
             }
             let refined = Refined::of(&expr);
+            // Last: the bound and the references above read the plain names.
+            super::optimize::anchor_roots(&mut expr, ROOTS);
             Ok(Compiled {
                 source: source.to_string(),
                 expr,
@@ -478,7 +480,8 @@ impl CelPolicy {
             object_is_pod: bindings.object_is_pod,
             pools: values.pools.as_ref(),
             namespace_object: values.namespace_object.as_ref(),
-            variables: CelMap::default(),
+            variables: Vec::with_capacity(self.inner.variables.len()),
+            variables_map: std::sync::OnceLock::new(),
         };
         // As in the API server, match conditions spend from their own budget.
         let mut matching = cost::Spent::new(cost::MATCH_CONDITIONS_BUDGET, "match conditions");
@@ -514,10 +517,7 @@ impl CelPolicy {
                             .map_err(|e| format!("variable {name}: {e}")),
                     }
                 })?;
-            // Added in place: earlier variables are not copied again.
-            let mut entries = std::mem::take(&mut vars.variables).into_inner();
-            entries.insert(CelMapKey::from(name.clone()), boxed);
-            vars.variables = CelMap::from(entries);
+            vars.add_variable(name, boxed);
         }
         let mut violations = Vec::new();
         for validation in &self.inner.validations {
@@ -617,8 +617,8 @@ impl CelPolicy {
             let size = |root: &str| {
                 let variable = root
                     .strip_prefix("variables.")
-                    .and_then(|n| descend(&vars.variables, [n]));
-                variable.map_or_else(|| longest.of(root), |v| u128::from(longest_in(v)))
+                    .and_then(|n| vars.variables.iter().find(|v| v.name == n));
+                variable.map_or_else(|| longest.of(root), |v| u128::from(v.longest))
             };
             bound = compiled.refined.at(&size);
         }
@@ -653,6 +653,19 @@ impl CelPolicy {
     }
 }
 
+/// The names [`Vars`] always answers: expressions refer to them as absolute
+/// names ([`super::optimize::anchor_roots`]).
+const ROOTS: &[&str] = &[
+    "object",
+    "oldObject",
+    "request",
+    "pod",
+    "params",
+    "pools",
+    "namespaceObject",
+    "variables",
+];
+
 /// The variables an expression sees, borrowed from the shared inputs.
 struct Vars<'a> {
     inputs: &'a Inputs,
@@ -660,11 +673,73 @@ struct Vars<'a> {
     object_is_pod: bool,
     pools: &'a (dyn Val + 'static),
     namespace_object: &'a (dyn Val + 'static),
-    variables: CelMap<'static>,
+    /// The policy's variables computed so far, in order: a policy has a few,
+    /// and comparing their names costs less than hashing.
+    variables: Vec<Variable<'a>>,
+    /// `variables` as a CEL map, built when an expression refers to the
+    /// map itself rather than to one variable (`has(variables.x)`).
+    variables_map: std::sync::OnceLock<CelMap<'static>>,
+}
+
+/// One computed policy variable.
+struct Variable<'a> {
+    name: &'a str,
+    value: CelVal,
+    /// The longest list or map in it, for the refined cost bound.
+    longest: u64,
+}
+
+impl<'a> Vars<'a> {
+    /// Keep the value of the variable `name`.
+    fn add_variable(&mut self, name: &'a str, value: CelVal) {
+        let longest = longest_in(value.as_ref());
+        self.variables.push(Variable {
+            name,
+            value,
+            longest,
+        });
+        self.variables_map = std::sync::OnceLock::new();
+    }
+
+    /// The value of `variables.<name>.<fields>` (`fields` dotted, or none).
+    fn variable(&self, name: &str, fields: Option<&str>) -> Option<&(dyn Val + 'static)> {
+        let value = self
+            .variables
+            .iter()
+            .find(|v| v.name == name)?
+            .value
+            .as_ref();
+        match fields {
+            Some(fields) => descend(value, fields.split('.')),
+            None => Some(value),
+        }
+    }
+
+    /// `variables` as a map (shared values are copied by reference).
+    fn variables_map(&self) -> &CelMap<'static> {
+        self.variables_map.get_or_init(|| {
+            let entries = self
+                .variables
+                .iter()
+                .map(|v| (CelMapKey::from(v.name.to_owned()), v.value.clone_as_boxed()))
+                .collect::<std::collections::HashMap<_, _>>();
+            CelMap::from(entries)
+        })
+    }
 }
 
 impl VariableResolver for Vars<'_> {
     fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        // `variables.<name>...`, the most frequent, without the map; when the
+        // variable is missing the interpreter selects it from the map itself
+        // and reports the error.
+        if let Some(rest) = name.strip_prefix("variables.") {
+            let (variable, fields) = match rest.split_once('.') {
+                Some((variable, fields)) => (variable, Some(fields)),
+                None => (rest, None),
+            };
+            return self.variable(variable, fields).map(CowVal::Borrowed);
+        }
         resolve_qualified(name, |variable| {
             Some(match variable {
                 "object" if self.object_is_pod => self.inputs.pod(),
@@ -675,7 +750,7 @@ impl VariableResolver for Vars<'_> {
                 "params" => self.params,
                 "pools" => self.pools,
                 "namespaceObject" => self.namespace_object,
-                "variables" => &self.variables,
+                "variables" => self.variables_map(),
                 _ => return None,
             })
         })
