@@ -399,13 +399,27 @@ pub fn descend<'a, 's>(
     segments: impl IntoIterator<Item = &'s str>,
 ) -> Option<&'a (dyn Val + 'static)> {
     for segment in segments {
-        value.downcast_ref::<CelMap>()?;
-        value = match value.as_indexer()?.get(&CelString::from(segment)).ok()? {
-            CowVal::Borrowed(v) => v,
-            CowVal::Owned(_) => return None,
-        };
+        value = field(value, segment)?;
     }
     Some(value)
+}
+
+/// The value of the field `name` of the map `value`: a small map's string
+/// keys are compared, without building a key ([`scan`]).
+fn field<'a>(value: &'a (dyn Val + 'static), name: &str) -> Option<&'a (dyn Val + 'static)> {
+    let BuiltinRef::Map(map) = value.as_builtin() else {
+        return None;
+    };
+    if map.inner().len() <= SCANNED {
+        return map.inner().iter().find_map(|(k, v)| match k {
+            CelMapKey::String(s) if s.inner() == name => Some(v.as_ref()),
+            _ => None,
+        });
+    }
+    match value.as_indexer()?.get(&CelString::from(name)).ok()? {
+        CowVal::Borrowed(v) => Some(v),
+        CowVal::Owned(_) => None,
+    }
 }
 
 /// What a variable resolver answers for `name`: the variable `root` finds

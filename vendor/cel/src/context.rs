@@ -49,7 +49,11 @@ pub enum Context<'p, 'v> {
     },
     Child {
         parent: &'p Context<'p, 'v>,
-        variables: BTreeMap<String, Box<dyn Val + 'v>>,
+        /// The scope's few variables (a comprehension's), searched in order.
+        /// A name and a value may borrow for `'p`: a comprehension binds its
+        /// variable names from the expression and its elements from the
+        /// range it iterates, without copying either.
+        variables: Vec<(Cow<'p, str>, CowVal<'p, 'v>)>,
         resolver: Option<&'v dyn VariableResolver>,
     },
 }
@@ -120,7 +124,32 @@ impl<'p, 'v> Context<'p, 'v> {
                 variables.insert(name.into(), value);
             }
             Context::Child { variables, .. } => {
-                variables.insert(name.into(), value);
+                let name = name.into();
+                match variables.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, slot)) => *slot = CowVal::Owned(value),
+                    None => variables.push((Cow::Owned(name), CowVal::Owned(value))),
+                }
+            }
+        }
+    }
+
+    /// Binds `name` in this scope like
+    /// [`add_variable_as_val`](Self::add_variable_as_val), replacing the value
+    /// in place when the name is already bound: a comprehension rebinds its
+    /// variables on every step without allocating their names again.
+    pub(crate) fn rebind_variable(&mut self, name: &'p str, value: CowVal<'p, 'v>) {
+        match self {
+            Context::Root { variables, .. } => match variables.get_mut(name) {
+                Some(slot) => *slot = value.into_owned(),
+                None => {
+                    variables.insert(name.to_owned(), value.into_owned());
+                }
+            },
+            Context::Child { variables, .. } => {
+                match variables.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, slot)) => *slot = value,
+                    None => variables.push((Cow::Borrowed(name), value)),
+                }
             }
         }
     }
@@ -166,21 +195,25 @@ impl<'p, 'v> Context<'p, 'v> {
 
     /// A variable of this scope alone.
     fn own_variable<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'v>> {
-        let (variables, resolver) = match self {
+        match self {
             Context::Child {
                 variables,
                 resolver,
                 ..
-            }
-            | Context::Root {
+            } => resolver.and_then(|r| r.resolve(name)).or_else(|| {
+                variables
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| CowVal::Borrowed(v.as_ref()))
+            }),
+            Context::Root {
                 variables,
                 resolver,
                 ..
-            } => (variables, resolver),
-        };
-        resolver
-            .and_then(|r| r.resolve(name))
-            .or_else(|| variables.get(name).map(|v| CowVal::Borrowed(v.as_ref())))
+            } => resolver
+                .and_then(|r| r.resolve(name))
+                .or_else(|| variables.get(name).map(|v| CowVal::Borrowed(v.as_ref()))),
+        }
     }
 
     pub(crate) fn env(&self) -> &Env {
@@ -222,8 +255,29 @@ impl<'p, 'v> Context<'p, 'v> {
         &'b self,
         segments: &'s [&'b str],
     ) -> Result<(CowVal<'b, 'v>, &'s [&'b str]), ExecutionError> {
-        let name = segments.join(".");
-        for scope in self.scopes_for(&name) {
+        // the dotted name, on the stack when it is short
+        let mut inline = [0u8; 256];
+        let joined;
+        let length = segments.iter().map(|s| s.len() + 1).sum::<usize>().saturating_sub(1);
+        let name = if let [name] = segments {
+            name
+        } else if length <= inline.len() {
+            let mut at = 0;
+            for (i, segment) in segments.iter().enumerate() {
+                if i > 0 {
+                    inline[at] = b'.';
+                    at += 1;
+                }
+                inline[at..at + segment.len()].copy_from_slice(segment.as_bytes());
+                at += segment.len();
+            }
+            // segments of valid UTF-8 joined by dots are valid UTF-8
+            std::str::from_utf8(&inline[..at]).expect("a joined name is UTF-8")
+        } else {
+            joined = segments.join(".");
+            joined.as_str()
+        };
+        for scope in self.scopes_for(name) {
             let mut len = name.len();
             for prefix in (1..=segments.len()).rev() {
                 let whole = prefix == segments.len();
@@ -243,15 +297,22 @@ impl<'p, 'v> Context<'p, 'v> {
     /// else, in the root scope, the type, if `may_be_type`.
     fn resolve_own(&self, name: &str, may_be_type: bool) -> Option<CowVal<'_, 'v>> {
         let env = self.env();
-        env.container().candidates(name).find_map(|candidate| {
-            self.own_variable(&candidate).or_else(|| {
+        let find = |candidate: &str| {
+            self.own_variable(candidate).or_else(|| {
                 if !may_be_type || !matches!(self, Context::Root { .. }) {
                     return None;
                 }
-                let t = env.types().find_type(&candidate)?;
+                let t = env.types().find_type(candidate)?;
                 Some(CowVal::owned(CelType::from(t)))
             })
-        })
+        };
+        if env.container().name().is_empty() {
+            // without a container the only candidate is the name itself
+            return find(name.strip_prefix('.').unwrap_or(name));
+        }
+        env.container()
+            .candidates(name)
+            .find_map(|candidate| find(&candidate))
     }
 
     /// The struct type `name` names under the container.
@@ -375,7 +436,7 @@ impl<'p, 'v> Context<'p, 'v> {
     pub fn new_inner_scope<'b>(&'b self) -> Context<'b, 'v> {
         Context::Child {
             parent: self,
-            variables: Default::default(),
+            variables: Vec::new(),
             resolver: None,
         }
     }

@@ -1287,29 +1287,37 @@ impl Value {
                     match call.func_name.as_str() {
                         operators::LOGICAL_NOT => {
                             let expr = Value::resolve_val(&call.args[0], ctx)?;
-                            let overload_error = ExecutionError::overload_for_values(
-                                &call.func_name,
-                                [expr.as_ref()],
-                                false,
-                            );
+                            // the error is built only when there is one
+                            let overload_error = || {
+                                ExecutionError::overload_for_values(
+                                    &call.func_name,
+                                    [expr.as_ref()],
+                                    false,
+                                )
+                            };
                             return expr
                                 .downcast_ref::<CelBool>()
                                 .map(Bool::negate)
-                                .ok_or(overload_error)
+                                .ok_or_else(overload_error)
                                 .map(|b| bool(b.into_inner()));
                         }
                         operators::NEGATE => {
                             let val = Value::resolve_val(&call.args[0], ctx)?;
-                            let overload_error = ExecutionError::overload_for_values(
-                                &call.func_name,
-                                [val.as_ref()],
-                                false,
-                            );
+                            // the error is built only when there is one
+                            let overload_error = || {
+                                ExecutionError::overload_for_values(
+                                    &call.func_name,
+                                    [val.as_ref()],
+                                    false,
+                                )
+                            };
                             return Ok(CowVal::Owned(
                                 val.as_negator()
-                                    .ok_or_else(|| overload_error.clone())?
+                                    .ok_or_else(overload_error)?
                                     .negate()
-                                    .map_err(|error| error.with_overload_context(overload_error))?,
+                                    .map_err(|error| {
+                                        error.with_overload_context(overload_error())
+                                    })?,
                             ));
                         }
                         operators::NOT_STRICTLY_FALSE => {
@@ -1381,22 +1389,25 @@ impl Value {
             Expr::Select(select) => {
                 // `has(a.b.c)` tests for `c` on `a.b`: only its operand is a name
                 let name = if select.test {
-                    select.operand.expr.qualified_name_segments()
+                    &select.operand.expr
                 } else {
-                    expr.expr.qualified_name_segments()
+                    &expr.expr
                 };
-                let Some(name) = name else {
+                let resolved = name.with_qualified_name_segments(|name| {
+                    let (mut value, fields) = ctx.resolve_qualified(name)?;
+                    for field in fields {
+                        value = select_field(value, field, false)?;
+                    }
+                    Ok(value)
+                });
+                let Some(value) = resolved else {
                     let left = Value::resolve_val(select.operand.deref(), ctx)?;
                     return select_field(left, &select.field, select.test);
                 };
-                let (mut value, fields) = ctx.resolve_qualified(&name)?;
-                for field in fields {
-                    value = select_field(value, field, false)?;
-                }
                 if select.test {
-                    select_field(value, &select.field, true)
+                    select_field(value?, &select.field, true)
                 } else {
-                    Ok(value)
+                    value
                 }
             }
             Expr::List(list_expr) => {
@@ -1467,7 +1478,7 @@ impl Value {
                 }
 
                 let mut ctx = ctx.new_inner_scope();
-                ctx.add_variable_as_val(&comprehension.accu_var, accu_init.into_owned());
+                ctx.rebind_variable(&comprehension.accu_var, accu_init);
 
                 let mut items = iter
                     .as_iterable()
@@ -1481,10 +1492,16 @@ impl Value {
                     if !try_bool(Value::resolve_val(&comprehension.loop_cond, &ctx))? {
                         break;
                     }
-                    ctx.add_variable_as_val(&comprehension.iter_var, item.clone_as_boxed());
+                    ctx.rebind_variable(&comprehension.iter_var, CowVal::Borrowed(item));
                     let step = Value::resolve_val(&comprehension.loop_step, &ctx);
                     if let Some(accu) = deferred.step(step)? {
-                        ctx.add_variable_as_val(&comprehension.accu_var, accu.into_owned());
+                        // a bool, as `all` and `exists` accumulate, is one of
+                        // the two constants: nothing to copy
+                        let accu = match accu.downcast_ref::<CelBool>() {
+                            Some(b) => bool(*b.inner()),
+                            None => CowVal::Owned(accu.into_owned()),
+                        };
+                        ctx.rebind_variable(&comprehension.accu_var, accu);
                     }
                 }
                 deferred.finish()?;
@@ -1711,13 +1728,22 @@ impl<'e> AppendStep<'e> {
             if !try_bool(Value::resolve_val(&comprehension.loop_cond, &ctx))? {
                 break;
             }
-            ctx.add_variable_as_val(&comprehension.iter_var, item.clone_as_boxed());
+            ctx.rebind_variable(&comprehension.iter_var, CowVal::Borrowed(item));
             if let Some(guard) = self.guard {
                 if !try_bool(Value::resolve_val(guard, &ctx))? {
                     continue;
                 }
             }
-            accu.extend(Value::resolve_val(self.items, &ctx)?.as_ref())?;
+            match &self.items.expr {
+                // `[expr]`, as `map` and `filter` expand to: the element is
+                // appended without building the one-element list
+                Expr::List(list)
+                    if list.elements.len() == 1 && list.optional_indices.is_empty() =>
+                {
+                    accu.push(Value::resolve_val(&list.elements[0], &ctx)?.into_owned());
+                }
+                _ => accu.extend(Value::resolve_val(self.items, &ctx)?.as_ref())?,
+            }
         }
         Ok(CowVal::owned(accu.to_immutable()))
     }
@@ -1829,6 +1855,15 @@ fn select_field<'b, 'v>(
     };
 
     if test {
+        // a map is asked whether it has the key: no error value is built
+        // for a missing one
+        if left.get_type().kind() == Kind::Map {
+            if let Some(container) = left.as_container() {
+                if let Ok(has) = container.contains(&key) {
+                    return Ok(bool(has));
+                }
+            }
+        }
         let indexer = left
             .as_indexer()
             .ok_or_else(|| overload_error(left.as_ref()))?;

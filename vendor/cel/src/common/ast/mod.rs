@@ -54,6 +54,45 @@ impl Expr {
         }
     }
 
+    /// Calls `f` with the segments of the qualified name this expression
+    /// spells, as [`Expr::qualified_name_segments`] gives them, without
+    /// allocating them for a name of up to 8 segments; `None` when the
+    /// expression spells no name.
+    pub(crate) fn with_qualified_name_segments<'e, R>(
+        &'e self,
+        f: impl FnOnce(&[&'e str]) -> R,
+    ) -> Option<R> {
+        const INLINE: usize = 8;
+        let mut inline = [""; INLINE];
+        let mut count = 0;
+        let mut expr = self;
+        loop {
+            match expr {
+                Expr::Ident(name) => {
+                    if count < INLINE {
+                        inline[count] = name.as_str();
+                    }
+                    count += 1;
+                    break;
+                }
+                Expr::Select(select) if !select.test => {
+                    if count < INLINE {
+                        inline[count] = select.field.as_str();
+                    }
+                    count += 1;
+                    expr = &select.operand.expr;
+                }
+                _ => return None,
+            }
+        }
+        if count > INLINE {
+            return Some(f(&self.qualified_name_segments()?));
+        }
+        let segments = &mut inline[..count];
+        segments.reverse();
+        Some(f(segments))
+    }
+
     /// The segments of the qualified name this expression spells, root first:
     /// `a.b.c` is `["a", "b", "c"]`. Only an identifier, or field selections on
     /// one, spells a name: anything else, a presence test included, is `None`.

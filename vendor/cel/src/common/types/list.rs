@@ -322,6 +322,11 @@ impl<'v> MutableList<'v> {
         Self(Vec::with_capacity(cap))
     }
 
+    /// Appends `item`.
+    pub fn push(&mut self, item: Box<dyn Val + 'v>) {
+        self.0.push(item);
+    }
+
     /// Appends a copy of every element of `rhs`, which must be a list.
     pub fn extend(&mut self, rhs: &(dyn Val + 'v)) -> Result<(), ExecutionError> {
         let mut items = rhs
