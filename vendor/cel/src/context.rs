@@ -255,6 +255,26 @@ impl<'p, 'v> Context<'p, 'v> {
         &'b self,
         segments: &'s [&'b str],
     ) -> Result<(CowVal<'b, 'v>, &'s [&'b str]), ExecutionError> {
+        // A child scope without a resolver and without a dotted variable (a
+        // comprehension's) can only have the first segment: it is asked
+        // for that alone, and the dotted name is not built for it.
+        let mut start = self;
+        if !segments[0].starts_with('.') {
+            while let Context::Child {
+                parent,
+                variables,
+                resolver: None,
+            } = start
+            {
+                if variables.iter().any(|(name, _)| name.contains('.')) {
+                    break;
+                }
+                if let Some(value) = start.resolve_own(segments[0], segments.len() == 1) {
+                    return Ok((value, &segments[1..]));
+                }
+                start = parent;
+            }
+        }
         // the dotted name, on the stack when it is short
         let mut inline = [0u8; 256];
         let joined;
@@ -277,7 +297,7 @@ impl<'p, 'v> Context<'p, 'v> {
             joined = segments.join(".");
             joined.as_str()
         };
-        for scope in self.scopes_for(name) {
+        for scope in start.scopes_for(name) {
             let mut len = name.len();
             for prefix in (1..=segments.len()).rev() {
                 let whole = prefix == segments.len();
