@@ -238,9 +238,44 @@ impl<'p, 'v> Context<'p, 'v> {
     /// wins, and within a scope the variable, else the type, of each
     /// container candidate in turn, most specific first. An absolute name
     /// skips the inner scopes.
-    pub(crate) fn resolve_ident(&self, name: &str) -> Option<CowVal<'_, 'v>> {
-        self.scopes_for(name)
+    pub(crate) fn resolve_ident<'b>(&'b self, name: &'b str) -> Option<CowVal<'b, 'v>> {
+        // the innermost comprehension scopes answer without a container
+        // lookup, as in `resolve_qualified`
+        let mut start = self;
+        if !name.starts_with('.') {
+            while let Some(found) = start.comprehension_variable(name) {
+                if let Some(value) = found {
+                    return Some(value);
+                }
+                match start {
+                    Context::Child { parent, .. } => start = parent,
+                    Context::Root { .. } => break,
+                }
+            }
+        }
+        start
+            .scopes_for(name)
             .find_map(|scope| scope.resolve_own(name, true))
+    }
+
+    /// For a child scope without a resolver and without a dotted variable
+    /// name (a comprehension's), its variable `name`, which must not be
+    /// dotted, if it has one; `None` for any other scope. Such a scope can
+    /// have no container candidate of `name` but `name` itself.
+    fn comprehension_variable(&self, name: &str) -> Option<Option<CowVal<'_, 'v>>> {
+        match self {
+            Context::Child {
+                variables,
+                resolver: None,
+                ..
+            } if !variables.iter().any(|(n, _)| n.contains('.')) => Some(
+                variables
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| CowVal::Borrowed(v.as_ref())),
+            ),
+            _ => None,
+        }
     }
 
     /// Resolves the qualified name `a.b.c`, given as its segments, to a value
@@ -260,19 +295,14 @@ impl<'p, 'v> Context<'p, 'v> {
         // for that alone, and the dotted name is not built for it.
         let mut start = self;
         if !segments[0].starts_with('.') {
-            while let Context::Child {
-                parent,
-                variables,
-                resolver: None,
-            } = start
-            {
-                if variables.iter().any(|(name, _)| name.contains('.')) {
-                    break;
-                }
-                if let Some(value) = start.resolve_own(segments[0], segments.len() == 1) {
+            while let Some(found) = start.comprehension_variable(segments[0]) {
+                if let Some(value) = found {
                     return Ok((value, &segments[1..]));
                 }
-                start = parent;
+                match start {
+                    Context::Child { parent, .. } => start = parent,
+                    Context::Root { .. } => break,
+                }
             }
         }
         // the dotted name, on the stack when it is short
