@@ -16,7 +16,9 @@ use tollgate_sdk::placement::POD_CONTROLLERS;
 
 use super::cost::{self, Bound, Refined};
 use super::mutation::{self, PatchType};
-use super::value::{CelVal, descend, longest_in, map_of, resolve_qualified, to_cel, to_static};
+use super::value::{
+    CelVal, descend_dotted, longest_in, map_of, resolve_qualified, split_dot, to_cel, to_static,
+};
 use super::{Inputs, Outcome};
 use crate::cluster::ClusterView;
 use crate::decision::{FailurePolicy, Fault, FaultKind};
@@ -710,7 +712,7 @@ impl<'a> Vars<'a> {
             .value
             .as_ref();
         match fields {
-            Some(fields) => descend(value, fields.split('.')),
+            Some(fields) => descend_dotted(value, fields),
             None => Some(value),
         }
     }
@@ -734,10 +736,7 @@ impl VariableResolver for Vars<'_> {
         // variable is missing the interpreter selects it from the map itself
         // and reports the error.
         if let Some(rest) = name.strip_prefix("variables.") {
-            let (variable, fields) = match rest.split_once('.') {
-                Some((variable, fields)) => (variable, Some(fields)),
-                None => (rest, None),
-            };
+            let (variable, fields) = split_dot(rest);
             return self.variable(variable, fields).map(CowVal::Borrowed);
         }
         resolve_qualified(name, |variable| {
