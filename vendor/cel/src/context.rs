@@ -268,7 +268,7 @@ impl<'p, 'v> Context<'p, 'v> {
                 variables,
                 resolver: None,
                 ..
-            } if !variables.iter().any(|(n, _)| n.contains('.')) => Some(
+            } if !variables.iter().any(|(n, _)| n.bytes().any(|b| b == b'.')) => Some(
                 variables
                     .iter()
                     .find(|(n, _)| n == name)

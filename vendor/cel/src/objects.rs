@@ -1505,9 +1505,12 @@ impl Value {
                     }
                 }
                 deferred.finish()?;
-                Ok(CowVal::Owned(
-                    Value::resolve_val(&comprehension.result, &ctx)?.into_owned(),
-                ))
+                let result = Value::resolve_val(&comprehension.result, &ctx)?;
+                // a bool result (`all`, `exists`) is one of the two constants
+                Ok(match result.downcast_ref::<CelBool>() {
+                    Some(b) => bool(*b.inner()),
+                    None => CowVal::Owned(result.into_owned()),
+                })
             }
             Expr::Struct(strct) => {
                 let name = strct.type_name.clone();
@@ -1548,11 +1551,12 @@ fn compare_values(
     lhs: &dyn Val,
     rhs: &dyn Val,
 ) -> Result<Ordering, ExecutionError> {
-    let context = ExecutionError::overload_for_values(operator, [lhs, rhs], false);
+    // the error is built only when there is one
+    let context = || ExecutionError::overload_for_values(operator, [lhs, rhs], false);
     lhs.as_comparer()
-        .ok_or_else(|| context.clone())
+        .ok_or_else(context)
         .and_then(|comparer| comparer.compare(rhs))
-        .map_err(|error| error.with_overload_context(context))
+        .map_err(|error| error.with_lazy_overload_context(context))
 }
 
 fn boolean_operator_error(
