@@ -308,7 +308,11 @@ impl<'p, 'v> Context<'p, 'v> {
         // the dotted name, on the stack when it is short
         let mut inline = [0u8; 256];
         let joined;
-        let length = segments.iter().map(|s| s.len() + 1).sum::<usize>().saturating_sub(1);
+        let length = segments
+            .iter()
+            .map(|s| s.len() + 1)
+            .sum::<usize>()
+            .saturating_sub(1);
         let name = if let [name] = segments {
             name
         } else if length <= inline.len() {
