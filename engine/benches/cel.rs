@@ -21,6 +21,12 @@ use tollgate::policy::{PolicySet, SetConfig};
 use tollgate::review::Review;
 use tollgate::wasm::{Runtime, RuntimeConfig};
 
+/// The allocator of the `tollgate` binary (`src/main.rs`): the figures are
+/// those of what ships (glibc's malloc makes the conversion of a request a
+/// third slower; docs/benchmarks.md, "CEL").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn expressions(c: &mut Criterion) {
     let mut bindings = Bindings::new();
     bindings.insert_json("object", &pod());
