@@ -178,6 +178,9 @@ struct Loaded {
     env: Arc<Env>,
     match_conditions: Vec<(String, Compiled)>,
     variables: Vec<(String, Compiled)>,
+    /// Per variable, the key under which its value is shared with the other
+    /// policies of a request ([`super::shared`]), if it can be.
+    shared_variables: Vec<Option<super::shared::Key>>,
     validations: Vec<Validation>,
     audit_annotations: Vec<(String, Compiled)>,
     mutations: Vec<(PatchType, Compiled)>,
@@ -316,6 +319,13 @@ impl CelPolicy {
             };
         let match_conditions = named("matchConditions", spec.match_conditions)?;
         let variables = named("variables", spec.variables)?;
+        let shared_variables = super::shared::keys(
+            &env,
+            &variables
+                .iter()
+                .map(|(name, c)| (name.as_str(), &c.expr, c.source.as_str()))
+                .collect::<Vec<_>>(),
+        );
         let validations = spec
             .validations
             .into_iter()
@@ -378,6 +388,7 @@ impl CelPolicy {
             env,
             match_conditions,
             variables,
+            shared_variables,
             validations,
             audit_annotations,
             mutations,
@@ -408,6 +419,12 @@ impl CelPolicy {
             params_longest: longest,
             settings: merged,
         }
+    }
+
+    /// The keys of the variables shared with other policies.
+    #[cfg(test)]
+    pub(crate) fn shared_variable_keys(&self) -> &[Option<super::shared::Key>] {
+        &self.inner.shared_variables
     }
 
     /// The policy name.
@@ -508,17 +525,43 @@ impl CelPolicy {
                 }
             }
         }
-        for (name, variable) in &self.inner.variables {
-            // One copy of the result, kept for the later expressions.
-            let boxed =
-                self.run_with(variable, &vars, &longest, &mut spent, |v| {
-                    match to_static(v) {
-                        Some(copy) => Ok(copy),
-                        None => CelValue::try_from(v)
-                            .and_then(CelVal::try_from)
-                            .map_err(|e| format!("variable {name}: {e}")),
+        for ((name, variable), key) in self
+            .inner
+            .variables
+            .iter()
+            .zip(&self.inner.shared_variables)
+        {
+            let key = key.map(|k| k.at(bindings.object_is_pod));
+            let shared = key.and_then(|k| inputs.shared_variables.get(k));
+            let boxed = match shared {
+                // Computed by an earlier policy of this request from the same
+                // expression and the same inputs: its cost is charged all
+                // the same.
+                Some(value) => {
+                    self.charge(variable, &vars, &longest, &mut spent)?;
+                    value
+                }
+                None => {
+                    // One copy of the result, kept for the later expressions.
+                    let boxed =
+                        self.run_with(
+                            variable,
+                            &vars,
+                            &longest,
+                            &mut spent,
+                            |v| match to_static(v) {
+                                Some(copy) => Ok(copy),
+                                None => CelValue::try_from(v)
+                                    .and_then(CelVal::try_from)
+                                    .map_err(|e| format!("variable {name}: {e}")),
+                            },
+                        )?;
+                    if let Some(key) = key {
+                        inputs.shared_variables.insert(key, boxed.as_ref());
                     }
-                })?;
+                    boxed
+                }
+            };
             vars.add_variable(name, boxed);
         }
         let mut violations = Vec::new();
@@ -613,6 +656,23 @@ impl CelPolicy {
         spent: &mut cost::Spent,
         inspect: impl FnOnce(&dyn Val) -> Result<R, String>,
     ) -> Result<R, Fault> {
+        self.charge(compiled, vars, longest, spent)?;
+        let mut ctx = Context::with_env(self.inner.env.clone());
+        ctx.set_variable_resolver(vars);
+        let failed = |e: String| self.fault(FaultKind::Expression, "expression", compiled, &e);
+        let value =
+            CelValue::resolve_val(&compiled.expr, &ctx).map_err(|e| failed(e.to_string()))?;
+        inspect(value.as_ref()).map_err(failed)
+    }
+
+    /// Charge the expression's cost bound to `spent`.
+    fn charge(
+        &self,
+        compiled: &Compiled,
+        vars: &Vars<'_>,
+        longest: &cost::Sizes,
+        spent: &mut cost::Spent,
+    ) -> Result<(), Fault> {
         let mut bound = compiled.bound.at(longest.all);
         if bound > cost::PER_EXPRESSION_BUDGET {
             // A variable's size is measured only here, when it is needed.
@@ -624,15 +684,9 @@ impl CelPolicy {
             };
             bound = compiled.refined.at(&size);
         }
-        if let Err(detail) = spent.charge(bound, longest.all) {
-            return Err(self.fault(FaultKind::Budget, "expression", compiled, &detail));
-        }
-        let mut ctx = Context::with_env(self.inner.env.clone());
-        ctx.set_variable_resolver(vars);
-        let failed = |e: String| self.fault(FaultKind::Expression, "expression", compiled, &e);
-        let value =
-            CelValue::resolve_val(&compiled.expr, &ctx).map_err(|e| failed(e.to_string()))?;
-        inspect(value.as_ref()).map_err(failed)
+        spent
+            .charge(bound, longest.all)
+            .map_err(|detail| self.fault(FaultKind::Budget, "expression", compiled, &detail))
     }
 
     fn not_bool(&self, what: &str, compiled: &Compiled, got: &CelValue) -> Fault {
