@@ -15,6 +15,7 @@ pub mod library;
 mod mutation;
 mod optimize;
 mod policy;
+mod shared;
 pub mod value;
 
 use cel::common::value::Val;
@@ -48,6 +49,9 @@ pub struct Inputs {
     pod: CelVal,
     /// The longest list or map in the inputs.
     pub longest: u64,
+    /// Policy variables computed from these inputs alone, shared by the
+    /// policies that declare the same ones.
+    pub(crate) shared_variables: shared::Values,
     /// The cluster's values (`pools`, `namespaceObject`), converted on first
     /// use and shared by the CEL policies evaluating this review against the
     /// same cluster view (identified by address).
@@ -113,6 +117,7 @@ impl Inputs {
             request,
             pod,
             longest,
+            shared_variables: shared::Values::default(),
             cluster: std::sync::OnceLock::new(),
         }
     }

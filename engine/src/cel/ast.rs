@@ -76,11 +76,17 @@ pub(crate) fn visit_mut(expr: &mut IdedExpr, f: &mut dyn FnMut(&mut IdedExpr)) {
 
 /// The expressions of one map or struct entry, with mutable access.
 fn entry_mut(e: &mut EntryExpr, f: &mut dyn FnMut(&mut IdedExpr)) {
+    entry_exprs_mut(e, &mut |x| visit_mut(x, f));
+}
+
+/// Call `f` on the key and value of a map entry, or the value of a struct
+/// field (not on what is under them).
+pub(crate) fn entry_exprs_mut(e: &mut EntryExpr, f: &mut dyn FnMut(&mut IdedExpr)) {
     match e {
         EntryExpr::MapEntry(me) => {
-            visit_mut(&mut me.key, f);
-            visit_mut(&mut me.value, f);
+            f(&mut me.key);
+            f(&mut me.value);
         }
-        EntryExpr::StructField(sf) => visit_mut(&mut sf.value, f),
+        EntryExpr::StructField(sf) => f(&mut sf.value),
     }
 }

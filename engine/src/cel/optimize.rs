@@ -10,8 +10,13 @@
 //!   it with a bool (an error is held back, the accumulator kept). For a bool,
 //!   `@not_strictly_false(!b)` and `b == false` are the same, and both bounds
 //!   count three nodes.
+//! - [`anchor_roots`]: a reference to a policy's input (`object`,
+//!   `variables`, ...) that no comprehension variable shadows is written as
+//!   absolute (`.variables`), so the interpreter looks it up in the root
+//!   scope at once instead of first probing every enclosing comprehension's
+//!   scope for the whole dotted name and each of its prefixes.
 
-use cel::common::ast::{CallExpr, Expr, IdedExpr, LiteralValue, operators};
+use cel::common::ast::{CallExpr, ComprehensionExpr, Expr, IdedExpr, LiteralValue, operators};
 
 /// Apply the rewrites to `expr`.
 pub(crate) fn optimize(expr: &mut IdedExpr) {
@@ -40,6 +45,66 @@ pub(crate) fn optimize(expr: &mut IdedExpr) {
             not_strictly_false.args = vec![accumulator, literal];
         }
     });
+}
+
+/// Write every identifier of `roots` that is not a comprehension variable
+/// where it appears as absolute (a leading dot: `.object`), which the
+/// interpreter resolves in the root scope only, skipping the comprehension
+/// scopes in between. Only for names the root scope always answers (the
+/// variable resolver of a policy), so that the lookup finds the same value;
+/// the comprehension variables of the crate's macros live only in the inner
+/// scopes, and a name one of them binds is left as it is. Apply it last:
+/// the cost bound and the references of an expression read plain names.
+pub(crate) fn anchor_roots(expr: &mut IdedExpr, roots: &[&str]) {
+    anchor(expr, roots, &mut Vec::new());
+}
+
+/// [`anchor_roots`] with `bound`, the comprehension variables in scope.
+fn anchor(expr: &mut IdedExpr, roots: &[&str], bound: &mut Vec<String>) {
+    match &mut expr.expr {
+        Expr::Ident(name) => {
+            if roots.contains(&name.as_str()) && !bound.contains(name) {
+                name.insert(0, '.');
+            }
+        }
+        Expr::Comprehension(c) => {
+            anchor(&mut c.iter_range, roots, bound);
+            anchor(&mut c.accu_init, roots, bound);
+            let outer = bound.len();
+            bound.extend(scope_of(c));
+            for e in [&mut c.loop_cond, &mut c.loop_step, &mut c.result] {
+                anchor(e, roots, bound);
+            }
+            bound.truncate(outer);
+        }
+        Expr::Select(s) => anchor(&mut s.operand, roots, bound),
+        Expr::Call(c) => {
+            if let Some(t) = &mut c.target {
+                anchor(t, roots, bound);
+            }
+            c.args.iter_mut().for_each(|a| anchor(a, roots, bound));
+        }
+        Expr::List(l) => l.elements.iter_mut().for_each(|e| anchor(e, roots, bound)),
+        Expr::Map(m) => m.entries.iter_mut().for_each(|e| {
+            super::ast::entry_exprs_mut(&mut e.expr, &mut |x| anchor(x, roots, bound))
+        }),
+        Expr::Struct(st) => st.entries.iter_mut().for_each(|e| {
+            super::ast::entry_exprs_mut(&mut e.expr, &mut |x| anchor(x, roots, bound))
+        }),
+        Expr::Unspecified | Expr::Literal(_) => {}
+    }
+}
+
+/// The variables a comprehension binds in its condition, step and result
+/// (the result sees the loop variables of the last iteration too).
+fn scope_of(c: &ComprehensionExpr) -> impl Iterator<Item = String> + use<> {
+    [
+        Some(c.iter_var.clone()),
+        c.iter_var2.clone(),
+        Some(c.accu_var.clone()),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Whether `c` is the expansion of `exists`: accumulator `@result` from
@@ -83,6 +148,54 @@ mod tests {
             }
         });
         assert_eq!(negations, 1, "only the user's `!x` is left: {expr:?}");
+    }
+
+    #[test]
+    fn roots_are_anchored_unless_a_comprehension_variable_shadows_them() {
+        let env = crate::cel::expression::shared_environment();
+        let mut expr = env
+            .parser()
+            .parse("object.a.exists(object, object.b == pod.c) && object.d.all(x, pod.e == x)")
+            .unwrap();
+        anchor_roots(&mut expr, &["object", "pod"]);
+        let mut names = Vec::new();
+        crate::cel::ast::visit(&expr, &mut |e| {
+            if let Expr::Ident(n) = &e.expr
+                && n.contains("object") | n.contains("pod")
+            {
+                names.push(n.clone());
+            }
+        });
+        assert_eq!(
+            names,
+            [".object", "object", ".pod", ".object", ".pod"],
+            "{expr:?}"
+        );
+    }
+
+    #[test]
+    fn anchored_roots_resolve_as_before() {
+        let policy = serde_json::json!({
+            "apiVersion": "tollgate.dev/v1alpha1",
+            "kind": "CelPolicy",
+            "metadata": {"name": "anchored"},
+            "spec": {
+                "variables": [{"name": "n", "expression": "object.metadata.name"}],
+                "validations": [{
+                    "expression": "[object.metadata].exists(object, object.name == variables.n) && has(variables.n) && variables.n == 'p' && [1].all(variables, variables == 1)",
+                }],
+            },
+        });
+        let policy =
+            crate::cel::CelPolicy::compile(std::path::Path::new("anchored.yaml"), policy).unwrap();
+        let review = crate::review::Review::from_object(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "d"}, "spec": {},
+        }))
+        .unwrap();
+        let outcome = policy
+            .evaluate(&review, &crate::cluster::Empty::default())
+            .unwrap();
+        assert!(outcome.decision.allowed, "{:?}", outcome.decision);
     }
 
     #[test]

@@ -16,7 +16,9 @@ use tollgate_sdk::placement::POD_CONTROLLERS;
 
 use super::cost::{self, Bound, Refined};
 use super::mutation::{self, PatchType};
-use super::value::{CelVal, descend, longest_in, map_of, resolve_qualified, to_cel, to_static};
+use super::value::{
+    CelVal, descend_dotted, longest_in, map_of, resolve_qualified, split_dot, to_cel, to_static,
+};
 use super::{Inputs, Outcome};
 use crate::cluster::ClusterView;
 use crate::decision::{FailurePolicy, Fault, FaultKind};
@@ -176,6 +178,9 @@ struct Loaded {
     env: Arc<Env>,
     match_conditions: Vec<(String, Compiled)>,
     variables: Vec<(String, Compiled)>,
+    /// Per variable, the key under which its value is shared with the other
+    /// policies of a request ([`super::shared`]), if it can be.
+    shared_variables: Vec<Option<super::shared::Key>>,
     validations: Vec<Validation>,
     audit_annotations: Vec<(String, Compiled)>,
     mutations: Vec<(PatchType, Compiled)>,
@@ -291,6 +296,8 @@ impl CelPolicy {
                 });
             }
             let refined = Refined::of(&expr);
+            // Last: the bound and the references above read the plain names.
+            super::optimize::anchor_roots(&mut expr, ROOTS);
             Ok(Compiled {
                 source: source.to_string(),
                 expr,
@@ -312,6 +319,13 @@ impl CelPolicy {
             };
         let match_conditions = named("matchConditions", spec.match_conditions)?;
         let variables = named("variables", spec.variables)?;
+        let shared_variables = super::shared::keys(
+            &env,
+            &variables
+                .iter()
+                .map(|(name, c)| (name.as_str(), &c.expr, c.source.as_str()))
+                .collect::<Vec<_>>(),
+        );
         let validations = spec
             .validations
             .into_iter()
@@ -374,6 +388,7 @@ impl CelPolicy {
             env,
             match_conditions,
             variables,
+            shared_variables,
             validations,
             audit_annotations,
             mutations,
@@ -404,6 +419,12 @@ impl CelPolicy {
             params_longest: longest,
             settings: merged,
         }
+    }
+
+    /// The keys of the variables shared with other policies.
+    #[cfg(test)]
+    pub(crate) fn shared_variable_keys(&self) -> &[Option<super::shared::Key>] {
+        &self.inner.shared_variables
     }
 
     /// The policy name.
@@ -478,7 +499,8 @@ impl CelPolicy {
             object_is_pod: bindings.object_is_pod,
             pools: values.pools.as_ref(),
             namespace_object: values.namespace_object.as_ref(),
-            variables: CelMap::default(),
+            variables: Vec::with_capacity(self.inner.variables.len()),
+            variables_map: std::sync::OnceLock::new(),
         };
         // As in the API server, match conditions spend from their own budget.
         let mut matching = cost::Spent::new(cost::MATCH_CONDITIONS_BUDGET, "match conditions");
@@ -503,21 +525,44 @@ impl CelPolicy {
                 }
             }
         }
-        for (name, variable) in &self.inner.variables {
-            // One copy of the result, kept for the later expressions.
-            let boxed =
-                self.run_with(variable, &vars, &longest, &mut spent, |v| {
-                    match to_static(v) {
-                        Some(copy) => Ok(copy),
-                        None => CelValue::try_from(v)
-                            .and_then(CelVal::try_from)
-                            .map_err(|e| format!("variable {name}: {e}")),
+        for ((name, variable), key) in self
+            .inner
+            .variables
+            .iter()
+            .zip(&self.inner.shared_variables)
+        {
+            let key = key.map(|k| k.at(bindings.object_is_pod));
+            let shared = key.and_then(|k| inputs.shared_variables.get(k));
+            let boxed = match shared {
+                // Computed by an earlier policy of this request from the same
+                // expression and the same inputs: its cost is charged all
+                // the same.
+                Some(value) => {
+                    self.charge(variable, &vars, &longest, &mut spent)?;
+                    value
+                }
+                None => {
+                    // One copy of the result, kept for the later expressions.
+                    let boxed =
+                        self.run_with(
+                            variable,
+                            &vars,
+                            &longest,
+                            &mut spent,
+                            |v| match to_static(v) {
+                                Some(copy) => Ok(copy),
+                                None => CelValue::try_from(v)
+                                    .and_then(CelVal::try_from)
+                                    .map_err(|e| format!("variable {name}: {e}")),
+                            },
+                        )?;
+                    if let Some(key) = key {
+                        inputs.shared_variables.insert(key, boxed.as_ref());
                     }
-                })?;
-            // Added in place: earlier variables are not copied again.
-            let mut entries = std::mem::take(&mut vars.variables).into_inner();
-            entries.insert(CelMapKey::from(name.clone()), boxed);
-            vars.variables = CelMap::from(entries);
+                    boxed
+                }
+            };
+            vars.add_variable(name, boxed);
         }
         let mut violations = Vec::new();
         for validation in &self.inner.validations {
@@ -611,26 +656,37 @@ impl CelPolicy {
         spent: &mut cost::Spent,
         inspect: impl FnOnce(&dyn Val) -> Result<R, String>,
     ) -> Result<R, Fault> {
-        let mut bound = compiled.bound.at(longest.all);
-        if bound > cost::PER_EXPRESSION_BUDGET {
-            // A variable's size is measured only here, when it is needed.
-            let size = |root: &str| {
-                let variable = root
-                    .strip_prefix("variables.")
-                    .and_then(|n| descend(&vars.variables, [n]));
-                variable.map_or_else(|| longest.of(root), |v| u128::from(longest_in(v)))
-            };
-            bound = compiled.refined.at(&size);
-        }
-        if let Err(detail) = spent.charge(bound, longest.all) {
-            return Err(self.fault(FaultKind::Budget, "expression", compiled, &detail));
-        }
+        self.charge(compiled, vars, longest, spent)?;
         let mut ctx = Context::with_env(self.inner.env.clone());
         ctx.set_variable_resolver(vars);
         let failed = |e: String| self.fault(FaultKind::Expression, "expression", compiled, &e);
         let value =
             CelValue::resolve_val(&compiled.expr, &ctx).map_err(|e| failed(e.to_string()))?;
         inspect(value.as_ref()).map_err(failed)
+    }
+
+    /// Charge the expression's cost bound to `spent`.
+    fn charge(
+        &self,
+        compiled: &Compiled,
+        vars: &Vars<'_>,
+        longest: &cost::Sizes,
+        spent: &mut cost::Spent,
+    ) -> Result<(), Fault> {
+        let mut bound = compiled.bound.at(longest.all);
+        if bound > cost::PER_EXPRESSION_BUDGET {
+            // A variable's size is measured only here, when it is needed.
+            let size = |root: &str| {
+                let variable = root
+                    .strip_prefix("variables.")
+                    .and_then(|n| vars.variables.iter().find(|v| v.name == n));
+                variable.map_or_else(|| longest.of(root), |v| u128::from(v.longest))
+            };
+            bound = compiled.refined.at(&size);
+        }
+        spent
+            .charge(bound, longest.all)
+            .map_err(|detail| self.fault(FaultKind::Budget, "expression", compiled, &detail))
     }
 
     fn not_bool(&self, what: &str, compiled: &Compiled, got: &CelValue) -> Fault {
@@ -653,6 +709,19 @@ impl CelPolicy {
     }
 }
 
+/// The names [`Vars`] always answers: expressions refer to them as absolute
+/// names ([`super::optimize::anchor_roots`]).
+const ROOTS: &[&str] = &[
+    "object",
+    "oldObject",
+    "request",
+    "pod",
+    "params",
+    "pools",
+    "namespaceObject",
+    "variables",
+];
+
 /// The variables an expression sees, borrowed from the shared inputs.
 struct Vars<'a> {
     inputs: &'a Inputs,
@@ -660,11 +729,70 @@ struct Vars<'a> {
     object_is_pod: bool,
     pools: &'a (dyn Val + 'static),
     namespace_object: &'a (dyn Val + 'static),
-    variables: CelMap<'static>,
+    /// The policy's variables computed so far, in order: a policy has a few,
+    /// and comparing their names costs less than hashing.
+    variables: Vec<Variable<'a>>,
+    /// `variables` as a CEL map, built when an expression refers to the
+    /// map itself rather than to one variable (`has(variables.x)`).
+    variables_map: std::sync::OnceLock<CelMap<'static>>,
+}
+
+/// One computed policy variable.
+struct Variable<'a> {
+    name: &'a str,
+    value: CelVal,
+    /// The longest list or map in it, for the refined cost bound.
+    longest: u64,
+}
+
+impl<'a> Vars<'a> {
+    /// Keep the value of the variable `name`.
+    fn add_variable(&mut self, name: &'a str, value: CelVal) {
+        let longest = longest_in(value.as_ref());
+        self.variables.push(Variable {
+            name,
+            value,
+            longest,
+        });
+        self.variables_map = std::sync::OnceLock::new();
+    }
+
+    /// The value of `variables.<name>.<fields>` (`fields` dotted, or none).
+    fn variable(&self, name: &str, fields: Option<&str>) -> Option<&(dyn Val + 'static)> {
+        let value = self
+            .variables
+            .iter()
+            .find(|v| v.name == name)?
+            .value
+            .as_ref();
+        match fields {
+            Some(fields) => descend_dotted(value, fields),
+            None => Some(value),
+        }
+    }
+
+    /// `variables` as a map (shared values are copied by reference).
+    fn variables_map(&self) -> &CelMap<'static> {
+        self.variables_map.get_or_init(|| {
+            let entries = self
+                .variables
+                .iter()
+                .map(|v| (CelMapKey::from(v.name.to_owned()), v.value.clone_as_boxed()))
+                .collect::<std::collections::HashMap<_, _>>();
+            CelMap::from(entries)
+        })
+    }
 }
 
 impl VariableResolver for Vars<'_> {
     fn resolve<'b>(&'b self, name: &str) -> Option<CowVal<'b, 'b>> {
+        // `variables.<name>...`, the most frequent, without the map; when the
+        // variable is missing the interpreter selects it from the map itself
+        // and reports the error.
+        if let Some(rest) = name.strip_prefix("variables.") {
+            let (variable, fields) = split_dot(rest);
+            return self.variable(variable, fields).map(CowVal::Borrowed);
+        }
         resolve_qualified(name, |variable| {
             Some(match variable {
                 "object" if self.object_is_pod => self.inputs.pod(),
@@ -675,7 +803,7 @@ impl VariableResolver for Vars<'_> {
                 "params" => self.params,
                 "pools" => self.pools,
                 "namespaceObject" => self.namespace_object,
-                "variables" => &self.variables,
+                "variables" => self.variables_map(),
                 _ => return None,
             })
         })

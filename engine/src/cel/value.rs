@@ -399,13 +399,51 @@ pub fn descend<'a, 's>(
     segments: impl IntoIterator<Item = &'s str>,
 ) -> Option<&'a (dyn Val + 'static)> {
     for segment in segments {
-        value.downcast_ref::<CelMap>()?;
-        value = match value.as_indexer()?.get(&CelString::from(segment)).ok()? {
-            CowVal::Borrowed(v) => v,
-            CowVal::Owned(_) => return None,
-        };
+        value = field(value, segment)?;
     }
     Some(value)
+}
+
+/// [`descend`] through the fields of a dotted name (`spec.affinity`).
+pub fn descend_dotted<'a>(
+    mut value: &'a (dyn Val + 'static),
+    fields: &str,
+) -> Option<&'a (dyn Val + 'static)> {
+    let mut rest = Some(fields);
+    while let Some(fields) = rest {
+        let (segment, after) = split_dot(fields);
+        value = field(value, segment)?;
+        rest = after;
+    }
+    Some(value)
+}
+
+/// `name` up to its first dot, and what follows the dot, if there is one.
+/// (A byte loop: names are short, and `str::split_once` costs more to set
+/// up than it saves on them.)
+pub fn split_dot(name: &str) -> (&str, Option<&str>) {
+    match name.bytes().position(|b| b == b'.') {
+        Some(dot) => (&name[..dot], Some(&name[dot + 1..])),
+        None => (name, None),
+    }
+}
+
+/// The value of the field `name` of the map `value`: a small map's string
+/// keys are compared, without building a key ([`scan`]).
+fn field<'a>(value: &'a (dyn Val + 'static), name: &str) -> Option<&'a (dyn Val + 'static)> {
+    let BuiltinRef::Map(map) = value.as_builtin() else {
+        return None;
+    };
+    if map.inner().len() <= SCANNED {
+        return map.inner().iter().find_map(|(k, v)| match k {
+            CelMapKey::String(s) if s.inner() == name => Some(v.as_ref()),
+            _ => None,
+        });
+    }
+    match value.as_indexer()?.get(&CelString::from(name)).ok()? {
+        CowVal::Borrowed(v) => Some(v),
+        CowVal::Owned(_) => None,
+    }
 }
 
 /// What a variable resolver answers for `name`: the variable `root` finds
@@ -420,8 +458,9 @@ pub fn resolve_qualified<'a>(
     root: impl Fn(&str) -> Option<&'a (dyn Val + 'static)>,
 ) -> Option<&'a (dyn Val + 'static)> {
     root(name).or_else(|| {
-        let (variable, fields) = name.split_once('.')?;
-        descend(root(variable)?, fields.split('.'))
+        let (variable, fields) = split_dot(name);
+        let fields = fields?;
+        descend_dotted(root(variable)?, fields)
     })
 }
 
@@ -472,6 +511,19 @@ mod tests {
                 "{source}"
             );
         }
+    }
+
+    #[test]
+    fn dotted_names_are_split_at_each_dot() {
+        assert_eq!(split_dot("a.b.c"), ("a", Some("b.c")));
+        assert_eq!(split_dot("a"), ("a", None));
+        assert_eq!(split_dot("a."), ("a", Some("")));
+        let mut longest = 0;
+        let v = to_cel(&serde_json::json!({"a": {"b": {"c": 1}}}), &mut longest);
+        let c = descend_dotted(v.as_ref(), "a.b.c").unwrap();
+        assert_eq!(c.get_type().name(), "int");
+        assert!(descend_dotted(v.as_ref(), "a.x").is_none());
+        assert!(descend_dotted(v.as_ref(), "a.b.c.d").is_none());
     }
 
     #[test]
