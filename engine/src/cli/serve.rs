@@ -67,9 +67,11 @@ pub struct ServeArgs {
     /// `ignore` allows with a warning.
     #[arg(long, value_enum, default_value_t = FailureMode::Fail)]
     pub failure_policy: FailureMode,
-    /// Reviews evaluated at the same time; others wait for a slot until their deadline.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub max_concurrent: u32,
+    /// Reviews evaluated at the same time; others wait for a slot until their
+    /// deadline. Default: 4 per CPU the process may use (its cgroup's CPU
+    /// limit counts).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_concurrent: Option<u32>,
     /// Largest request body accepted, in bytes (the API server's limit is 3 MiB).
     #[arg(long, default_value_t = 3 << 20)]
     pub max_body_bytes: usize,
@@ -152,7 +154,9 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Options> {
                 FailureMode::Fail => FailurePolicy::Fail,
                 FailureMode::Ignore => FailurePolicy::Ignore,
             },
-            max_concurrent: args.max_concurrent,
+            max_concurrent: args
+                .max_concurrent
+                .unwrap_or_else(crate::admission::state::slots_per_cpu),
             max_body_bytes: args.max_body_bytes,
         },
         reload_interval: args.reload_interval,
@@ -210,7 +214,7 @@ mod tests {
         assert_eq!(args.addr, "0.0.0.0:8443");
         assert_eq!(args.request_timeout, Duration::from_secs(9));
         assert_eq!(args.failure_policy, FailureMode::Fail);
-        assert_eq!(args.max_concurrent, 64);
+        assert_eq!(args.max_concurrent, None, "4 per CPU, worked out at start");
         assert_eq!(args.max_body_bytes, 3 << 20);
         assert_eq!(args.reload_interval, Duration::from_secs(2));
     }
