@@ -196,8 +196,17 @@ fn a_loop_after_an_idle_spell_is_still_stopped_at_its_limit() {
     let evaluator = load(&[Guest::InfiniteLoop.wasm()], settings);
     for _ in 0..2 {
         std::thread::sleep(Duration::from_millis(300));
+        // On a thread, so a ticker that never woke fails the test instead of
+        // hanging it.
+        let (done, verdict) = std::sync::mpsc::channel();
+        let judge = evaluator.clone();
         let started = Instant::now();
-        let verdict = evaluator.evaluate(&review(pod("default", "victim")), &no_context());
+        std::thread::spawn(move || {
+            let _ = done.send(judge.evaluate(&review(pod("default", "victim")), &no_context()));
+        });
+        let verdict = verdict
+            .recv_timeout(CONTAINED_WITHIN)
+            .unwrap_or_else(|_| panic!("the loop was not stopped within {CONTAINED_WITHIN:?}"));
         let took = started.elapsed();
         assert_eq!(
             verdict.result("infinite-loop").fault(),
