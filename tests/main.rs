@@ -28,6 +28,7 @@ mod native_policies;
 mod otlp;
 mod pack;
 mod parity;
+mod review_text;
 mod selection;
 mod serve_cluster;
 mod serve_configmap;

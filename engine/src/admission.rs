@@ -27,6 +27,7 @@
 //! [`Review::from_admission`]: crate::review::Review::from_admission
 //! [`Evaluator::evaluate`]: crate::evaluator::Evaluator::evaluate
 
+mod envelope;
 pub mod error;
 pub mod handlers;
 pub mod metrics;

@@ -3,8 +3,15 @@
 //!
 //! Bad input fails here, before any policy runs: an object without `kind` or
 //! `apiVersion`, or an AdmissionReview without a request, is a [`Error`].
+//!
+//! The object and old object are [`Document`]s: the webhook hands them over as
+//! text and the tree is parsed only if a policy needs it ([`document`]).
+
+mod document;
 
 use std::sync::{Arc, OnceLock};
+
+pub(crate) use document::Document;
 
 use serde_json::Value;
 use tollgate_sdk::model::{Operation, RequestInfo};
@@ -25,6 +32,14 @@ pub enum Error {
     /// The operation is not CREATE, UPDATE, DELETE or CONNECT.
     #[error("unknown admission operation {0:?}")]
     UnknownOperation(String),
+    /// The object's or old object's text is not valid JSON.
+    #[error("the request's {field} is not valid JSON: {source}")]
+    Json {
+        /// `object` or `oldObject`.
+        field: &'static str,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
 }
 
 /// One object to judge. Cheap to clone: everything is shared.
@@ -34,14 +49,12 @@ pub struct Review {
 }
 
 struct Inner {
-    object: Value,
+    object: Document,
     /// A DELETE: `object` is the deleted object (the request's oldObject).
     deleted: bool,
-    old_object: Option<Value>,
+    old_object: Option<Document>,
     request: Option<Value>,
     records: tollgate_sdk::Review,
-    object_text: OnceLock<String>,
-    old_object_text: OnceLock<Option<String>>,
     wasm: OnceLock<crate::wasm::WitReview>,
     cel: OnceLock<crate::cel::Inputs>,
 }
@@ -62,7 +75,13 @@ impl Review {
     /// When the object lacks `apiVersion` or `kind`.
     pub fn from_object(object: Value) -> Result<Self, Error> {
         let records = placement::review(&object, Operation::None)?;
-        Ok(Self::build(object, None, None, records, false))
+        Ok(Self::build(
+            Document::from_tree(object),
+            None,
+            None,
+            records,
+            false,
+        ))
     }
 
     /// Review the request of an AdmissionReview (`v1` or `v1beta1`), taking
@@ -79,27 +98,45 @@ impl Review {
             Some(request @ Value::Object(_)) => request,
             _ => return Err(Error::NoRequest),
         };
+        let mut take = |field: &str| {
+            request
+                .get_mut(field)
+                .map(Value::take)
+                .filter(|o| !o.is_null())
+                .map(Input::Tree)
+        };
+        let object = take("object");
+        let old_object = take("oldObject");
+        Self::from_request(request, object, old_object)
+    }
+
+    /// Review an AdmissionReview request whose `object` and `oldObject` were
+    /// taken out of it (and are null or absent in `request`), each given as
+    /// a tree or as JSON text; `None` for one that is absent or null.
+    ///
+    /// # Errors
+    /// As [`Review::from_admission`], and when an object given as text is not
+    /// valid JSON.
+    pub fn from_request(
+        request: Value,
+        object: Option<Input>,
+        old_object: Option<Input>,
+    ) -> Result<Self, Error> {
         let op_text = request
             .get("operation")
             .and_then(Value::as_str)
             .unwrap_or("CREATE");
         let operation = Operation::parse(op_text)
             .ok_or_else(|| Error::UnknownOperation(op_text.to_string()))?;
-        let take = |request: &mut Value, field: &str| {
-            request
-                .get_mut(field)
-                .map(Value::take)
-                .filter(|o| !o.is_null())
-        };
-        let object = take(&mut request, "object");
-        let old_object = take(&mut request, "oldObject");
         let deleted = object.is_none();
         let (judged, old) = match (object, old_object) {
             (Some(object), old) => (object, old),
             (None, Some(old)) => (old, None),
             (None, None) => return Err(Error::NoObject),
         };
-        let mut records = placement::review(&judged, operation)?;
+        let judged_field = if deleted { "oldObject" } else { "object" };
+        let (judged, mut records) = judged.into_judged(judged_field, operation)?;
+        let old = old.map(|old| old.into_document("oldObject")).transpose()?;
         if records.namespace.is_empty()
             && let Some(ns) = request.get("namespace").and_then(Value::as_str)
         {
@@ -136,7 +173,7 @@ impl Review {
             records.namespace = self.inner.records.namespace.clone();
         }
         Ok(Self::build(
-            object,
+            Document::from_tree(object),
             self.inner.old_object.clone(),
             self.inner.request.clone(),
             records,
@@ -145,8 +182,8 @@ impl Review {
     }
 
     fn build(
-        object: Value,
-        old_object: Option<Value>,
+        object: Document,
+        old_object: Option<Document>,
         request: Option<Value>,
         records: tollgate_sdk::Review,
         deleted: bool,
@@ -158,17 +195,16 @@ impl Review {
                 old_object,
                 request,
                 records,
-                object_text: OnceLock::new(),
-                old_object_text: OnceLock::new(),
                 wasm: OnceLock::new(),
                 cel: OnceLock::new(),
             }),
         }
     }
 
-    /// The object under review.
+    /// The object under review (parsed on first use when the review was
+    /// made from text).
     pub fn object(&self) -> &Value {
-        &self.inner.object
+        self.inner.object.tree()
     }
 
     /// Whether this is a DELETE, whose judged object is the deleted one.
@@ -178,10 +214,11 @@ impl Review {
 
     /// The previous object of an UPDATE.
     pub fn old_object(&self) -> Option<&Value> {
-        self.inner.old_object.as_ref()
+        self.inner.old_object.as_ref().map(Document::tree)
     }
 
-    /// The AdmissionReview `request`, when there is one.
+    /// The AdmissionReview `request`, when there is one, with `object` and
+    /// `oldObject` taken out.
     pub fn request(&self) -> Option<&Value> {
         self.inner.request.as_ref()
     }
@@ -210,19 +247,14 @@ impl Review {
         )
     }
 
-    /// The object as JSON text, serialized once.
+    /// The object as JSON text (as received, or serialized once).
     pub fn object_text(&self) -> &str {
-        self.inner
-            .object_text
-            .get_or_init(|| self.inner.object.to_string())
+        self.inner.object.text()
     }
 
-    /// The old object as JSON text, serialized once.
+    /// The old object as JSON text (as received, or serialized once).
     pub fn old_object_text(&self) -> Option<&str> {
-        self.inner
-            .old_object_text
-            .get_or_init(|| self.inner.old_object.as_ref().map(Value::to_string))
-            .as_deref()
+        self.inner.old_object.as_ref().map(Document::text)
     }
 
     pub(crate) fn wasm_cache(&self) -> &OnceLock<crate::wasm::WitReview> {
@@ -231,6 +263,45 @@ impl Review {
 
     pub(crate) fn cel_cache(&self) -> &OnceLock<crate::cel::Inputs> {
         &self.inner.cel
+    }
+}
+
+/// An object of an admission request, as a tree or as JSON text.
+#[derive(Debug)]
+pub enum Input {
+    /// Already parsed.
+    Tree(Value),
+    /// JSON text, parsed only as far as needed.
+    Text(String),
+}
+
+impl Input {
+    /// The judged object's document and placement records.
+    fn into_judged(
+        self,
+        field: &'static str,
+        operation: Operation,
+    ) -> Result<(Document, tollgate_sdk::Review), Error> {
+        match self {
+            Input::Tree(tree) => {
+                let records = placement::review(&tree, operation)?;
+                Ok((Document::from_tree(tree), records))
+            }
+            Input::Text(text) => {
+                let (document, sparse) = Document::with_sparse_tree(text)
+                    .map_err(|source| Error::Json { field, source })?;
+                Ok((document, placement::review(&sparse, operation)?))
+            }
+        }
+    }
+
+    fn into_document(self, field: &'static str) -> Result<Document, Error> {
+        match self {
+            Input::Tree(tree) => Ok(Document::from_tree(tree)),
+            Input::Text(text) => {
+                Document::checked(text).map_err(|source| Error::Json { field, source })
+            }
+        }
     }
 }
 

@@ -6,6 +6,9 @@
 //!
 //! Extraction is lenient about optional fields of the wrong type (they read as
 //! absent) and strict only about what identifies the object (`apiVersion`, `kind`).
+//!
+//! From JSON text, [`sparse_tree`] parses only the fields read here; a field
+//! read here must be added to its schema (its tests compare the records).
 
 use serde_json::Value;
 
@@ -15,6 +18,10 @@ use crate::model::{
     TolerationOperator, Volume, VolumeSource,
 };
 use crate::quantity;
+
+mod sparse;
+
+pub use sparse::{Discarded, sparse_tree};
 
 /// Kinds whose objects carry a pod template, with the template's JSON pointer.
 pub const POD_CONTROLLERS: &[(&str, &str)] = &[
