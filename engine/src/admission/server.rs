@@ -46,6 +46,9 @@ pub enum Error {
     /// The WASM engine could not be set up.
     #[error(transparent)]
     Wasm(#[from] crate::wasm::Error),
+    /// The evaluation threads could not be started.
+    #[error("cannot start the evaluation threads")]
+    Threads(#[source] std::io::Error),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
@@ -118,11 +121,12 @@ pub async fn run(options: Options) -> Result<(), Error> {
         .local_addr()
         .map_err(|source| Error::Bind { addr, source })?;
     let runtime = Runtime::new(&RuntimeConfig {
-        // One instance per evaluation in flight, plus room for a reload's load-time calls.
-        max_concurrent: config.max_concurrent.max(1) + 2,
+        // One instance per evaluation in flight (the pool's threads and one
+        // inline try), plus room for a reload's load-time calls.
+        max_concurrent: config.max_concurrent.max(1) + 3,
         ..RuntimeConfig::default()
     })?;
-    let state = State::new(config, cluster);
+    let state = State::new(config, cluster).map_err(Error::Threads)?;
     let handle: Handle<SocketAddr> = Handle::new();
     // TCP_NODELAY: a response goes out as soon as it is written. Without it
     // Nagle's algorithm holds a second small TLS record until the client

@@ -1,33 +1,35 @@
 //! The webhook's shared [`State`]: the active evaluator (swapped whole on
-//! reload), the cluster view, the evaluation permits, the configuration and
+//! reload), the cluster view, the evaluation pool, the configuration and
 //! the metrics; and [`State::run_evaluation`], the bounded section every
 //! review goes through.
 //!
 //! Evaluation is synchronous (WASM policies are epoch-interrupted, CEL runs to
-//! completion), at most [`Config::max_concurrent`] reviews at a time. A
-//! review waits for a permit until its deadline. When no other request is
-//! in the handlers it then gets one short try on the async worker that read it
-//! ([`INLINE_SLICE`], small bodies only): a typical review takes a fraction
-//! of a millisecond, and handing it to another thread and back costs two
-//! thread wake-ups, which at low load are most of its latency. Otherwise,
-//! and when the try is cut short, it runs on tokio's blocking pool. A try is
+//! completion). When no other request is in the handlers a review gets one
+//! short try on the async worker that read it ([`INLINE_SLICE`], small
+//! bodies only): a typical review takes a fraction of a millisecond, and
+//! handing it to another thread and back costs two thread wake-ups, which at
+//! low load are most of its latency. Otherwise, and when the try is cut
+//! short, it is queued for the evaluation [`Pool`]'s
+//! [`Config::max_concurrent`] threads, and waits there until its deadline at
+//! most. A try is
 //! cut short when the slice's end interrupts a WASM policy or leaves
 //! policies not run; the review is then evaluated again from the start with
 //! its whole deadline, so a slow policy holds a worker for at most the slice
 //! (evaluation has no side effects: the discarded try changes nothing). CEL
 //! policies are not interrupted inside an expression; their cost budget
 //! bounds them. Past the deadline a review
-//! is answered by the failure policy while the blocking evaluation, which
-//! cannot be cancelled, finishes in the background (its WASM policies are
-//! interrupted at the deadline, and policies whose turn comes later are not
-//! run) and only then returns its permit.
+//! is answered by the failure policy: a queued one is withdrawn, and one in
+//! evaluation, which cannot be cancelled, finishes in the background (its
+//! WASM policies are interrupted at the deadline, and policies whose turn
+//! comes later are not run).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use tokio::sync::Semaphore;
+
+use super::pool::{Outcome, Pool};
 
 use super::metrics::Metrics;
 use crate::cluster::ClusterView;
@@ -38,13 +40,13 @@ use crate::evaluator::Evaluator;
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The longest a review may take, from its body being read to its answer
-    /// (waiting for a permit included). Keep it below the webhook's
+    /// (waiting in the queue included). Keep it below the webhook's
     /// `timeoutSeconds`; the API server's `?timeout=` shortens it further.
     pub request_timeout: Duration,
     /// What to answer when a review cannot be evaluated in time.
     pub failure_policy: FailurePolicy,
-    /// Reviews evaluated at the same time (the WASM instance pool is sized
-    /// to match); [`slots_per_cpu`] by default.
+    /// Reviews evaluated at the same time: the evaluation threads (the WASM
+    /// instance pool is sized to match); [`slots_per_cpu`] by default.
     pub max_concurrent: u32,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
@@ -79,12 +81,12 @@ pub enum Refusal {
     /// No policy set is loaded yet.
     #[error("the policies are still loading")]
     NotReady,
-    /// Every permit stayed taken until the deadline.
+    /// Every evaluation thread stayed busy until the deadline.
     #[error("overloaded: no evaluation slot became free within {} ms ({max} reviews already in evaluation)", .waited.as_millis())]
     Overloaded {
         /// How long the review waited.
         waited: Duration,
-        /// The number of permits.
+        /// The number of evaluation threads.
         max: u32,
     },
     /// The evaluation did not finish before the deadline.
@@ -99,7 +101,7 @@ pub enum Refusal {
 }
 
 /// How long a review may run on the async worker that read it before it is
-/// cut short and evaluated again on the blocking pool ([`State::run_evaluation`]).
+/// cut short and evaluated again on the evaluation pool ([`State::run_evaluation`]).
 pub const INLINE_SLICE: Duration = Duration::from_millis(2);
 
 /// One evaluation attempt handed to the work of [`State::run_evaluation`].
@@ -133,7 +135,7 @@ struct Shared {
     /// Replaced whole when a watched cluster changes; each review keeps the
     /// view it started with.
     cluster: RwLock<Arc<dyn ClusterView>>,
-    permits: Arc<Semaphore>,
+    pool: Pool,
     config: Config,
     metrics: Metrics,
     draining: AtomicBool,
@@ -148,19 +150,23 @@ impl std::fmt::Debug for Shared {
 }
 
 impl State {
-    /// A state with no policy set yet (not ready until [`State::install`]).
-    pub fn new(config: Config, cluster: Arc<dyn ClusterView>) -> Self {
-        let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1) as usize));
-        State {
+    /// A state with no policy set yet (not ready until [`State::install`]),
+    /// and its evaluation threads.
+    ///
+    /// # Errors
+    /// When the evaluation threads cannot be started.
+    pub fn new(config: Config, cluster: Arc<dyn ClusterView>) -> std::io::Result<Self> {
+        let pool = Pool::new(config.max_concurrent.max(1) as usize)?;
+        Ok(State {
             shared: Arc::new(Shared {
                 evaluator: ArcSwapOption::empty(),
                 cluster: RwLock::new(cluster),
-                permits,
+                pool,
                 config,
                 metrics: Metrics::default(),
                 draining: AtomicBool::new(false),
             }),
-        }
+        })
     }
 
     /// Make `evaluator` the one new reviews use. Reviews already in
@@ -231,12 +237,12 @@ impl State {
             .unwrap_or(configured)
     }
 
-    /// Run `work` with the active evaluator in the bounded section: wait for
-    /// a permit until `timeout`; then, when `inline` (the caller's judgement
-    /// that the request is small), one try on this worker bounded by
-    /// [`INLINE_SLICE`]; if that is [`Attempt::Cut`] or not `inline`, a run on
-    /// the blocking pool with the review's whole deadline, answering no later
-    /// than `timeout` after the call.
+    /// Run `work` with the active evaluator: when `inline` (the caller's
+    /// judgement that the request is small) and no other request is in the
+    /// handlers, one try on this worker bounded by [`INLINE_SLICE`]; if that
+    /// is [`Attempt::Cut`] or not made, a run on the evaluation pool with the
+    /// review's whole deadline, answering no later than `timeout` after the
+    /// call.
     ///
     /// `work` should own the request's bytes and do the parsing, evaluation
     /// and response writing itself, so the request's JSON is allocated and
@@ -244,9 +250,9 @@ impl State {
     /// [`Try::deadline`] it is given.
     ///
     /// # Errors
-    /// A [`Refusal`] when no set is loaded, no permit came free in time, or
-    /// `work` ran past the deadline (it then finishes in the background and
-    /// its result is dropped).
+    /// A [`Refusal`] when no set is loaded, no evaluation thread came free in
+    /// time, or `work` ran past the deadline (it then finishes in the
+    /// background and its result is dropped).
     pub async fn run_evaluation<R, F>(
         &self,
         timeout: Duration,
@@ -259,28 +265,13 @@ impl State {
     {
         let evaluator = self.shared.evaluator.load_full().ok_or(Refusal::NotReady)?;
         let deadline = tokio::time::Instant::now() + timeout;
-        let permit = match self.shared.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                match tokio::time::timeout_at(deadline, self.shared.permits.clone().acquire_owned())
-                    .await
-                {
-                    Ok(Ok(permit)) => permit,
-                    Ok(Err(_)) | Err(_) => {
-                        return Err(Refusal::Overloaded {
-                            waited: timeout,
-                            max: self.shared.config.max_concurrent,
-                        });
-                    }
-                }
-            }
-        };
         let cluster = self.cluster();
         let ends = deadline.into_std();
         // Only when no other request is in the handlers: under load, handing
-        // reviews to the blocking pool keeps the workers on I/O (measured:
-        // inline tries cost throughput at 16 connections), and the wake-ups
-        // they save are rare there anyway.
+        // reviews to the pool keeps the workers on I/O (measured: inline
+        // tries cost throughput at 16 connections), and the wake-ups they
+        // save are rare there anyway. So at most one review is tried inline
+        // at a time.
         let idle = self.shared.metrics.in_flight_now() <= 1;
         if inline && idle {
             let slice = std::time::Instant::now() + INLINE_SLICE;
@@ -300,8 +291,7 @@ impl State {
                 }
             }
         }
-        let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        let mut ticket = self.shared.pool.submit(move || {
             let last = Try {
                 deadline: ends,
                 last: true,
@@ -311,16 +301,20 @@ impl State {
                 Attempt::Cut => None,
             }
         });
-        match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(Some(result))) => Ok(result),
-            Ok(Ok(None)) => {
+        match tokio::time::timeout_at(deadline, ticket.answer()).await {
+            Ok(Outcome::Done(Some(result))) => Ok(result),
+            Ok(Outcome::Done(None)) => {
                 tracing::error!("a last evaluation attempt reported being cut short");
                 Err(Refusal::Panicked)
             }
-            Ok(Err(e)) => {
-                tracing::error!("policy evaluation panicked: {e}");
+            Ok(Outcome::Failed) => {
+                tracing::error!("policy evaluation panicked");
                 Err(Refusal::Panicked)
             }
+            Err(_) if ticket.abandon() => Err(Refusal::Overloaded {
+                waited: timeout,
+                max: u32::try_from(self.shared.pool.threads()).unwrap_or(u32::MAX),
+            }),
             Err(_) => Err(Refusal::Deadline { timeout }),
         }
     }
@@ -328,15 +322,28 @@ impl State {
 
 #[cfg(test)]
 impl State {
-    /// Take every permit, as a saturated server would have them taken.
-    pub(crate) async fn occupy_all_permits(&self) -> tokio::sync::OwnedSemaphorePermit {
-        let all = self.shared.config.max_concurrent.max(1);
-        self.shared
-            .permits
-            .clone()
-            .acquire_many_owned(all)
-            .await
-            .expect("the semaphore is never closed")
+    /// Keep every evaluation thread busy until the returned sender is
+    /// dropped, as a saturated server would keep them.
+    pub(crate) fn occupy_all_threads(&self) -> std::sync::mpsc::Sender<()> {
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = Arc::new(std::sync::Mutex::new(hold));
+        let (started, has_started) = std::sync::mpsc::channel::<()>();
+        for _ in 0..self.shared.pool.threads() {
+            let hold = Arc::clone(&hold);
+            let started = started.clone();
+            drop(self.shared.pool.submit(move || {
+                let _ = started.send(());
+                // Every thread waits for the release (the lock is held by
+                // one of them, the others wait for it).
+                let _ = hold.lock().map(|hold| hold.recv());
+            }));
+        }
+        for _ in 0..self.shared.pool.threads() {
+            has_started
+                .recv_timeout(Duration::from_secs(5))
+                .expect("an evaluation thread starts its work");
+        }
+        release
     }
 }
 
@@ -390,7 +397,8 @@ mod tests {
         let state = State::new(
             Config::default(),
             Arc::new(crate::cluster::Empty::default()),
-        );
+        )
+        .unwrap();
         assert_eq!(state.timeout(None), Duration::from_secs(9));
         assert_eq!(
             state.timeout(Some("timeout=5s")),

@@ -52,7 +52,7 @@ fn state_with(config: Config, settings: Value) -> State {
     let set_config = SetConfig::from_value(Path::new("settings.yaml"), settings).expect("settings");
     let set = PolicySet::load(runtime(), &[dir.path().display().to_string()], &set_config)
         .expect("policies load");
-    let state = State::new(config, Arc::new(Empty::default()));
+    let state = State::new(config, Arc::new(Empty::default())).unwrap();
     state.install(Evaluator::new(set));
     state
 }
@@ -529,7 +529,7 @@ async fn unknown_versions_kinds_and_bad_requests_are_400s() {
 
 #[tokio::test]
 async fn probes_follow_the_policy_set() {
-    let state = State::new(Config::default(), Arc::new(Empty::default()));
+    let state = State::new(Config::default(), Arc::new(Empty::default())).unwrap();
     assert_eq!(get(&state, "/healthz").await.0, StatusCode::OK);
     assert_eq!(
         get(&state, "/readyz").await.0,
@@ -561,8 +561,12 @@ async fn a_saturated_server_answers_by_its_failure_policy() {
             ..Config::default()
         };
         let state = state_with(config, Value::Null);
-        let _busy = state.occupy_all_permits().await;
-        let (status, answer) = post(&state, "/validate", &create(2)).await;
+        let _busy = state.occupy_all_threads();
+        // Larger than a review tried inline, so it waits for a thread.
+        let mut large = create(2);
+        large["request"]["object"]["metadata"]["annotations"] =
+            json!({"padding": "x".repeat(100 << 10)});
+        let (status, answer) = post(&state, "/validate", &large).await;
         assert_eq!(status, StatusCode::OK);
         let response = response(&answer, "admission.k8s.io/v1");
         assert_eq!(response["allowed"], allowed, "{response}");
@@ -580,6 +584,26 @@ async fn a_saturated_server_answers_by_its_failure_policy() {
             assert_eq!(response["status"]["code"], 503);
         }
     }
+}
+
+/// Evaluations abandoned at their deadline (slow policies) may hold every
+/// evaluation thread; a small review arriving while no other request is in
+/// the server is still judged, on the worker that read it.
+#[tokio::test]
+async fn a_lone_small_review_is_judged_while_every_evaluation_thread_is_busy() {
+    let config = Config {
+        max_concurrent: 2,
+        request_timeout: Duration::from_millis(500),
+        failure_policy: FailurePolicy::Fail,
+        ..Config::default()
+    };
+    let state = state_with(config, Value::Null);
+    let _busy = state.occupy_all_threads();
+    let (status, answer) = post(&state, "/validate", &create(2)).await;
+    assert_eq!(status, StatusCode::OK);
+    let response = response(&answer, "admission.k8s.io/v1");
+    assert_eq!(response["allowed"], true, "{response}");
+    assert!(response.get("auditAnnotations").is_none(), "{response}");
 }
 
 #[tokio::test]

@@ -67,9 +67,9 @@ pub struct ServeArgs {
     /// `ignore` allows with a warning.
     #[arg(long, value_enum, default_value_t = FailureMode::Fail)]
     pub failure_policy: FailureMode,
-    /// Reviews evaluated at the same time; others wait for a slot until their
-    /// deadline. Default: 4 per CPU the process may use (its cgroup's CPU
-    /// limit counts).
+    /// Evaluation threads: reviews evaluated at the same time; others wait in
+    /// a queue until their deadline. Default: 4 per CPU the process may use
+    /// (its cgroup's CPU limit counts).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_concurrent: Option<u32>,
     /// Largest request body accepted, in bytes (the API server's limit is 3 MiB).
