@@ -160,7 +160,7 @@ impl NativePolicy {
         cluster: &dyn ClusterView,
     ) -> Result<Option<Outcome>, Fault> {
         let inner = &self.inner;
-        if !inner.evaluation.runs(review.request().is_some()) {
+        if !inner.evaluation.runs(review.has_request()) {
             return Ok(None);
         }
         let mut request = Request::of(review);

@@ -53,7 +53,7 @@ struct Inner {
     /// A DELETE: `object` is the deleted object (the request's oldObject).
     deleted: bool,
     old_object: Option<Document>,
-    request: Option<Value>,
+    request: Option<Document>,
     records: tollgate_sdk::Review,
     wasm: OnceLock<crate::wasm::WitReview>,
     cel: OnceLock<crate::cel::Inputs>,
@@ -107,22 +107,31 @@ impl Review {
         };
         let object = take("object");
         let old_object = take("oldObject");
-        Self::from_request(request, object, old_object)
+        Self::from_request(Request::Tree(request), object, old_object)
     }
 
-    /// Review an AdmissionReview request whose `object` and `oldObject` were
-    /// taken out of it (and are null or absent in `request`), each given as
-    /// a tree or as JSON text; `None` for one that is absent or null.
+    /// Review an AdmissionReview request and its `object` and `oldObject`,
+    /// each given as a tree or as JSON text; `None` for one that is absent
+    /// or null.
     ///
     /// # Errors
     /// As [`Review::from_admission`], and when an object given as text is not
     /// valid JSON.
     pub fn from_request(
-        request: Value,
+        request: Request,
         object: Option<Input>,
         old_object: Option<Input>,
     ) -> Result<Self, Error> {
-        let op_text = request
+        let (request, text_head) = match request {
+            Request::Tree(tree) => (Document::from_tree(tree), None),
+            Request::Text { text, head } => (
+                Document::from_text_parsed_by(text, request_without_objects),
+                Some(head),
+            ),
+        };
+        // What the records read: the tree's fields, or those read with the text.
+        let head = text_head.as_ref().unwrap_or_else(|| request.tree());
+        let op_text = head
             .get("operation")
             .and_then(Value::as_str)
             .unwrap_or("CREATE");
@@ -138,25 +147,22 @@ impl Review {
         let (judged, mut records) = judged.into_judged(judged_field, operation)?;
         let old = old.map(|old| old.into_document("oldObject")).transpose()?;
         if records.namespace.is_empty()
-            && let Some(ns) = request.get("namespace").and_then(Value::as_str)
+            && let Some(ns) = head.get("namespace").and_then(Value::as_str)
         {
             records.namespace = ns.to_string();
         }
         records.request = Some(RequestInfo {
-            uid: str_at(&request, "/uid"),
-            sub_resource: request
+            uid: str_at(head, "/uid"),
+            sub_resource: head
                 .get("subResource")
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
-            user: str_at(&request, "/userInfo/username"),
-            groups: placement::array(request.pointer("/userInfo/groups"))
+            user: str_at(head, "/userInfo/username"),
+            groups: placement::array(head.pointer("/userInfo/groups"))
                 .filter_map(|g| g.as_str().map(str::to_string))
                 .collect(),
-            dry_run: request
-                .get("dryRun")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            dry_run: head.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
         });
         Ok(Self::build(judged, old, Some(request), records, deleted))
     }
@@ -184,7 +190,7 @@ impl Review {
     fn build(
         object: Document,
         old_object: Option<Document>,
-        request: Option<Value>,
+        request: Option<Document>,
         records: tollgate_sdk::Review,
         deleted: bool,
     ) -> Self {
@@ -220,7 +226,12 @@ impl Review {
     /// The AdmissionReview `request`, when there is one, with `object` and
     /// `oldObject` taken out.
     pub fn request(&self) -> Option<&Value> {
-        self.inner.request.as_ref()
+        self.inner.request.as_ref().map(Document::tree)
+    }
+
+    /// Whether the review comes from an admission request.
+    pub fn has_request(&self) -> bool {
+        self.inner.request.is_some()
     }
 
     /// The placement records.
@@ -264,6 +275,62 @@ impl Review {
     pub(crate) fn cel_cache(&self) -> &OnceLock<crate::cel::Inputs> {
         &self.inner.cel
     }
+}
+
+/// The fields of an AdmissionReview request that [`Review::from_request`]
+/// reads for the placement records.
+pub const REQUEST_FIELDS_READ: &[&str] = &[
+    "uid",
+    "operation",
+    "namespace",
+    "subResource",
+    "userInfo",
+    "dryRun",
+];
+
+/// An AdmissionReview request, for [`Review::from_request`].
+#[derive(Debug)]
+pub enum Request {
+    /// As a tree, with `object` and `oldObject` taken out (null or absent).
+    Tree(Value),
+    /// As its JSON text, with the fields of [`REQUEST_FIELDS_READ`] it has.
+    /// The text must parse into a tree; `object` and `oldObject` are left
+    /// out of the tree, as in [`Request::Tree`].
+    Text {
+        /// The request's text.
+        text: String,
+        /// An object of the fields read.
+        head: Value,
+    },
+}
+
+/// Parse a request's text into a tree, with `object` and `oldObject` (which
+/// are kept apart as [`Document`]s) null.
+fn request_without_objects(text: &str) -> serde_json::Result<Value> {
+    struct Fields;
+    impl<'de> serde::de::Visitor<'de> for Fields {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an AdmissionReview request")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut fields = serde_json::Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = if key == "object" || key == "oldObject" {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    Value::Null
+                } else {
+                    map.next_value()?
+                };
+                fields.insert(key, value);
+            }
+            Ok(Value::Object(fields))
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let tree = serde::Deserializer::deserialize_map(&mut deserializer, Fields)?;
+    deserializer.end()?;
+    Ok(tree)
 }
 
 /// An object of an admission request, as a tree or as JSON text.

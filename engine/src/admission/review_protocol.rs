@@ -155,17 +155,17 @@ fn parse_parts(body: &[u8]) -> Option<Result<Request, Error>> {
     )
     .ok()?;
     let uid = parts
-        .request
+        .head
         .get("uid")
         .and_then(Value::as_str)
         .filter(|uid| !uid.is_empty())?
         .to_string();
     let text = |text: Option<&str>| text.map(|t| Input::Text(t.to_owned()));
-    let review = match Review::from_request(
-        Value::Object(parts.request),
-        text(parts.object),
-        text(parts.old_object),
-    ) {
+    let request = review::Request::Text {
+        text: parts.request.to_owned(),
+        head: Value::Object(parts.head),
+    };
+    let review = match Review::from_request(request, text(parts.object), text(parts.old_object)) {
         Ok(review) => Some(review),
         Err(review::Error::NoObject) => None,
         // An object that does not parse: the tree path says where.

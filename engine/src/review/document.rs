@@ -18,6 +18,15 @@ use tollgate_sdk::placement;
 pub(crate) struct Document {
     tree: OnceLock<Value>,
     text: OnceLock<String>,
+    /// How the text becomes the tree.
+    parse: Parse,
+}
+
+/// How a document's text becomes its tree.
+pub(crate) type Parse = fn(&str) -> serde_json::Result<Value>;
+
+fn parse_whole(text: &str) -> serde_json::Result<Value> {
+    serde_json::from_str(text)
 }
 
 impl Document {
@@ -26,15 +35,23 @@ impl Document {
         Document {
             tree: OnceLock::from(tree),
             text: OnceLock::new(),
+            parse: parse_whole,
         }
     }
 
     /// A document known as text that [`Document::checked`] or
     /// [`placement::sparse_tree`] accepted, so that it parses into a tree.
     fn from_checked_text(text: String) -> Self {
+        Self::from_text_parsed_by(text, parse_whole)
+    }
+
+    /// A document known as text whose tree `parse` makes; the caller has
+    /// checked that `parse` accepts the text.
+    pub(crate) fn from_text_parsed_by(text: String, parse: Parse) -> Self {
         Document {
             tree: OnceLock::new(),
             text: OnceLock::from(text),
+            parse,
         }
     }
 
@@ -65,7 +82,7 @@ impl Document {
             // The text was checked to parse with the same parser and limits
             // when the document was made, so this cannot fail; should it
             // ever, the tree reads as null and the failure is logged.
-            serde_json::from_str(text).unwrap_or_else(|e| {
+            (self.parse)(text).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "a checked JSON document did not parse");
                 Value::Null
             })
@@ -89,7 +106,7 @@ impl Clone for Document {
     fn clone(&self) -> Self {
         match (self.tree.get(), self.text.get()) {
             (Some(tree), _) => Document::from_tree(tree.clone()),
-            (None, Some(text)) => Document::from_checked_text(text.clone()),
+            (None, Some(text)) => Document::from_text_parsed_by(text.clone(), self.parse),
             (None, None) => Document::from_tree(Value::Null),
         }
     }

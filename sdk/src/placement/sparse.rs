@@ -16,6 +16,8 @@
 //!
 //! A value whose JSON type is not the one the schema expects (a `spec` that is
 //! a list, say) is kept whole, so lenient reading sees what it would have seen.
+//! The one change to a kept value: a volume source other than `emptyDir`
+//! reads as null, since the records only ask whether it is there.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -33,12 +35,28 @@ enum Keep {
     Fields(&'static [(&'static str, Keep)]),
     /// Every item of a list, keeping this of each.
     Items(&'static Keep),
+    /// Only that the field is there: the value is checked and read as null
+    /// (the records ask whether a volume source is set, not what it holds).
+    Present,
 }
 
 /// A container: the host ports and requests.
 const CONTAINER: Keep = Keep::Fields(&[
     ("ports", Keep::All),
     ("resources", Keep::Fields(&[("requests", Keep::All)])),
+]);
+
+/// A volume: its name and which source it has (and an emptyDir's medium).
+const VOLUME: Keep = Keep::Fields(&[
+    ("name", Keep::All),
+    ("emptyDir", Keep::All),
+    ("hostPath", Keep::Present),
+    ("persistentVolumeClaim", Keep::Present),
+    ("configMap", Keep::Present),
+    ("secret", Keep::Present),
+    ("projected", Keep::Present),
+    ("downwardAPI", Keep::Present),
+    ("ephemeral", Keep::Present),
 ]);
 
 /// The fields of a pod spec that the records read.
@@ -48,7 +66,7 @@ const POD_SPEC_FIELDS: [(&str, Keep); 10] = [
     ("affinity", Keep::Fields(&[("nodeAffinity", Keep::All)])),
     ("priorityClassName", Keep::All),
     ("priority", Keep::All),
-    ("volumes", Keep::All),
+    ("volumes", Keep::Items(&VOLUME)),
     ("containers", Keep::Items(&CONTAINER)),
     ("initContainers", Keep::Items(&CONTAINER)),
     ("overhead", Keep::All),
@@ -130,6 +148,10 @@ impl<'de> DeserializeSeed<'de> for Sparse {
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         match self.0 {
             Keep::All => serde::Deserialize::deserialize(deserializer),
+            Keep::Present => {
+                <Discarded as serde::Deserialize>::deserialize(deserializer)?;
+                Ok(Value::Null)
+            }
             keep => deserializer.deserialize_any(SparseVisitor(keep)),
         }
     }
@@ -342,7 +364,12 @@ mod tests {
                     "preferredDuringSchedulingIgnoredDuringExecution": [
                         {"weight": 10, "preference": {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]}}]},
                 "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": []}},
-            "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory"}}, {"name": "h", "hostPath": {"path": "/x"}}],
+            "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory"}}, {"name": "h", "hostPath": {"path": "/x"}},
+                        {"name": "d", "emptyDir": {}}, {"name": "c", "persistentVolumeClaim": {"claimName": "c"}},
+                        {"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
+                        {"name": "s", "secret": {"secretName": "s"}}, {"name": "m", "configMap": {"name": "m"}},
+                        {"name": "n", "hostPath": null}, {"name": "e", "ephemeral": {}}, {"name": "a", "downwardAPI": {}},
+                        {"name": "o", "nfs": {"server": "x"}}, {"nameless": true, "secret": {}}, "volume", 7],
             "containers": [{"name": "c", "image": "registry.k8s.io/coredns:v1.11", "args": ["-conf"],
                             "env": [{"name": "A", "value": "\u{e9}\\\"q"}],
                             "ports": [{"containerPort": 53, "hostPort": 53, "protocol": "UDP"}],
@@ -402,6 +429,8 @@ mod tests {
             json!("spec"),
             json!({"containers": {"c": {"ports": [{"hostPort": 80}]}}, "affinity": [1]}),
             json!({"containers": [1, "x", [{"hostPort": 80}]], "tolerations": {"key": "a"}}),
+            json!({"volumes": {"name": "v", "hostPath": {}}, "nodeSelector": [1]}),
+            json!({"volumes": [{"name": 1, "emptyDir": "Memory"}, {"name": "x", "emptyDir": {"medium": 1}}]}),
             json!({"template": [], "jobTemplate": {"spec": ["template"]}, "replicas": "3"}),
         ] {
             for kind in ["Pod", "Deployment", "CronJob", "Node"] {
