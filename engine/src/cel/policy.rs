@@ -18,7 +18,7 @@ use super::cost::{self, Bound, Refined};
 use super::mutation::{self, PatchType};
 use super::value::{
     CelVal, descend, descend_dotted, longest_in, map_of, resolve_qualified, split_dot, to_cel,
-    to_static,
+    to_shared,
 };
 use super::{Inputs, Outcome};
 use crate::cluster::ClusterView;
@@ -550,7 +550,7 @@ impl CelPolicy {
                             &vars,
                             &longest,
                             &mut spent,
-                            |v| match to_static(v) {
+                            |v| match to_shared(v) {
                                 Some(copy) => Ok(copy),
                                 None => CelValue::try_from(v)
                                     .and_then(CelVal::try_from)

@@ -330,17 +330,10 @@ pub fn to_static(value: &dyn Val) -> Option<CelVal> {
         return Some(Box::new(CelString::from(s.inner().to_owned())));
     }
     if let Some(list) = value.downcast_ref::<CelList>() {
-        let items: Option<Vec<CelVal>> =
-            list.inner().iter().map(|v| to_static(v.as_ref())).collect();
-        return Some(Box::new(CelList::from(items?)));
+        return Some(Box::new(static_list(list)?));
     }
     if let Some(map) = value.downcast_ref::<CelMap>() {
-        let entries: Option<HashMap<CelMapKey<'static>, CelVal>> = map
-            .inner()
-            .iter()
-            .map(|(k, v)| Some((k.clone().into_static(), to_static(v.as_ref())?)))
-            .collect();
-        return Some(Box::new(CelMap::from(entries?)));
+        return Some(Box::new(static_map(map)?));
     }
     if let Some(b) = value.downcast_ref::<CelBytes>() {
         return Some(Box::new(CelBytes::from(b.inner().to_vec())));
@@ -355,6 +348,44 @@ pub fn to_static(value: &dyn Val) -> Option<CelVal> {
         }));
     }
     super::library::clone_static(value)
+}
+
+/// A `'static` copy of `list` ([`to_static`]).
+fn static_list(list: &CelList) -> Option<CelList<'static>> {
+    let items: Option<Vec<CelVal>> = list.inner().iter().map(|v| to_static(v.as_ref())).collect();
+    Some(CelList::from(items?))
+}
+
+/// A `'static` copy of `map` ([`to_static`]).
+fn static_map(map: &CelMap) -> Option<CelMap<'static>> {
+    let entries: Option<HashMap<CelMapKey<'static>, CelVal>> = map
+        .inner()
+        .iter()
+        .map(|(k, v)| Some((k.clone().into_static(), to_static(v.as_ref())?)))
+        .collect();
+    Some(CelMap::from(entries?))
+}
+
+/// [`to_static`], with a list or map put behind a [`Shared`] reference, its
+/// longest list or map measured once: a policy variable's value, which the
+/// policy's later expressions and the other policies of the request
+/// ([`super::shared`]) then copy by reference.
+pub fn to_shared(value: &dyn Val) -> Option<CelVal> {
+    let is_shared = value.downcast_ref::<Shared<CelMap<'static>>>().is_some()
+        || value.downcast_ref::<Shared<CelList<'static>>>().is_some();
+    if !is_shared {
+        if let Some(list) = value.downcast_ref::<CelList>() {
+            let list = static_list(list)?;
+            let longest = longest_in(&list);
+            return Some(Box::new(Shared::new(list, longest)));
+        }
+        if let Some(map) = value.downcast_ref::<CelMap>() {
+            let map = static_map(map)?;
+            let longest = longest_in(&map);
+            return Some(Box::new(Shared::new(map, longest)));
+        }
+    }
+    to_static(value)
 }
 
 /// The length of the longest list or map in `value`.

@@ -556,7 +556,8 @@ impl<'p, 'v> Context<'p, 'v> {
     pub fn new_inner_scope<'b>(&'b self) -> Context<'b, 'v> {
         Context::Child {
             parent: self,
-            variables: Vec::new(),
+            // a comprehension binds two: its variable and its accumulator
+            variables: Vec::with_capacity(2),
             resolver: None,
         }
     }
