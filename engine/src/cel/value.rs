@@ -545,6 +545,32 @@ mod tests {
     }
 
     #[test]
+    fn a_computed_list_or_map_is_shared_with_its_longest_measured() {
+        use crate::cel::expression::{Bindings, Expression};
+        let mut bindings = Bindings::new();
+        bindings.insert_json("o", &serde_json::json!({"l": [1, 2, 3]}));
+        let expr = Expression::compile("o.l.map(x, {'v': [x, x]})").unwrap();
+        let shared = expr
+            .evaluate_with(&bindings, |v| to_shared(v).unwrap())
+            .unwrap();
+        assert!(shared.downcast_ref::<Shared<CelList<'static>>>().is_some());
+        // the list of three maps; the pairs inside are shorter
+        assert_eq!(longest_in(shared.as_ref()), 3);
+        let copy = to_static(shared.as_ref()).unwrap();
+        assert!(copy.downcast_ref::<Shared<CelList<'static>>>().is_some());
+        assert_eq!(
+            crate::cel::expression::to_json(copy.as_ref()).unwrap(),
+            serde_json::json!([{"v": [1, 1]}, {"v": [2, 2]}, {"v": [3, 3]}])
+        );
+        // a scalar is copied as it is, a shared input by reference
+        let n = to_shared(&CelInt::from(7)).unwrap();
+        assert_eq!(n.downcast_ref::<CelInt>().map(|i| *i.inner()), Some(7));
+        let input = to_cel(&serde_json::json!({"a": [1]}), &mut 0);
+        let again = to_shared(input.as_ref()).unwrap();
+        assert!(again.downcast_ref::<Shared<CelMap<'static>>>().is_some());
+    }
+
+    #[test]
     fn dotted_names_are_split_at_each_dot() {
         assert_eq!(split_dot("a.b.c"), ("a", Some("b.c")));
         assert_eq!(split_dot("a"), ("a", None));
