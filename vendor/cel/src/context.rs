@@ -188,9 +188,22 @@ impl<'p, 'v> Context<'p, 'v> {
     /// The scopes `name` may be resolved in: an absolute name, one with a
     /// leading dot, skips the inner ones.
     fn scopes_for<'b>(&'b self, name: &str) -> impl Iterator<Item = &'b Context<'p, 'v>> {
-        let absolute = name.starts_with('.');
-        self.scopes()
-            .filter(move |scope| !absolute || matches!(scope, Context::Root { .. }))
+        // an absolute name starts from the root scope, the last of them
+        let start = if name.starts_with('.') {
+            self.root()
+        } else {
+            self
+        };
+        start.scopes()
+    }
+
+    /// The root scope.
+    fn root(&self) -> &Context<'p, 'v> {
+        let mut scope = self;
+        while let Context::Child { parent, .. } = scope {
+            scope = *parent;
+        }
+        scope
     }
 
     /// A variable of this scope alone.
@@ -309,7 +322,7 @@ impl<'p, 'v> Context<'p, 'v> {
         // scopes are asked with the segments, and the name is joined only
         // where it must be looked up by its text.
         const INLINE: usize = 8;
-        if segments.len() <= INLINE && start.env().container().name().is_empty() {
+        if segments.len() <= INLINE && start.root().env().container().name().is_empty() {
             let mut plain = [""; INLINE];
             plain[..segments.len()].copy_from_slice(segments);
             plain[0] = plain[0].strip_prefix('.').unwrap_or(plain[0]);
