@@ -17,7 +17,8 @@ use tollgate_sdk::placement::POD_CONTROLLERS;
 use super::cost::{self, Bound, Refined};
 use super::mutation::{self, PatchType};
 use super::value::{
-    CelVal, descend_dotted, longest_in, map_of, resolve_qualified, split_dot, to_cel, to_static,
+    CelVal, descend, descend_dotted, longest_in, map_of, resolve_qualified, split_dot, to_cel,
+    to_shared,
 };
 use super::{Inputs, Outcome};
 use crate::cluster::ClusterView;
@@ -549,7 +550,7 @@ impl CelPolicy {
                             &vars,
                             &longest,
                             &mut spent,
-                            |v| match to_static(v) {
+                            |v| match to_shared(v) {
                                 Some(copy) => Ok(copy),
                                 None => CelValue::try_from(v)
                                     .and_then(CelVal::try_from)
@@ -793,20 +794,37 @@ impl VariableResolver for Vars<'_> {
             let (variable, fields) = split_dot(rest);
             return self.variable(variable, fields).map(CowVal::Borrowed);
         }
-        resolve_qualified(name, |variable| {
-            Some(match variable {
-                "object" if self.object_is_pod => self.inputs.pod(),
-                "object" => self.inputs.object.as_ref(),
-                "oldObject" => self.inputs.old_object.as_ref(),
-                "request" => self.inputs.request.as_ref(),
-                "pod" => self.inputs.pod(),
-                "params" => self.params,
-                "pools" => self.pools,
-                "namespaceObject" => self.namespace_object,
-                "variables" => self.variables_map(),
-                _ => return None,
-            })
+        resolve_qualified(name, |variable| self.root(variable)).map(CowVal::Borrowed)
+    }
+
+    /// As [`Vars::resolve`] on the joined name, from its segments: the
+    /// interpreter asks this for every qualified name of an expression.
+    fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
+        let value = match segments {
+            ["variables", variable, fields @ ..] => {
+                descend(self.variable(variable, None)?, fields.iter().copied())
+            }
+            [root, fields @ ..] => descend(self.root(root)?, fields.iter().copied()),
+            [] => None,
+        };
+        value.map(CowVal::Borrowed)
+    }
+}
+
+impl Vars<'_> {
+    /// The input a root name (one of [`ROOTS`]) names.
+    fn root(&self, name: &str) -> Option<&(dyn Val + 'static)> {
+        Some(match name {
+            "object" if self.object_is_pod => self.inputs.pod(),
+            "object" => self.inputs.object.as_ref(),
+            "oldObject" => self.inputs.old_object.as_ref(),
+            "request" => self.inputs.request.as_ref(),
+            "pod" => self.inputs.pod(),
+            "params" => self.params,
+            "pools" => self.pools,
+            "namespaceObject" => self.namespace_object,
+            "variables" => self.variables_map(),
+            _ => return None,
         })
-        .map(CowVal::Borrowed)
     }
 }

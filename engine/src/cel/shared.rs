@@ -217,4 +217,45 @@ mod tests {
         // `l` reads a variable not yet defined: an error, whatever `a` kept.
         assert!(c.evaluate(&review, &Empty::default()).is_err());
     }
+
+    /// Qualified names are answered from their segments
+    /// (`VariableResolver::resolve_segments`): a variable's fields, the
+    /// inputs' fields, the `variables` map itself, and a missing field or
+    /// variable reported as the interpreter reports it.
+    #[test]
+    fn qualified_names_resolve_through_variables_and_inputs() {
+        let review = Review::from_object(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "d", "labels": {"app": "x"}},
+            "spec": {"nodeSelector": {"pool": "a"}},
+        }))
+        .unwrap();
+        let variables = json!([
+            {"name": "m", "expression": "object.metadata"},
+            {"name": "l", "expression": "[object.metadata.labels].map(x, {'inner': x})"},
+        ]);
+        for rule in [
+            "variables.m.labels.app == 'x' && object.spec.nodeSelector.pool == 'a'",
+            "variables.l[0].inner.app == 'x' && pod.metadata.name == 'p'",
+            "has(variables.m.labels) && !has(variables.m.annotations) && has(variables.l)",
+            "variables.m.labels.all(k, variables.m.labels[k] == 'x')",
+            "object.kind == 'Pod' && params.n == 'q'",
+        ] {
+            assert!(
+                allowed(&policy("q", variables.clone(), rule), &review),
+                "{rule}"
+            );
+        }
+        for (rule, error) in [
+            ("variables.m.nope == 'x'", "No such key: nope"),
+            ("variables.nope.a == 'x'", "No such key: nope"),
+            ("object.spec.nope.a == 'x'", "No such key: nope"),
+            ("nope.a == 'x'", "Undeclared reference to 'nope'"),
+        ] {
+            let fault = policy("q", variables.clone(), rule)
+                .evaluate(&review, &Empty::default())
+                .unwrap_err();
+            assert!(fault.to_string().contains(error), "{rule}: {fault}");
+        }
+    }
 }

@@ -330,17 +330,10 @@ pub fn to_static(value: &dyn Val) -> Option<CelVal> {
         return Some(Box::new(CelString::from(s.inner().to_owned())));
     }
     if let Some(list) = value.downcast_ref::<CelList>() {
-        let items: Option<Vec<CelVal>> =
-            list.inner().iter().map(|v| to_static(v.as_ref())).collect();
-        return Some(Box::new(CelList::from(items?)));
+        return Some(Box::new(static_list(list)?));
     }
     if let Some(map) = value.downcast_ref::<CelMap>() {
-        let entries: Option<HashMap<CelMapKey<'static>, CelVal>> = map
-            .inner()
-            .iter()
-            .map(|(k, v)| Some((k.clone().into_static(), to_static(v.as_ref())?)))
-            .collect();
-        return Some(Box::new(CelMap::from(entries?)));
+        return Some(Box::new(static_map(map)?));
     }
     if let Some(b) = value.downcast_ref::<CelBytes>() {
         return Some(Box::new(CelBytes::from(b.inner().to_vec())));
@@ -355,6 +348,44 @@ pub fn to_static(value: &dyn Val) -> Option<CelVal> {
         }));
     }
     super::library::clone_static(value)
+}
+
+/// A `'static` copy of `list` ([`to_static`]).
+fn static_list(list: &CelList) -> Option<CelList<'static>> {
+    let items: Option<Vec<CelVal>> = list.inner().iter().map(|v| to_static(v.as_ref())).collect();
+    Some(CelList::from(items?))
+}
+
+/// A `'static` copy of `map` ([`to_static`]).
+fn static_map(map: &CelMap) -> Option<CelMap<'static>> {
+    let entries: Option<HashMap<CelMapKey<'static>, CelVal>> = map
+        .inner()
+        .iter()
+        .map(|(k, v)| Some((k.clone().into_static(), to_static(v.as_ref())?)))
+        .collect();
+    Some(CelMap::from(entries?))
+}
+
+/// [`to_static`], with a list or map put behind a [`Shared`] reference, its
+/// longest list or map measured once: a policy variable's value, which the
+/// policy's later expressions and the other policies of the request
+/// ([`super::shared`]) then copy by reference.
+pub fn to_shared(value: &dyn Val) -> Option<CelVal> {
+    let is_shared = value.downcast_ref::<Shared<CelMap<'static>>>().is_some()
+        || value.downcast_ref::<Shared<CelList<'static>>>().is_some();
+    if !is_shared {
+        if let Some(list) = value.downcast_ref::<CelList>() {
+            let list = static_list(list)?;
+            let longest = longest_in(&list);
+            return Some(Box::new(Shared::new(list, longest)));
+        }
+        if let Some(map) = value.downcast_ref::<CelMap>() {
+            let map = static_map(map)?;
+            let longest = longest_in(&map);
+            return Some(Box::new(Shared::new(map, longest)));
+        }
+    }
+    to_static(value)
 }
 
 /// The length of the longest list or map in `value`.
@@ -511,6 +542,32 @@ mod tests {
                 "{source}"
             );
         }
+    }
+
+    #[test]
+    fn a_computed_list_or_map_is_shared_with_its_longest_measured() {
+        use crate::cel::expression::{Bindings, Expression};
+        let mut bindings = Bindings::new();
+        bindings.insert_json("o", &serde_json::json!({"l": [1, 2, 3]}));
+        let expr = Expression::compile("o.l.map(x, {'v': [x, x]})").unwrap();
+        let shared = expr
+            .evaluate_with(&bindings, |v| to_shared(v).unwrap())
+            .unwrap();
+        assert!(shared.downcast_ref::<Shared<CelList<'static>>>().is_some());
+        // the list of three maps; the pairs inside are shorter
+        assert_eq!(longest_in(shared.as_ref()), 3);
+        let copy = to_static(shared.as_ref()).unwrap();
+        assert!(copy.downcast_ref::<Shared<CelList<'static>>>().is_some());
+        assert_eq!(
+            crate::cel::expression::to_json(copy.as_ref()).unwrap(),
+            serde_json::json!([{"v": [1, 1]}, {"v": [2, 2]}, {"v": [3, 3]}])
+        );
+        // a scalar is copied as it is, a shared input by reference
+        let n = to_shared(&CelInt::from(7)).unwrap();
+        assert_eq!(n.downcast_ref::<CelInt>().map(|i| *i.inner()), Some(7));
+        let input = to_cel(&serde_json::json!({"a": [1]}), &mut 0);
+        let again = to_shared(input.as_ref()).unwrap();
+        assert!(again.downcast_ref::<Shared<CelMap<'static>>>().is_some());
     }
 
     #[test]

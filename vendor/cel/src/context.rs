@@ -188,9 +188,22 @@ impl<'p, 'v> Context<'p, 'v> {
     /// The scopes `name` may be resolved in: an absolute name, one with a
     /// leading dot, skips the inner ones.
     fn scopes_for<'b>(&'b self, name: &str) -> impl Iterator<Item = &'b Context<'p, 'v>> {
-        let absolute = name.starts_with('.');
-        self.scopes()
-            .filter(move |scope| !absolute || matches!(scope, Context::Root { .. }))
+        // an absolute name starts from the root scope, the last of them
+        let start = if name.starts_with('.') {
+            self.root()
+        } else {
+            self
+        };
+        start.scopes()
+    }
+
+    /// The root scope.
+    fn root(&self) -> &Context<'p, 'v> {
+        let mut scope = self;
+        while let Context::Child { parent, .. } = scope {
+            scope = *parent;
+        }
+        scope
     }
 
     /// A variable of this scope alone.
@@ -305,6 +318,27 @@ impl<'p, 'v> Context<'p, 'v> {
                 }
             }
         }
+        // Without a container each prefix is its own only candidate: the
+        // scopes are asked with the segments, and the name is joined only
+        // where it must be looked up by its text.
+        const INLINE: usize = 8;
+        if segments.len() <= INLINE && start.root().env().container().name().is_empty() {
+            let mut plain = [""; INLINE];
+            plain[..segments.len()].copy_from_slice(segments);
+            plain[0] = plain[0].strip_prefix('.').unwrap_or(plain[0]);
+            let plain = &plain[..segments.len()];
+            for scope in start.scopes_for(segments[0]) {
+                for prefix in (1..=segments.len()).rev() {
+                    let whole = prefix == segments.len();
+                    if let Some(value) = scope.resolve_own_segments(&plain[..prefix], whole) {
+                        return Ok((value, &segments[prefix..]));
+                    }
+                }
+            }
+            return Err(ExecutionError::UndeclaredReference(Arc::new(
+                segments[0].to_owned(),
+            )));
+        }
         // the dotted name, on the stack when it is short
         let mut inline = [0u8; 256];
         let joined;
@@ -367,6 +401,51 @@ impl<'p, 'v> Context<'p, 'v> {
         env.container()
             .candidates(name)
             .find_map(|candidate| find(&candidate))
+    }
+
+    /// [`resolve_own`](Self::resolve_own) without a container, for the name
+    /// `segments` spells (without a leading dot): the resolver is given the
+    /// segments, and the name is joined only to look it up in the root
+    /// scope's variables or types.
+    fn resolve_own_segments(&self, segments: &[&str], may_be_type: bool) -> Option<CowVal<'_, 'v>> {
+        match self {
+            Context::Child {
+                variables,
+                resolver,
+                ..
+            } => resolver
+                .and_then(|r| r.resolve_segments(segments))
+                .or_else(|| {
+                    variables
+                        .iter()
+                        .find(|(n, _)| is_joined(n, segments))
+                        .map(|(_, v)| CowVal::Borrowed(v.as_ref()))
+                }),
+            Context::Root {
+                variables,
+                resolver,
+                env,
+                ..
+            } => resolver
+                .and_then(|r| r.resolve_segments(segments))
+                .or_else(|| {
+                    if variables.is_empty() && !may_be_type {
+                        return None;
+                    }
+                    with_joined(segments, |name| {
+                        variables
+                            .get(name)
+                            .map(|v| CowVal::Borrowed(v.as_ref()))
+                            .or_else(|| {
+                                if !may_be_type {
+                                    return None;
+                                }
+                                let t = env.types().find_type(name)?;
+                                Some(CowVal::owned(CelType::from(t)))
+                            })
+                    })
+                }),
+        }
     }
 
     /// The struct type `name` names under the container.
@@ -490,7 +569,8 @@ impl<'p, 'v> Context<'p, 'v> {
     pub fn new_inner_scope<'b>(&'b self) -> Context<'b, 'v> {
         Context::Child {
             parent: self,
-            variables: Vec::new(),
+            // a comprehension binds two: its variable and its accumulator
+            variables: Vec::with_capacity(2),
             resolver: None,
         }
     }
@@ -593,11 +673,26 @@ impl Default for Context<'_, '_> {
 /// ```
 pub trait VariableResolver: Send + Sync {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>>;
+
+    /// The variable named by `segments` joined with dots (`["a", "b"]` for
+    /// `a.b`): what [`resolve`](Self::resolve) answers for the joined name,
+    /// which is what this does by default. The interpreter asks this for a
+    /// qualified name in an expression (`a.b.c`, then `a.b`, then `a`) when
+    /// the environment has no container; a resolver of nested values can
+    /// answer from the segments without the name being joined and split
+    /// again.
+    fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
+        with_joined(segments, |name| self.resolve(name))
+    }
 }
 
 impl<T: VariableResolver> VariableResolver for Box<T> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
         (**self).resolve(variable)
+    }
+
+    fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
+        (**self).resolve_segments(segments)
     }
 }
 
@@ -605,12 +700,66 @@ impl<T: VariableResolver> VariableResolver for Arc<T> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
         (**self).resolve(variable)
     }
+
+    fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
+        (**self).resolve_segments(segments)
+    }
 }
 
 impl<T: VariableResolver> VariableResolver for &T {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
         (**self).resolve(variable)
     }
+
+    fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
+        (**self).resolve_segments(segments)
+    }
+}
+
+/// Calls `f` with `segments` joined by dots, on the stack when the name is
+/// up to 256 bytes long.
+fn with_joined<R>(segments: &[&str], f: impl FnOnce(&str) -> R) -> R {
+    if let [name] = segments {
+        return f(name);
+    }
+    let mut inline = [0u8; 256];
+    let length = segments
+        .iter()
+        .map(|s| s.len() + 1)
+        .sum::<usize>()
+        .saturating_sub(1);
+    if length > inline.len() {
+        return f(&segments.join("."));
+    }
+    let mut at = 0;
+    for (i, segment) in segments.iter().enumerate() {
+        if i > 0 {
+            inline[at] = b'.';
+            at += 1;
+        }
+        inline[at..at + segment.len()].copy_from_slice(segment.as_bytes());
+        at += segment.len();
+    }
+    // segments of valid UTF-8 joined by dots are valid UTF-8
+    f(std::str::from_utf8(&inline[..at]).expect("a joined name is UTF-8"))
+}
+
+/// Whether `name` is `segments` joined by dots, compared without joining.
+fn is_joined(name: &str, segments: &[&str]) -> bool {
+    let mut rest = name;
+    for (i, segment) in segments.iter().enumerate() {
+        if i > 0 {
+            match rest.strip_prefix('.') {
+                Some(after) => rest = after,
+                None => return false,
+            }
+        }
+        match rest.strip_prefix(segment) {
+            Some(after) => rest = after,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 #[cfg(test)]

@@ -1331,21 +1331,13 @@ impl Value {
                 match &call.target {
                     None => {
                         // TODO: Optimize for the 1 and 2 arg cases and avoid the Vec altogether
-                        let args: Result<Vec<CowVal<'e, 'v>>, ExecutionError> = call
-                            .args
-                            .iter()
-                            .map(|a| Value::resolve_val(a, ctx))
-                            .collect();
+                        let args = resolve_args(&call.args, 0, ctx)?;
                         let name = ctx.resolve_function(&call.func_name);
-                        call_function(ctx, &name, &call.func_name, args?)
+                        call_function(ctx, &name, &call.func_name, args)
                     }
                     Some(target_expr) => {
-                        let args: Result<Vec<CowVal<'e, 'v>>, ExecutionError> = call
-                            .args
-                            .iter()
-                            .map(|a| Value::resolve_val(a, ctx))
-                            .collect();
-                        let mut args = args?;
+                        // room for the target, inserted first below
+                        let mut args = resolve_args(&call.args, 1, ctx)?;
                         // As in cel-go, a call whose target spells a qualified
                         // name that, with the function's, names a function is
                         // a call to that function: `optional.of(x)` calls
@@ -1751,6 +1743,21 @@ impl<'e> AppendStep<'e> {
         }
         Ok(CowVal::owned(accu.to_immutable()))
     }
+}
+
+/// The values of a call's arguments, in a vector allocated once with room
+/// for `extra` more (collecting the `Result`s grew it from empty).
+#[inline(always)]
+fn resolve_args<'e, 'p, 'v>(
+    args: &'e [Expression],
+    extra: usize,
+    ctx: &'e Context<'p, 'v>,
+) -> Result<Vec<CowVal<'e, 'v>>, ExecutionError> {
+    let mut values = Vec::with_capacity(args.len() + extra);
+    for arg in args {
+        values.push(Value::resolve_val(arg, ctx)?);
+    }
+    Ok(values)
 }
 
 fn try_bool(val: Result<CowVal<'_, '_>, ExecutionError>) -> Result<bool, ExecutionError> {
