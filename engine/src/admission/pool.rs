@@ -10,16 +10,19 @@
 //! under load. Measured on 2 CPUs (docs/benchmarks.md) the server spent about
 //! a fifth less CPU per review with a queue in front of a fixed set of threads.
 //!
+//! Idle threads wait on one condition variable and each queued review wakes
+//! one of them, so reviews queued together start together.
+//!
 //! A review waits in the queue until a thread takes it or its requester gives
 //! up ([`Ticket::abandon`]); an abandoned review is not evaluated. A review
 //! already running when its requester gives up finishes in the background
 //! (its WASM policies are interrupted at the deadline) and its answer is
 //! dropped.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
@@ -28,8 +31,44 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Threads evaluating reviews from one queue. Its threads end once the pool
 /// is dropped and the queue is empty.
 pub(crate) struct Pool {
-    queue: Sender<Job>,
+    queue: Arc<Queue>,
     threads: usize,
+}
+
+/// The jobs, and the idle threads waiting for one. Each job wakes one idle
+/// thread directly, so reviews queued together start together (a channel
+/// behind a mutex would wake the threads one after the other).
+struct Queue {
+    jobs: Mutex<Jobs>,
+    ready: Condvar,
+}
+
+struct Jobs {
+    waiting: VecDeque<Job>,
+    open: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Jobs> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next job, or `None` once the pool is closed and the queue empty.
+    fn next(&self) -> Option<Job> {
+        let mut jobs = self.lock();
+        loop {
+            if let Some(job) = jobs.waiting.pop_front() {
+                return Some(job);
+            }
+            if !jobs.open {
+                return None;
+            }
+            jobs = self
+                .ready
+                .wait(jobs)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 impl std::fmt::Debug for Pool {
@@ -59,25 +98,32 @@ impl Pool {
     /// When the operating system refuses to start a thread.
     pub(crate) fn new(threads: usize) -> std::io::Result<Self> {
         let threads = threads.max(1);
-        let (sender, receiver) = mpsc::channel::<Job>();
-        let receiver = Arc::new(Mutex::new(receiver));
+        let queue = Arc::new(Queue {
+            jobs: Mutex::new(Jobs {
+                waiting: VecDeque::new(),
+                open: true,
+            }),
+            ready: Condvar::new(),
+        });
+        let pool = Pool {
+            queue: Arc::clone(&queue),
+            threads,
+        };
         let logs = tracing::dispatcher::get_default(Clone::clone);
         for index in 0..threads {
-            let receiver = Arc::clone(&receiver);
+            let queue = Arc::clone(&queue);
             let logs = logs.clone();
+            // On failure the pool is dropped, which lets started threads end.
             std::thread::Builder::new()
                 .name(format!("tollgate-eval-{index}"))
                 .spawn(move || {
                     let _logs = tracing::dispatcher::set_default(&logs);
-                    while let Some(job) = next(&receiver) {
+                    while let Some(job) = queue.next() {
                         job();
                     }
                 })?;
         }
-        Ok(Pool {
-            queue: sender,
-            threads,
-        })
+        Ok(pool)
     }
 
     /// The number of threads.
@@ -103,18 +149,17 @@ impl Pool {
             }
             let _ = send.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
         });
-        // The receiver lives as long as a thread does, and threads only end
-        // when this sender is dropped, so sending cannot fail; if it did, the
-        // ticket's answer reports a closed channel.
-        let _ = self.queue.send(job);
+        self.queue.lock().waiting.push_back(job);
+        self.queue.ready.notify_one();
         Ticket { answer, stage }
     }
 }
 
-/// The next job, or `None` once the pool is gone.
-fn next(receiver: &Mutex<Receiver<Job>>) -> Option<Job> {
-    let receiver = receiver.lock().unwrap_or_else(PoisonError::into_inner);
-    receiver.recv().ok()
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.queue.lock().open = false;
+        self.queue.ready.notify_all();
+    }
 }
 
 /// How a ticket's wait ended.
@@ -163,6 +208,40 @@ mod tests {
         assert!(matches!(panics.answer().await, Outcome::Failed));
         let mut after = pool.submit(|| 7);
         assert!(matches!(after.answer().await, Outcome::Done(7)));
+    }
+
+    #[tokio::test]
+    async fn every_thread_evaluates_at_once_and_queued_work_outlives_the_pool() {
+        let pool = Pool::new(3).unwrap();
+        let (started, has_started) = mpsc::channel::<()>();
+        let (release, hold) = mpsc::channel::<()>();
+        let hold = std::sync::Arc::new(std::sync::Mutex::new(hold));
+        let mut tickets = Vec::new();
+        for _ in 0..3 {
+            let started = started.clone();
+            let hold = std::sync::Arc::clone(&hold);
+            tickets.push(pool.submit(move || {
+                started.send(()).unwrap();
+                let _ = hold.lock().unwrap().recv_timeout(Duration::from_secs(5));
+            }));
+        }
+        for _ in 0..3 {
+            has_started
+                .recv_timeout(Duration::from_secs(5))
+                .expect("three threads run three reviews at once");
+        }
+        let mut queued = pool.submit(|| "after the pool");
+        drop(pool);
+        for _ in 0..3 {
+            release.send(()).unwrap();
+        }
+        assert!(matches!(
+            queued.answer().await,
+            Outcome::Done("after the pool")
+        ));
+        for mut ticket in tickets {
+            assert!(matches!(ticket.answer().await, Outcome::Done(())));
+        }
     }
 
     #[tokio::test]
