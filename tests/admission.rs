@@ -1216,8 +1216,9 @@ fn a_review_past_the_deadline_is_answered_by_the_failure_policy() {
 }
 
 /// A lone review first gets a short try on the async worker; a policy that
-/// outlasts the try is run again from the start on the blocking pool, so
+/// outlasts the try is run again from the start on the evaluation pool, so
 /// its verdict is the one its own limit gives, not a cut at the try's end.
+/// The metrics count the cut tries and the pool's evaluations.
 #[test]
 fn a_slow_policy_is_judged_by_its_own_limit_not_by_the_inline_try() {
     let sandbox = Sandbox::new();
@@ -1249,6 +1250,18 @@ fn a_slow_policy_is_judged_by_its_own_limit_not_by_the_inline_try() {
             );
         }
     });
+    let metrics = server.metrics(&cert);
+    for line in [
+        "tollgate_admission_evaluations_total{place=\"inline\"} 0",
+        "tollgate_admission_evaluations_total{place=\"inline_cut\"} 3",
+        "tollgate_admission_evaluations_total{place=\"pool\"} 3",
+        "tollgate_admission_queue_wait_seconds_count 3",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in:\n{metrics}"
+        );
+    }
 }
 
 #[test]

@@ -86,6 +86,30 @@ impl Outcome {
 
 const RESULTS: [&str; 5] = ["pass", "deny", "warn", "audit", "fault"];
 
+/// Where a review was evaluated ([`crate::admission::state::State::run_evaluation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// On the async worker that read it, within the inline slice.
+    Inline,
+    /// Tried inline, cut short by the slice, and queued for the pool.
+    InlineCut,
+    /// On an evaluation thread of the pool.
+    Pool,
+}
+
+impl Place {
+    const ALL: [Place; 3] = [Place::Inline, Place::InlineCut, Place::Pool];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Place::Inline => "inline",
+            Place::InlineCut => "inline_cut",
+            Place::Pool => "pool",
+        }
+    }
+}
+
 #[derive(Default)]
 struct Histogram {
     /// Non-cumulative counts per bucket; past the last bound only `count` grows.
@@ -104,6 +128,31 @@ impl Histogram {
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Write the series of `name` with `labels` (`key="value",...`, or
+    /// empty) before each `le`.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        } else {
+            let _ = writeln!(
+                out,
+                "{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {count}"
+            );
+        }
+    }
 }
 
 #[derive(Default)]
@@ -117,6 +166,8 @@ struct EndpointMetrics {
 pub struct Metrics {
     endpoints: [EndpointMetrics; Endpoint::ALL.len()],
     in_flight: AtomicI64,
+    places: [AtomicU64; Place::ALL.len()],
+    queue_wait: Histogram,
     policies: Mutex<BTreeMap<String, [u64; RESULTS.len()]>>,
     policy_reloads: [AtomicU64; 2],
     tls_reloads: [AtomicU64; 2],
@@ -155,6 +206,17 @@ impl Metrics {
         let metrics = &self.endpoints[endpoint as usize];
         metrics.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
         metrics.duration.observe(elapsed);
+    }
+
+    /// Count a review evaluated at `place` (a cut inline try counts once as
+    /// [`Place::InlineCut`] and again where it is then evaluated).
+    pub fn evaluated(&self, place: Place) {
+        self.places[place as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Record how long a review waited in the queue for an evaluation thread.
+    pub fn queued_for(&self, waited: Duration) {
+        self.queue_wait.observe(waited);
     }
 
     /// Record each policy's result in a verdict.
@@ -217,25 +279,33 @@ impl Metrics {
             "Time from a read request body to the response, by endpoint.",
         );
         for endpoint in Endpoint::ALL {
-            let histogram = &self.endpoints[endpoint as usize].duration;
-            let label = endpoint.label();
-            let mut cumulative = 0;
-            for (bound, bucket) in BUCKETS.iter().zip(&histogram.buckets) {
-                cumulative += bucket.load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{endpoint=\"{label}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let count = histogram.count.load(Ordering::Relaxed);
-            let sum = histogram.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+            let label = format!("endpoint=\"{}\"", endpoint.label());
+            self.endpoints[endpoint as usize]
+                .duration
+                .render(&mut out, name, &label);
+        }
+        header(
+            &mut out,
+            "tollgate_admission_evaluations_total",
+            "counter",
+            "Reviews evaluated, by where: inline on the worker that read them, inline tries cut short by their slice, on the evaluation pool.",
+        );
+        for place in Place::ALL {
             let _ = writeln!(
                 out,
-                "{name}_bucket{{endpoint=\"{label}\",le=\"+Inf\"}} {count}"
+                "tollgate_admission_evaluations_total{{place=\"{}\"}} {}",
+                place.label(),
+                self.places[place as usize].load(Ordering::Relaxed)
             );
-            let _ = writeln!(out, "{name}_sum{{endpoint=\"{label}\"}} {sum}");
-            let _ = writeln!(out, "{name}_count{{endpoint=\"{label}\"}} {count}");
         }
+        let name = "tollgate_admission_queue_wait_seconds";
+        header(
+            &mut out,
+            name,
+            "histogram",
+            "Time a review waited in the queue for an evaluation thread.",
+        );
+        self.queue_wait.render(&mut out, name, "");
         header(
             &mut out,
             "tollgate_admission_in_flight",

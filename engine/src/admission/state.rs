@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
+use super::metrics::Place;
 use super::pool::{Outcome, Pool};
 
 use super::metrics::Metrics;
@@ -283,15 +284,22 @@ impl State {
                 work(&evaluator, &cluster, attempt)
             }));
             match tried {
-                Ok(Attempt::Done(result)) => return Ok(result),
-                Ok(Attempt::Cut) => {}
+                Ok(Attempt::Done(result)) => {
+                    self.shared.metrics.evaluated(Place::Inline);
+                    return Ok(result);
+                }
+                Ok(Attempt::Cut) => self.shared.metrics.evaluated(Place::InlineCut),
                 Err(_) => {
                     tracing::error!("policy evaluation panicked");
                     return Err(Refusal::Panicked);
                 }
             }
         }
+        let state = self.clone();
+        let queued = std::time::Instant::now();
         let mut ticket = self.shared.pool.submit(move || {
+            state.shared.metrics.queued_for(queued.elapsed());
+            state.shared.metrics.evaluated(Place::Pool);
             let last = Try {
                 deadline: ends,
                 last: true,

@@ -606,6 +606,31 @@ async fn a_lone_small_review_is_judged_while_every_evaluation_thread_is_busy() {
     assert!(response.get("auditAnnotations").is_none(), "{response}");
 }
 
+/// A lone small review is evaluated inline, a large one on the pool after
+/// a wait in its queue; the metrics say which.
+#[tokio::test]
+async fn metrics_say_where_reviews_were_evaluated_and_how_long_they_queued() {
+    let state = state();
+    post(&state, "/validate", &create(2)).await;
+    let mut large = create(2);
+    large["request"]["object"]["metadata"]["annotations"] =
+        json!({"padding": "x".repeat(100 << 10)});
+    post(&state, "/validate", &large).await;
+    let (_, text) = get(&state, "/metrics").await;
+    for line in [
+        "tollgate_admission_evaluations_total{place=\"inline\"} 1",
+        "tollgate_admission_evaluations_total{place=\"inline_cut\"} 0",
+        "tollgate_admission_evaluations_total{place=\"pool\"} 1",
+        "tollgate_admission_queue_wait_seconds_count 1",
+        "# TYPE tollgate_admission_queue_wait_seconds histogram",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn metrics_count_requests_in_sub_millisecond_buckets() {
     let state = state();
