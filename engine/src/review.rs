@@ -4,8 +4,9 @@
 //! Bad input fails here, before any policy runs: an object without `kind` or
 //! `apiVersion`, or an AdmissionReview without a request, is a [`Error`].
 //!
-//! The object and old object are [`Document`]s: the webhook hands them over as
-//! text and the tree is parsed only if a policy needs it ([`document`]).
+//! The object, the old object and the request are [`Document`]s: the webhook
+//! hands them over as text, with the placement records read from a sparse
+//! parse, and each tree is parsed only if a policy needs it ([`document`]).
 
 mod document;
 
