@@ -9,7 +9,7 @@
 //! bodies only): a typical review takes a fraction of a millisecond, and
 //! handing it to another thread and back costs two thread wake-ups, which at
 //! low load are most of its latency. Otherwise, and when the try is cut
-//! short, it is queued for the evaluation [`Pool`]'s
+//! short, it is queued for the evaluation pool's
 //! [`Config::max_concurrent`] threads, and waits there until its deadline at
 //! most. A try is
 //! cut short when the slice's end interrupts a WASM policy or leaves
