@@ -22,8 +22,14 @@ use tollgate::review::Review;
 use tollgate::wasm::{Instances, Limits, Runtime, RuntimeConfig, WasmPolicy};
 
 fn wasm(c: &mut Criterion) {
+    // Under valgrind, which cannot reserve the default pool's address space,
+    // run with TOLLGATE_BENCH_WASM_SLOTS=1 (docs/benchmarks.md).
+    let slots = std::env::var("TOLLGATE_BENCH_WASM_SLOTS").ok();
     let runtime = Runtime::new(&RuntimeConfig {
         cache_dir: None,
+        max_concurrent: slots.map_or(RuntimeConfig::default().max_concurrent, |s| {
+            s.parse().expect("TOLLGATE_BENCH_WASM_SLOTS is a number")
+        }),
         ..Default::default()
     })
     .expect("engine");

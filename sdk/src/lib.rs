@@ -51,3 +51,14 @@ pub use model::*;
 pub use patch::Patch;
 pub use policy::{Host, HostExt, Policy};
 pub use serde_json;
+
+/// The component's global allocator: Talc, which allocates and frees faster
+/// than the target's default dlmalloc (a policy's evaluation allocates for
+/// every string the host hands it).
+#[cfg(all(
+    feature = "allocator",
+    target_family = "wasm",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
