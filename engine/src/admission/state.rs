@@ -4,11 +4,17 @@
 //! review goes through.
 //!
 //! Evaluation is synchronous (WASM policies are epoch-interrupted, CEL runs to
-//! completion). When no other request is in the handlers a review gets one
+//! completion). When no other request is in the handlers, and none has been
+//! beside another there for [`Config::overlap_memory`], a review gets one
 //! short try on the async worker that read it ([`INLINE_SLICE`], small
 //! bodies only): a typical review takes a fraction of a millisecond, and
 //! handing it to another thread and back costs two thread wake-ups, which at
-//! low load are most of its latency. Otherwise, and when the try is cut
+//! low load are most of its latency. Under a load whose reviews overlap,
+//! though, an inline try holds a worker that the reviews arriving with it
+//! need for reading and answering (measured, docs/benchmarks.md: at an
+//! offered 5,000/s the p99 was higher and the CPU per review too), so a
+//! review that overlaps another keeps the next ones on the pool for a while.
+//! Otherwise, and when the try is cut
 //! short, it is queued for the evaluation pool's
 //! [`Config::max_concurrent`] threads, and waits there until its deadline at
 //! most. A try is
@@ -23,9 +29,9 @@
 //! WASM policies are interrupted at the deadline, and policies whose turn
 //! comes later are not run).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
@@ -51,6 +57,10 @@ pub struct Config {
     pub max_concurrent: u32,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How long after two reviews were last in the handlers together a lone
+    /// review still goes to the evaluation pool instead of being tried
+    /// inline ([`State::run_evaluation`]).
+    pub overlap_memory: Duration,
 }
 
 impl Default for Config {
@@ -60,6 +70,7 @@ impl Default for Config {
             failure_policy: FailurePolicy::Fail,
             max_concurrent: slots_per_cpu(),
             max_body_bytes: 3 << 20,
+            overlap_memory: Duration::from_millis(10),
         }
     }
 }
@@ -140,6 +151,10 @@ struct Shared {
     config: Config,
     metrics: Metrics,
     draining: AtomicBool,
+    /// When two reviews were last in the handlers together, in nanoseconds
+    /// since `started` (0: never).
+    last_overlap: AtomicU64,
+    started: Instant,
 }
 
 impl std::fmt::Debug for Shared {
@@ -166,6 +181,8 @@ impl State {
                 config,
                 metrics: Metrics::default(),
                 draining: AtomicBool::new(false),
+                last_overlap: AtomicU64::new(0),
+                started: Instant::now(),
             }),
         })
     }
@@ -238,9 +255,26 @@ impl State {
             .unwrap_or(configured)
     }
 
+    /// Whether this review is alone in the handlers and none has been beside
+    /// another for [`Config::overlap_memory`]; notes an overlap when it is not
+    /// alone.
+    fn quiet(&self) -> bool {
+        let shared = &self.shared;
+        // Nanoseconds since start, never 0 (which stands for "never").
+        let now = u64::try_from(shared.started.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        if shared.metrics.in_flight_now() > 1 {
+            shared.last_overlap.store(now, Ordering::Relaxed);
+            return false;
+        }
+        let last = shared.last_overlap.load(Ordering::Relaxed);
+        last == 0 || u128::from(now - last.min(now)) >= shared.config.overlap_memory.as_nanos()
+    }
+
     /// Run `work` with the active evaluator: when `inline` (the caller's
     /// judgement that the request is small) and no other request is in the
-    /// handlers, one try on this worker bounded by [`INLINE_SLICE`]; if that
+    /// handlers, nor has been beside another for [`Config::overlap_memory`], one try on this worker bounded by [`INLINE_SLICE`]; if that
     /// is [`Attempt::Cut`] or not made, a run on the evaluation pool with the
     /// review's whole deadline, answering no later than `timeout` after the
     /// call.
@@ -268,13 +302,13 @@ impl State {
         let deadline = tokio::time::Instant::now() + timeout;
         let cluster = self.cluster();
         let ends = deadline.into_std();
-        // Only when no other request is in the handlers: under load, handing
-        // reviews to the pool keeps the workers on I/O (measured: inline
-        // tries cost throughput at 16 connections), and the wake-ups they
-        // save are rare there anyway. So at most one review is tried inline
-        // at a time.
-        let idle = self.shared.metrics.in_flight_now() <= 1;
-        if inline && idle {
+        // Only when no other request is in the handlers, nor has been beside
+        // another lately: under load, handing reviews to the pool keeps the
+        // workers on I/O (measured: inline tries cost throughput at 16
+        // connections, and latency and CPU at an offered 5,000/s, where the
+        // reviews come in bursts), and the wake-ups they save are rare there
+        // anyway. So at most one review is tried inline at a time.
+        if inline && self.quiet() {
             let slice = std::time::Instant::now() + INLINE_SLICE;
             let attempt = Try {
                 deadline: slice.min(ends),
@@ -330,6 +364,12 @@ impl State {
 
 #[cfg(test)]
 impl State {
+    /// Count one more request in the handlers until the guard is dropped, as
+    /// a review being read beside the test's own would.
+    pub(crate) fn another_request_in_flight(&self) -> super::metrics::InFlight<'_> {
+        self.shared.metrics.in_flight()
+    }
+
     /// Keep every evaluation thread busy until the returned sender is
     /// dropped, as a saturated server would keep them.
     pub(crate) fn occupy_all_threads(&self) -> std::sync::mpsc::Sender<()> {

@@ -631,6 +631,44 @@ async fn metrics_say_where_reviews_were_evaluated_and_how_long_they_queued() {
     }
 }
 
+/// Once a review has been in the handlers beside another, lone reviews go
+/// to the pool until `overlap_memory` passes without another overlap.
+#[tokio::test]
+async fn after_reviews_overlap_lone_ones_go_to_the_pool_for_a_while() {
+    for (memory, places) in [
+        (Duration::from_secs(3600), [1, 2]),
+        (Duration::ZERO, [2, 1]),
+    ] {
+        let state = state_with(
+            Config {
+                overlap_memory: memory,
+                ..Config::default()
+            },
+            Value::Null,
+        );
+        // Alone and nothing overlapped yet: inline.
+        post(&state, "/validate", &create(2)).await;
+        {
+            // Beside another request: the pool.
+            let _other = state.another_request_in_flight();
+            post(&state, "/validate", &create(2)).await;
+        }
+        // Alone again: the pool while the overlap is remembered, else inline.
+        post(&state, "/validate", &create(2)).await;
+        let (_, text) = get(&state, "/metrics").await;
+        let [inline, pool] = places;
+        for line in [
+            format!("tollgate_admission_evaluations_total{{place=\"inline\"}} {inline}"),
+            format!("tollgate_admission_evaluations_total{{place=\"pool\"}} {pool}"),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "memory {memory:?}: missing {line:?} in:\n{text}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn metrics_count_requests_in_sub_millisecond_buckets() {
     let state = state();

@@ -158,6 +158,7 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Options> {
                 .max_concurrent
                 .unwrap_or_else(crate::admission::state::slots_per_cpu),
             max_body_bytes: args.max_body_bytes,
+            ..Config::default()
         },
         reload_interval: args.reload_interval,
         shutdown_grace: args.shutdown_grace,
