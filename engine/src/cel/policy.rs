@@ -178,6 +178,9 @@ struct Loaded {
     default_settings: serde_json::Map<String, Value>,
     env: Arc<Env>,
     match_conditions: Vec<(String, Compiled)>,
+    /// Per match condition, the key under which its result is shared with
+    /// the other policies of a request, as for variables.
+    shared_match_conditions: Vec<Option<super::shared::Key>>,
     variables: Vec<(String, Compiled)>,
     /// Per variable, the key under which its value is shared with the other
     /// policies of a request ([`super::shared`]), if it can be.
@@ -319,6 +322,15 @@ impl CelPolicy {
                     .collect()
             };
         let match_conditions = named("matchConditions", spec.match_conditions)?;
+        // Match conditions see no policy variables: they are keyed without
+        // definitions (a `variables.<name>` they read is undefined).
+        let shared_match_conditions = super::shared::keys(
+            &env,
+            &match_conditions
+                .iter()
+                .map(|(_, c)| ("", &c.expr, c.source.as_str()))
+                .collect::<Vec<_>>(),
+        );
         let variables = named("variables", spec.variables)?;
         let shared_variables = super::shared::keys(
             &env,
@@ -388,6 +400,7 @@ impl CelPolicy {
             default_settings: spec.settings,
             env,
             match_conditions,
+            shared_match_conditions,
             variables,
             shared_variables,
             validations,
@@ -426,6 +439,12 @@ impl CelPolicy {
     #[cfg(test)]
     pub(crate) fn shared_variable_keys(&self) -> &[Option<super::shared::Key>] {
         &self.inner.shared_variables
+    }
+
+    /// The keys of the match conditions shared with other policies.
+    #[cfg(test)]
+    pub(crate) fn shared_match_condition_keys(&self) -> &[Option<super::shared::Key>] {
+        &self.inner.shared_match_conditions
     }
 
     /// The policy name.
@@ -506,8 +525,24 @@ impl CelPolicy {
         // As in the API server, match conditions spend from their own budget.
         let mut matching = cost::Spent::new(cost::MATCH_CONDITIONS_BUDGET, "match conditions");
         let mut spent = cost::Spent::new(cost::PER_POLICY_BUDGET, "policy evaluation");
-        for (name, condition) in &self.inner.match_conditions {
-            match self.run(condition, &vars, &longest, &mut matching)? {
+        for ((name, condition), key) in self
+            .inner
+            .match_conditions
+            .iter()
+            .zip(&self.inner.shared_match_conditions)
+        {
+            let key = key.map(|k| k.at(bindings.object_is_pod));
+            let what = || format!("matchCondition {name}");
+            let value = self.shared_or_run(condition, key, &vars, &longest, &mut matching, what)?;
+            let value = CelValue::try_from(value.as_ref()).map_err(|e| {
+                self.fault(
+                    FaultKind::Expression,
+                    "expression",
+                    condition,
+                    &e.to_string(),
+                )
+            })?;
+            match value {
                 CelValue::Bool(true) => {}
                 CelValue::Bool(false) => {
                     return Ok(Outcome {
@@ -533,36 +568,8 @@ impl CelPolicy {
             .zip(&self.inner.shared_variables)
         {
             let key = key.map(|k| k.at(bindings.object_is_pod));
-            let shared = key.and_then(|k| inputs.shared_variables.get(k));
-            let boxed = match shared {
-                // Computed by an earlier policy of this request from the same
-                // expression and the same inputs: its cost is charged all
-                // the same.
-                Some(value) => {
-                    self.charge(variable, &vars, &longest, &mut spent)?;
-                    value
-                }
-                None => {
-                    // One copy of the result, kept for the later expressions.
-                    let boxed =
-                        self.run_with(
-                            variable,
-                            &vars,
-                            &longest,
-                            &mut spent,
-                            |v| match to_shared(v) {
-                                Some(copy) => Ok(copy),
-                                None => CelValue::try_from(v)
-                                    .and_then(CelVal::try_from)
-                                    .map_err(|e| format!("variable {name}: {e}")),
-                            },
-                        )?;
-                    if let Some(key) = key {
-                        inputs.shared_variables.insert(key, boxed.as_ref());
-                    }
-                    boxed
-                }
-            };
+            let what = || format!("variable {name}");
+            let boxed = self.shared_or_run(variable, key, &vars, &longest, &mut spent, what)?;
             vars.add_variable(name, boxed);
         }
         let mut violations = Vec::new();
@@ -633,6 +640,37 @@ impl CelPolicy {
             skipped: false,
             annotations,
         })
+    }
+
+    /// The value of `compiled` (a variable or a match condition, `what` in
+    /// errors): the one an earlier policy of this request computed from the
+    /// same expression and the same inputs (`key`, [`super::shared`]), its
+    /// cost charged all the same, else evaluated and, with a key, kept for
+    /// the later policies.
+    fn shared_or_run(
+        &self,
+        compiled: &Compiled,
+        key: Option<super::shared::Slot>,
+        vars: &Vars<'_>,
+        longest: &cost::Sizes,
+        spent: &mut cost::Spent,
+        what: impl Fn() -> String,
+    ) -> Result<CelVal, Fault> {
+        if let Some(value) = key.and_then(|k| vars.inputs.shared_variables.get(k)) {
+            self.charge(compiled, vars, longest, spent)?;
+            return Ok(value);
+        }
+        // One copy of the result, kept for the later expressions.
+        let boxed = self.run_with(compiled, vars, longest, spent, |v| match to_shared(v) {
+            Some(copy) => Ok(copy),
+            None => CelValue::try_from(v)
+                .and_then(CelVal::try_from)
+                .map_err(|e| format!("{}: {e}", what())),
+        })?;
+        if let Some(key) = key {
+            vars.inputs.shared_variables.insert(key, boxed.as_ref());
+        }
+        Ok(boxed)
     }
 
     fn run(

@@ -11,10 +11,15 @@
 //! take a copy (a reference count for lists and maps of the input) instead
 //! of evaluating it again. Their cost is charged as if they had.
 //!
-//! Not shared: variables that read `params` (each policy has its own),
-//! `pools` or `namespaceObject` (they depend on the cluster view), or
-//! `variables` other than as `variables.<name>`; a failed evaluation, which
-//! each policy reports itself.
+//! Match conditions are keyed the same way (without variables: they are
+//! evaluated before any), so the conditions the twins repeat (the judged
+//! operation, not a DaemonSet) are evaluated once a request and their
+//! result taken by the other policies, their cost charged too.
+//!
+//! Not shared: variables and conditions that read `params` (each policy has
+//! its own), `pools` or `namespaceObject` (they depend on the cluster view),
+//! or `variables` other than as `variables.<name>`; a failed evaluation,
+//! which each policy reports itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -127,12 +132,28 @@ mod tests {
     use crate::review::Review;
 
     fn policy(name: &str, variables: serde_json::Value, rule: &str) -> CelPolicy {
+        conditional_policy(name, &[], variables, rule)
+    }
+
+    /// A policy with the match conditions `conditions` (named `c0`, `c1`, ...).
+    fn conditional_policy(
+        name: &str,
+        conditions: &[&str],
+        variables: serde_json::Value,
+        rule: &str,
+    ) -> CelPolicy {
+        let conditions: Vec<_> = conditions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| json!({"name": format!("c{i}"), "expression": c}))
+            .collect();
         let doc = json!({
             "apiVersion": "tollgate.dev/v1alpha1",
             "kind": "CelPolicy",
             "metadata": {"name": name},
             "spec": {
                 "settings": {"n": name},
+                "matchConditions": conditions,
                 "variables": variables,
                 "validations": [{"expression": rule}],
             },
@@ -216,6 +237,59 @@ mod tests {
         assert!(allowed(&a, &review) && allowed(&b, &review) && allowed(&a, &review));
         // `l` reads a variable not yet defined: an error, whatever `a` kept.
         assert!(c.evaluate(&review, &Empty::default()).is_err());
+    }
+
+    /// Match conditions with the same text share their result, as
+    /// variables do (and with a variable of the same text): each policy
+    /// still decides from its own conditions, one that reads `params` is
+    /// evaluated by its own policy, and one that reads a variable fails.
+    #[test]
+    fn alike_match_conditions_share_their_result() {
+        let with_conditions = |name: &str, conditions: &[&str]| {
+            let variables =
+                json!([{"name": "d", "expression": "object.metadata.namespace == 'd'"}]);
+            conditional_policy(name, conditions, variables, "false")
+        };
+        let a = with_conditions(
+            "a",
+            &["object.metadata.namespace == 'd'", "params.n == 'a'"],
+        );
+        let b = with_conditions(
+            "b",
+            &["object.metadata.namespace == 'd'", "params.n == 'a'"],
+        );
+        let c = with_conditions("c", &["variables.d"]);
+        let (ka, kb) = (
+            a.shared_match_condition_keys(),
+            b.shared_match_condition_keys(),
+        );
+        assert!(
+            ka[0].is_some() && ka[0] == kb[0],
+            "same text: {ka:?} {kb:?}"
+        );
+        assert_eq!(
+            ka[0],
+            a.shared_variable_keys()[0],
+            "a variable of the same text"
+        );
+        assert_eq!((ka[1], kb[1]), (None, None), "reads params");
+        let review = |namespace: &str| {
+            Review::from_object(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "namespace": namespace}, "spec": {},
+            }))
+            .unwrap()
+        };
+        let skipped = |policy: &CelPolicy, review: &Review| {
+            policy.evaluate(review, &Empty::default()).unwrap().skipped
+        };
+        let (d, e) = (review("d"), review("e"));
+        // `a` matches and denies; `b`, whose params condition fails, is
+        // skipped although it takes the shared first condition.
+        assert!(!skipped(&a, &d) && !allowed(&a, &d) && skipped(&b, &d));
+        assert!(skipped(&b, &e) && skipped(&a, &e));
+        // A condition on variables fails: they are not defined yet.
+        assert!(c.evaluate(&d, &Empty::default()).is_err());
     }
 
     /// Qualified names are answered from their segments
