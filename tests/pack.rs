@@ -289,9 +289,11 @@ fn parity_inputs() -> Vec<Value> {
 /// a nodeSelector matching a pool's nodeSelector, a label the nodeSelector
 /// shadows, a label only, the default `kubernetes.io/os` a label overrides;
 /// required affinity with every operator (`Gt`/`Lt` on numbers and not),
-/// `matchFields` on the template's name, an empty term. Each as a system
-/// component (kube-system, as the Pod is) and as a pool workload with a
-/// system priority class that tolerates every taint.
+/// `matchFields` on the template's name, an empty term; tolerations that
+/// match a pool's taint by key and value, by key only, or not (a wrong value
+/// or effect). Each as a system component (kube-system, as the Pod is) and
+/// as a pool workload with a system priority class that tolerates every
+/// taint (its own tolerations, for the toleration variants).
 fn selection_variants(pod: &Value) -> Vec<Value> {
     let term = |e: Value| json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": e}}});
     let requirement = |key: &str, operator: &str, values: &[&str]| {
@@ -326,6 +328,30 @@ fn selection_variants(pod: &Value) -> Vec<Value> {
                 json!([{}, {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}]),
             ),
         ),
+        (
+            "tolerations",
+            json!([{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]),
+        ),
+        (
+            "tolerations",
+            json!([{"key": "dedicated", "value": "other"}]),
+        ),
+        (
+            "tolerations",
+            json!([{"key": "dedicated", "operator": "Exists", "effect": "NoExecute"}]),
+        ),
+        (
+            "tolerations",
+            json!([{"key": "batch", "operator": "Exists"}]),
+        ),
+        (
+            "tolerations",
+            json!([{"key": "batch", "value": ""}, {"key": "soft", "effect": ""}]),
+        ),
+        (
+            "tolerations",
+            json!([{"key": "", "operator": "Exists", "effect": "NoSchedule"}]),
+        ),
     ];
     let mut out = Vec::new();
     for (field, selection) in selections {
@@ -336,7 +362,9 @@ fn selection_variants(pod: &Value) -> Vec<Value> {
         let mut workload = system.clone();
         workload["metadata"]["namespace"] = json!("shop");
         workload["spec"]["priorityClassName"] = json!("system-cluster-critical");
-        workload["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+        if field != "tolerations" {
+            workload["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+        }
         out.extend([system, workload]);
     }
     out
@@ -482,6 +510,7 @@ fn cel_twins_give_the_same_verdicts_as_the_wasm_policies() {
     }
     for rule in [
         "missing-control-plane-affinity",
+        "tolerates-pool-taint",
         "tolerates-pool-without-selecting",
         "pool-workload-system-priority",
     ] {
