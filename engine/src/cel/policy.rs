@@ -16,6 +16,7 @@ use tollgate_sdk::placement::POD_CONTROLLERS;
 
 use super::cost::{self, Bound, Refined};
 use super::mutation::{self, PatchType};
+use super::shared::Computed;
 use super::value::{
     CelVal, descend, descend_dotted, longest_in, map_of, resolve_qualified, split_dot, to_cel,
     to_shared,
@@ -534,7 +535,7 @@ impl CelPolicy {
             let key = key.map(|k| k.at(bindings.object_is_pod));
             let what = || format!("matchCondition {name}");
             let value = self.shared_or_run(condition, key, &vars, &longest, &mut matching, what)?;
-            let value = CelValue::try_from(value.as_ref()).map_err(|e| {
+            let value = CelValue::try_from(value.value()).map_err(|e| {
                 self.fault(
                     FaultKind::Expression,
                     "expression",
@@ -655,7 +656,7 @@ impl CelPolicy {
         longest: &cost::Sizes,
         spent: &mut cost::Spent,
         what: impl Fn() -> String,
-    ) -> Result<CelVal, Fault> {
+    ) -> Result<Arc<Computed>, Fault> {
         if let Some(value) = key.and_then(|k| vars.inputs.shared_variables.get(k)) {
             self.charge(compiled, vars, longest, spent)?;
             return Ok(value);
@@ -667,10 +668,11 @@ impl CelPolicy {
                 .and_then(CelVal::try_from)
                 .map_err(|e| format!("{}: {e}", what())),
         })?;
+        let computed = Computed::new(boxed);
         if let Some(key) = key {
-            vars.inputs.shared_variables.insert(key, boxed.as_ref());
+            vars.inputs.shared_variables.insert(key, &computed);
         }
-        Ok(boxed)
+        Ok(computed)
     }
 
     fn run(
@@ -719,7 +721,7 @@ impl CelPolicy {
                 let variable = root
                     .strip_prefix("variables.")
                     .and_then(|n| vars.variables.iter().find(|v| v.name == n));
-                variable.map_or_else(|| longest.of(root), |v| u128::from(v.longest))
+                variable.map_or_else(|| longest.of(root), |v| u128::from(v.value.longest))
             };
             bound = compiled.refined.at(&size);
         }
@@ -779,20 +781,15 @@ struct Vars<'a> {
 /// One computed policy variable.
 struct Variable<'a> {
     name: &'a str,
-    value: CelVal,
-    /// The longest list or map in it, for the refined cost bound.
-    longest: u64,
+    /// The value, and the longest list or map in it for the refined cost
+    /// bound; shared with the request's other policies when they declare it.
+    value: Arc<Computed>,
 }
 
 impl<'a> Vars<'a> {
     /// Keep the value of the variable `name`.
-    fn add_variable(&mut self, name: &'a str, value: CelVal) {
-        let longest = longest_in(value.as_ref());
-        self.variables.push(Variable {
-            name,
-            value,
-            longest,
-        });
+    fn add_variable(&mut self, name: &'a str, value: Arc<Computed>) {
+        self.variables.push(Variable { name, value });
         self.variables_map = std::sync::OnceLock::new();
     }
 
@@ -803,7 +800,7 @@ impl<'a> Vars<'a> {
             .iter()
             .find(|v| v.name == name)?
             .value
-            .as_ref();
+            .value();
         match fields {
             Some(fields) => descend_dotted(value, fields),
             None => Some(value),
@@ -816,7 +813,12 @@ impl<'a> Vars<'a> {
             let entries = self
                 .variables
                 .iter()
-                .map(|v| (CelMapKey::from(v.name.to_owned()), v.value.clone_as_boxed()))
+                .map(|v| {
+                    (
+                        CelMapKey::from(v.name.to_owned()),
+                        v.value.value.clone_as_boxed(),
+                    )
+                })
                 .collect::<std::collections::HashMap<_, _>>();
             CelMap::from(entries)
         })

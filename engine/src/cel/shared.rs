@@ -8,8 +8,9 @@
 //! the same key for the same expression in the same environment reading
 //! the same definitions. Its value is kept with the request's converted
 //! inputs ([`Values`]) by the first policy that computes it, and the others
-//! take a copy (a reference count for lists and maps of the input) instead
-//! of evaluating it again. Their cost is charged as if they had.
+//! take it by a reference count ([`Computed`], measured once for the cost
+//! bound) instead of evaluating or copying it again. Their cost is charged
+//! as if they had.
 //!
 //! Match conditions are keyed the same way (without variables: they are
 //! evaluated before any), so the conditions the twins repeat (the judged
@@ -28,7 +29,7 @@ use cel::Env;
 use cel::common::ast::{Expr, IdedExpr};
 use cel::common::value::Val;
 
-use super::value::{CelVal, to_static};
+use super::value::{CelVal, longest_in};
 
 /// Which shared value a variable of a compiled policy is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,25 +101,48 @@ fn reads(expr: &IdedExpr) -> Option<Vec<String>> {
     (shareable && selections == roots).then_some(read)
 }
 
-/// The shared variables of one request.
-#[derive(Default)]
-pub(crate) struct Values(Mutex<Vec<(Slot, CelVal)>>);
+/// A computed variable (or match condition) value with the length of the
+/// longest list or map in it (for the refined cost bound), held by the
+/// policy that computed it and by the request's [`Values`]: the policies
+/// that take it share it by a reference count, without a copy.
+#[derive(Debug)]
+pub(crate) struct Computed {
+    pub(crate) value: CelVal,
+    pub(crate) longest: u64,
+}
 
-impl Values {
-    /// A copy of the value kept in `slot`.
-    pub(crate) fn get(&self, slot: Slot) -> Option<CelVal> {
-        let values = self.0.lock().ok()?;
-        let (_, value) = values.iter().find(|(s, _)| *s == slot)?;
-        to_static(value.as_ref())
+impl Computed {
+    /// `value`, measured.
+    pub(crate) fn new(value: CelVal) -> Arc<Self> {
+        let longest = longest_in(value.as_ref());
+        Arc::new(Computed { value, longest })
     }
 
-    /// Keep a copy of `value` in `slot`, unless one is kept already.
-    pub(crate) fn insert(&self, slot: Slot, value: &dyn Val) {
-        let (Ok(mut values), Some(copy)) = (self.0.lock(), to_static(value)) else {
+    /// The value.
+    pub(crate) fn value(&self) -> &(dyn Val + 'static) {
+        self.value.as_ref()
+    }
+}
+
+/// The shared variables of one request.
+#[derive(Default)]
+pub(crate) struct Values(Mutex<Vec<(Slot, Arc<Computed>)>>);
+
+impl Values {
+    /// The value kept in `slot`.
+    pub(crate) fn get(&self, slot: Slot) -> Option<Arc<Computed>> {
+        let values = self.0.lock().ok()?;
+        let (_, value) = values.iter().find(|(s, _)| *s == slot)?;
+        Some(value.clone())
+    }
+
+    /// Keep `value` in `slot`, unless one is kept already.
+    pub(crate) fn insert(&self, slot: Slot, value: &Arc<Computed>) {
+        let Ok(mut values) = self.0.lock() else {
             return;
         };
         if !values.iter().any(|(s, _)| *s == slot) {
-            values.push((slot, copy));
+            values.push((slot, value.clone()));
         }
     }
 }
