@@ -526,13 +526,8 @@ impl CelPolicy {
         // As in the API server, match conditions spend from their own budget.
         let mut matching = cost::Spent::new(cost::MATCH_CONDITIONS_BUDGET, "match conditions");
         let mut spent = cost::Spent::new(cost::PER_POLICY_BUDGET, "policy evaluation");
-        for ((name, condition), key) in self
-            .inner
-            .match_conditions
-            .iter()
-            .zip(&self.inner.shared_match_conditions)
-        {
-            let key = key.map(|k| k.at(bindings.object_is_pod));
+        let keys = slots(&self.inner.shared_match_conditions, bindings.object_is_pod);
+        for ((name, condition), key) in self.inner.match_conditions.iter().zip(keys) {
             let what = || format!("matchCondition {name}");
             let value = self.shared_or_run(condition, key, &vars, &longest, &mut matching, what)?;
             let value = CelValue::try_from(value.value()).map_err(|e| {
@@ -562,13 +557,8 @@ impl CelPolicy {
                 }
             }
         }
-        for ((name, variable), key) in self
-            .inner
-            .variables
-            .iter()
-            .zip(&self.inner.shared_variables)
-        {
-            let key = key.map(|k| k.at(bindings.object_is_pod));
+        let keys = slots(&self.inner.shared_variables, bindings.object_is_pod);
+        for ((name, variable), key) in self.inner.variables.iter().zip(keys) {
             let what = || format!("variable {name}");
             let boxed = self.shared_or_run(variable, key, &vars, &longest, &mut spent, what)?;
             vars.add_variable(name, boxed);
@@ -748,6 +738,15 @@ impl CelPolicy {
             ),
         )
     }
+}
+
+/// Where the values of expressions with shared `keys` ([`super::shared`])
+/// are kept when `object` is the pod (or not).
+fn slots(
+    keys: &[Option<super::shared::Key>],
+    object_is_pod: bool,
+) -> impl Iterator<Item = Option<super::shared::Slot>> + '_ {
+    keys.iter().map(move |k| k.map(|k| k.at(object_is_pod)))
 }
 
 /// The names [`Vars`] always answers: expressions refer to them as absolute
