@@ -218,7 +218,9 @@ fn parity_inputs() -> Vec<Value> {
     // CEL cost budget.
     let bench_pod = std::fs::read_to_string(workspace().join("engine/benches/data/pod.json"))
         .expect("engine/benches/data/pod.json");
-    let mut inputs = vec![serde_json::from_str(&bench_pod).expect("valid JSON")];
+    let bench_pod: Value = serde_json::from_str(&bench_pod).expect("valid JSON");
+    let mut inputs = selection_variants(&bench_pod);
+    inputs.push(bench_pod);
     for (_, object) in corpus::objects() {
         let kind = object
             .get("kind")
@@ -282,6 +284,144 @@ fn parity_inputs() -> Vec<Value> {
     inputs
 }
 
+/// The benchmark Pod with node selections that reach, or miss, the template
+/// nodes of [`declared_pools`] by each path of the twins' template lookup:
+/// a nodeSelector matching a pool's nodeSelector, a label the nodeSelector
+/// shadows, a label only, the default `kubernetes.io/os` a label overrides;
+/// required affinity with every operator (`Gt`/`Lt` on numbers and not),
+/// `matchFields` on the template's name, an empty term; tolerations that
+/// match a pool's taint by key and value, by key only, or not (a wrong value
+/// or effect). Each as a system component (kube-system, as the Pod is) and
+/// as a pool workload with a system priority class that tolerates every
+/// taint (its own tolerations, for the toleration variants).
+fn selection_variants(pod: &Value) -> Vec<Value> {
+    let term = |e: Value| json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": e}}});
+    let requirement = |key: &str, operator: &str, values: &[&str]| {
+        term(json!([{"matchExpressions": [{"key": key, "operator": operator, "values": values}]}]))
+    };
+    let field = |operator: &str, values: &[&str]| {
+        term(
+            json!([{"matchFields": [{"key": "metadata.name", "operator": operator, "values": values}]}]),
+        )
+    };
+    let selections: Vec<(&str, Value)> = vec![
+        ("nodeSelector", json!({"pool": "gpu"})),
+        ("nodeSelector", json!({"pool": "other"})),
+        ("nodeSelector", json!({"tier": "5"})),
+        ("nodeSelector", json!({"kubernetes.io/os": "windows"})),
+        (
+            "nodeSelector",
+            json!({"kubernetes.io/os": "linux", "tier": "2"}),
+        ),
+        ("affinity", requirement("tier", "Gt", &["3"])),
+        ("affinity", requirement("tier", "Lt", &["3"])),
+        ("affinity", requirement("tier", "Gt", &["three"])),
+        ("affinity", requirement("pool", "In", &["other"])),
+        ("affinity", requirement("pool", "NotIn", &["gpu"])),
+        ("affinity", requirement("pool", "DoesNotExist", &[])),
+        ("affinity", requirement("pool", "Exists", &[])),
+        ("affinity", field("In", &["gpu-template"])),
+        ("affinity", field("NotIn", &["gpu-template"])),
+        (
+            "affinity",
+            term(
+                json!([{}, {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}]),
+            ),
+        ),
+        (
+            "tolerations",
+            json!([{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]),
+        ),
+        (
+            "tolerations",
+            json!([{"key": "dedicated", "value": "other"}]),
+        ),
+        (
+            "tolerations",
+            json!([{"key": "dedicated", "operator": "Exists", "effect": "NoExecute"}]),
+        ),
+        (
+            "tolerations",
+            json!([{"key": "batch", "operator": "Exists"}]),
+        ),
+        (
+            "tolerations",
+            json!([{"key": "batch", "value": ""}, {"key": "soft", "effect": ""}]),
+        ),
+        (
+            "tolerations",
+            json!([{"key": "", "operator": "Exists", "effect": "NoSchedule"}]),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (field, selection) in selections {
+        let mut system = pod.clone();
+        system["spec"]["affinity"] = json!({});
+        system["spec"]["nodeSelector"] = json!({});
+        system["spec"][field] = selection;
+        let mut workload = system.clone();
+        workload["metadata"]["namespace"] = json!("shop");
+        workload["spec"]["priorityClassName"] = json!("system-cluster-critical");
+        if field != "tolerations" {
+            workload["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+        }
+        out.extend([system, workload]);
+    }
+    out
+}
+
+/// Pools whose template labels come from each source: a nodeSelector label
+/// that shadows a label of the same key, labels only (one of them the
+/// `kubernetes.io/os` the template otherwise defaults), no labels at all.
+fn declared_pools() -> Vec<tollgate_sdk::model::NodePool> {
+    use tollgate_sdk::model::{NodePool, Taint, TaintEffect};
+    let labels = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let pool = |name: &str, node_selector, labels, taints| NodePool {
+        name: name.into(),
+        min_size: 0,
+        max_size: 3,
+        node_selector,
+        name_prefix: None,
+        taints,
+        labels,
+        source: "config".into(),
+    };
+    let taint = |key: &str, value: Option<&str>, effect| Taint {
+        key: key.into(),
+        value: value.map(Into::into),
+        effect,
+    };
+    vec![
+        pool(
+            "gpu",
+            labels(&[("pool", "gpu")]),
+            labels(&[
+                ("pool", "other"),
+                ("tier", "5"),
+                ("kubernetes.io/os", "windows"),
+            ]),
+            vec![taint("dedicated", Some("gpu"), TaintEffect::NoSchedule)],
+        ),
+        pool(
+            "batch",
+            labels(&[]),
+            labels(&[("tier", "2")]),
+            vec![taint("batch", None, TaintEffect::NoExecute)],
+        ),
+        pool(
+            "soft",
+            labels(&[]),
+            labels(&[]),
+            vec![taint("soft", None, TaintEffect::PreferNoSchedule)],
+        ),
+    ]
+}
+
 #[test]
 fn cel_twins_give_the_same_verdicts_as_the_wasm_policies() {
     let twins: Vec<PathBuf> = std::fs::read_dir(workspace().join("policies"))
@@ -298,7 +438,14 @@ fn cel_twins_give_the_same_verdicts_as_the_wasm_policies() {
     let contexts: Vec<(&str, Arc<dyn ClusterView>)> = vec![
         ("example cluster", cluster()),
         ("no context", Arc::new(Empty::default())),
+        (
+            "declared pools",
+            Arc::new(Empty::with_pools(declared_pools())),
+        ),
     ];
+    // The rules that read the pools' template nodes deny some of the
+    // selection variants against the declared pools.
+    let mut denied_with_declared_pools = BTreeSet::new();
     for twin in &twins {
         let cel = Evaluator::new(
             PolicySet::load(
@@ -354,9 +501,23 @@ fn cel_twins_give_the_same_verdicts_as_the_wasm_policies() {
                     describe(input)
                 );
                 compared += 1;
+                if *context == "declared pools" {
+                    denied_with_declared_pools.extend(rules(cel_result));
+                }
             }
         }
         assert!(compared >= 20, "{name}: only {compared} comparisons");
+    }
+    for rule in [
+        "missing-control-plane-affinity",
+        "tolerates-pool-taint",
+        "tolerates-pool-without-selecting",
+        "pool-workload-system-priority",
+    ] {
+        assert!(
+            denied_with_declared_pools.contains(rule),
+            "no input reaches a declared pool for {rule}: {denied_with_declared_pools:?}"
+        );
     }
 }
 

@@ -49,8 +49,8 @@ pub struct Inputs {
     pod: CelVal,
     /// The longest list or map in the inputs.
     pub longest: u64,
-    /// Policy variables computed from these inputs alone, shared by the
-    /// policies that declare the same ones.
+    /// Policy variables and match conditions computed from these inputs
+    /// alone, shared by the policies that declare the same ones.
     pub(crate) shared_variables: shared::Values,
     /// The cluster's values (`pools`, `namespaceObject`), converted on first
     /// use and shared by the CEL policies evaluating this review against the

@@ -189,6 +189,16 @@ pub fn bound(expr: &IdedExpr) -> Bound {
 /// whose sizes bound its iterations ([`Refined::at`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refined {
+    /// The variables whose sizes bound some comprehension, each once: an
+    /// evaluation asks for each size once, however many loops it bounds.
+    roots: Vec<String>,
+    /// The comprehensions and the rest, in terms of `roots`.
+    tree: Part,
+}
+
+/// A [`Refined`] bound of an expression or of a comprehension's body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Part {
     /// The cost of every node outside any comprehension's body.
     constant: u128,
     /// The comprehensions not nested in another one's body.
@@ -199,7 +209,7 @@ pub struct Refined {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Loop {
     iterations: Iterations,
-    body: Refined,
+    body: Part,
 }
 
 /// How many times a comprehension iterates at most.
@@ -207,67 +217,95 @@ struct Loop {
 enum Iterations {
     /// A list literal or `lists.range(k)`.
     Literal(u128),
-    /// The longest list under any of these variables (none: 0).
-    Longest(Vec<String>),
+    /// The longest list under any of these variables (indices into
+    /// [`Refined::roots`]; none: 0).
+    Longest(Vec<usize>),
 }
 
 impl Refined {
     /// The refined bound of `expr`.
     pub fn of(expr: &IdedExpr) -> Self {
-        let mut refined = Refined {
-            constant: 0,
-            loops: Vec::new(),
-        };
-        refined.add(expr, &mut Vec::new());
-        refined
+        let mut roots = Vec::new();
+        let mut tree = Part::default();
+        tree.add(expr, &mut Vec::new(), &mut roots);
+        Refined { roots, tree }
     }
 
     /// The bound with `sizes(root)` the longest list under each variable.
     pub fn at(&self, sizes: &dyn Fn(&str) -> u128) -> u128 {
+        // the sizes on the stack for the few variables of a policy
+        const INLINE: usize = 16;
+        let mut inline = [0u128; INLINE];
+        let measured: Vec<u128>;
+        let sized = if self.roots.len() <= INLINE {
+            for (size, root) in inline.iter_mut().zip(&self.roots) {
+                *size = sizes(root);
+            }
+            &inline[..self.roots.len()]
+        } else {
+            measured = self.roots.iter().map(|r| sizes(r)).collect();
+            &measured
+        };
+        self.tree.at(sized)
+    }
+}
+
+impl Part {
+    /// The bound with `sizes[i]` the longest list under the `i`th root.
+    fn at(&self, sizes: &[u128]) -> u128 {
         self.loops.iter().fold(self.constant, |acc, l| {
             let iterations = match &l.iterations {
                 Iterations::Literal(n) => *n,
-                Iterations::Longest(roots) => roots.iter().map(|r| sizes(r)).max().unwrap_or(0),
+                Iterations::Longest(roots) => roots.iter().map(|&r| sizes[r]).max().unwrap_or(0),
             };
             acc.saturating_add(iterations.saturating_mul(l.body.at(sizes)))
         })
     }
 
-    /// Add the cost of `expr` and of everything under it.
-    fn add<'e>(&mut self, expr: &'e IdedExpr, scope: &mut Scope<'e>) {
+    /// Add the cost of `expr` and of everything under it, with the
+    /// variables its comprehensions range over in `roots`.
+    fn add<'e>(&mut self, expr: &'e IdedExpr, scope: &mut Scope<'e>, roots: &mut Vec<String>) {
         self.constant = self.constant.saturating_add(1);
         match &expr.expr {
             Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
-            Expr::Select(s) => self.add(&s.operand, scope),
+            Expr::Select(s) => self.add(&s.operand, scope, roots),
             Expr::Call(c) => {
                 for part in c.target.iter().map(|t| t.as_ref()).chain(&c.args) {
-                    self.add(part, scope);
+                    self.add(part, scope, roots);
                 }
             }
-            Expr::List(l) => l.elements.iter().for_each(|e| self.add(e, scope)),
-            Expr::Map(m) => entry_parts(&m.entries).for_each(|e| self.add(e, scope)),
-            Expr::Struct(st) => entry_parts(&st.entries).for_each(|e| self.add(e, scope)),
+            Expr::List(l) => l.elements.iter().for_each(|e| self.add(e, scope, roots)),
+            Expr::Map(m) => entry_parts(&m.entries).for_each(|e| self.add(e, scope, roots)),
+            Expr::Struct(st) => entry_parts(&st.entries).for_each(|e| self.add(e, scope, roots)),
             Expr::Comprehension(c) => {
-                let root = roots(&c.iter_range, scope);
+                let root = self::roots(&c.iter_range, scope);
                 let iterations = match literal_size(&c.iter_range) {
                     Some(n) => Iterations::Literal(n),
-                    None => Iterations::Longest(root.clone()),
+                    None => Iterations::Longest(root.iter().map(|r| index_of(roots, r)).collect()),
                 };
-                self.add(&c.iter_range, scope);
-                self.add(&c.accu_init, scope);
-                let accu = roots(&c.accu_init, scope);
+                self.add(&c.iter_range, scope, roots);
+                self.add(&c.accu_init, scope, roots);
+                let accu = self::roots(&c.accu_init, scope);
                 scope.push((&c.accu_var, accu));
-                self.add(&c.result, scope);
+                self.add(&c.result, scope, roots);
                 scope.push((&c.iter_var, root));
-                let mut body = Refined {
-                    constant: 0,
-                    loops: Vec::new(),
-                };
-                body.add(&c.loop_cond, scope);
-                body.add(&c.loop_step, scope);
+                let mut body = Part::default();
+                body.add(&c.loop_cond, scope, roots);
+                body.add(&c.loop_step, scope, roots);
                 scope.truncate(scope.len() - 2);
                 self.loops.push(Loop { iterations, body });
             }
+        }
+    }
+}
+
+/// The index of `root` in `roots`, added if it is not there yet.
+fn index_of(roots: &mut Vec<String>, root: &str) -> usize {
+    match roots.iter().position(|r| r == root) {
+        Some(i) => i,
+        None => {
+            roots.push(root.to_owned());
+            roots.len() - 1
         }
     }
 }

@@ -202,6 +202,8 @@ mod tests {
     fn exists_keeps_its_meaning() {
         let mut bindings = Bindings::new();
         bindings.insert_json("l", &serde_json::json!([1, 2, 3]));
+        bindings.insert_json("m", &serde_json::json!([1, true]));
+        bindings.insert_json("n", &serde_json::json!([1, false]));
         for (source, want) in [
             ("l.exists(x, x == 2)", Ok(true)),
             ("l.exists(x, x == 5)", Ok(false)),
@@ -210,6 +212,19 @@ mod tests {
             ("[0, 1].exists(x, 1 / x == 1)", Ok(true)),
             ("[0, 2].exists(x, 1 / x == 1)", Err(())),
             ("l.exists(x, l.exists(y, x + y == 6))", Ok(true)),
+            // `all` and `exists` evaluated by the interpreter's bool fold
+            // (vendor/cel/PATCHES.md): a non-bool predicate is an error
+            // unless an element decides, an error stays until one does.
+            ("[1, 2].exists(x, x)", Err(())),
+            ("m.exists(x, x)", Ok(true)),
+            ("[1, 2].all(x, x)", Err(())),
+            ("n.all(x, x)", Ok(false)),
+            ("l.all(x, x > 0)", Ok(true)),
+            ("l.all(x, x > 1)", Ok(false)),
+            ("[].all(x, x == 5)", Ok(true)),
+            ("[0, 1].all(x, 1 / x == 1)", Err(())),
+            ("[0, 2].all(x, 1 / x == 1)", Ok(false)),
+            ("l.all(x, l.exists(y, x == y))", Ok(true)),
         ] {
             let got = Expression::compile(source)
                 .unwrap()

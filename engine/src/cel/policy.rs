@@ -16,6 +16,7 @@ use tollgate_sdk::placement::POD_CONTROLLERS;
 
 use super::cost::{self, Bound, Refined};
 use super::mutation::{self, PatchType};
+use super::shared::Computed;
 use super::value::{
     CelVal, descend, descend_dotted, longest_in, map_of, resolve_qualified, split_dot, to_cel,
     to_shared,
@@ -178,6 +179,9 @@ struct Loaded {
     default_settings: serde_json::Map<String, Value>,
     env: Arc<Env>,
     match_conditions: Vec<(String, Compiled)>,
+    /// Per match condition, the key under which its result is shared with
+    /// the other policies of a request, as for variables.
+    shared_match_conditions: Vec<Option<super::shared::Key>>,
     variables: Vec<(String, Compiled)>,
     /// Per variable, the key under which its value is shared with the other
     /// policies of a request ([`super::shared`]), if it can be.
@@ -319,6 +323,15 @@ impl CelPolicy {
                     .collect()
             };
         let match_conditions = named("matchConditions", spec.match_conditions)?;
+        // Match conditions see no policy variables: they are keyed without
+        // definitions (a `variables.<name>` they read is undefined).
+        let shared_match_conditions = super::shared::keys(
+            &env,
+            &match_conditions
+                .iter()
+                .map(|(_, c)| ("", &c.expr, c.source.as_str()))
+                .collect::<Vec<_>>(),
+        );
         let variables = named("variables", spec.variables)?;
         let shared_variables = super::shared::keys(
             &env,
@@ -388,6 +401,7 @@ impl CelPolicy {
             default_settings: spec.settings,
             env,
             match_conditions,
+            shared_match_conditions,
             variables,
             shared_variables,
             validations,
@@ -426,6 +440,12 @@ impl CelPolicy {
     #[cfg(test)]
     pub(crate) fn shared_variable_keys(&self) -> &[Option<super::shared::Key>] {
         &self.inner.shared_variables
+    }
+
+    /// The keys of the match conditions shared with other policies.
+    #[cfg(test)]
+    pub(crate) fn shared_match_condition_keys(&self) -> &[Option<super::shared::Key>] {
+        &self.inner.shared_match_conditions
     }
 
     /// The policy name.
@@ -506,8 +526,19 @@ impl CelPolicy {
         // As in the API server, match conditions spend from their own budget.
         let mut matching = cost::Spent::new(cost::MATCH_CONDITIONS_BUDGET, "match conditions");
         let mut spent = cost::Spent::new(cost::PER_POLICY_BUDGET, "policy evaluation");
-        for (name, condition) in &self.inner.match_conditions {
-            match self.run(condition, &vars, &longest, &mut matching)? {
+        let keys = slots(&self.inner.shared_match_conditions, bindings.object_is_pod);
+        for ((name, condition), key) in self.inner.match_conditions.iter().zip(keys) {
+            let what = || format!("matchCondition {name}");
+            let value = self.shared_or_run(condition, key, &vars, &longest, &mut matching, what)?;
+            let value = CelValue::try_from(value.value()).map_err(|e| {
+                self.fault(
+                    FaultKind::Expression,
+                    "expression",
+                    condition,
+                    &e.to_string(),
+                )
+            })?;
+            match value {
                 CelValue::Bool(true) => {}
                 CelValue::Bool(false) => {
                     return Ok(Outcome {
@@ -526,43 +557,10 @@ impl CelPolicy {
                 }
             }
         }
-        for ((name, variable), key) in self
-            .inner
-            .variables
-            .iter()
-            .zip(&self.inner.shared_variables)
-        {
-            let key = key.map(|k| k.at(bindings.object_is_pod));
-            let shared = key.and_then(|k| inputs.shared_variables.get(k));
-            let boxed = match shared {
-                // Computed by an earlier policy of this request from the same
-                // expression and the same inputs: its cost is charged all
-                // the same.
-                Some(value) => {
-                    self.charge(variable, &vars, &longest, &mut spent)?;
-                    value
-                }
-                None => {
-                    // One copy of the result, kept for the later expressions.
-                    let boxed =
-                        self.run_with(
-                            variable,
-                            &vars,
-                            &longest,
-                            &mut spent,
-                            |v| match to_shared(v) {
-                                Some(copy) => Ok(copy),
-                                None => CelValue::try_from(v)
-                                    .and_then(CelVal::try_from)
-                                    .map_err(|e| format!("variable {name}: {e}")),
-                            },
-                        )?;
-                    if let Some(key) = key {
-                        inputs.shared_variables.insert(key, boxed.as_ref());
-                    }
-                    boxed
-                }
-            };
+        let keys = slots(&self.inner.shared_variables, bindings.object_is_pod);
+        for ((name, variable), key) in self.inner.variables.iter().zip(keys) {
+            let what = || format!("variable {name}");
+            let boxed = self.shared_or_run(variable, key, &vars, &longest, &mut spent, what)?;
             vars.add_variable(name, boxed);
         }
         let mut violations = Vec::new();
@@ -635,6 +633,38 @@ impl CelPolicy {
         })
     }
 
+    /// The value of `compiled` (a variable or a match condition, `what` in
+    /// errors): the one an earlier policy of this request computed from the
+    /// same expression and the same inputs (`key`, [`super::shared`]), its
+    /// cost charged all the same, else evaluated and, with a key, kept for
+    /// the later policies.
+    fn shared_or_run(
+        &self,
+        compiled: &Compiled,
+        key: Option<super::shared::Slot>,
+        vars: &Vars<'_>,
+        longest: &cost::Sizes,
+        spent: &mut cost::Spent,
+        what: impl Fn() -> String,
+    ) -> Result<Arc<Computed>, Fault> {
+        if let Some(value) = key.and_then(|k| vars.inputs.shared_variables.get(k)) {
+            self.charge(compiled, vars, longest, spent)?;
+            return Ok(value);
+        }
+        // One copy of the result, kept for the later expressions.
+        let boxed = self.run_with(compiled, vars, longest, spent, |v| match to_shared(v) {
+            Some(copy) => Ok(copy),
+            None => CelValue::try_from(v)
+                .and_then(CelVal::try_from)
+                .map_err(|e| format!("{}: {e}", what())),
+        })?;
+        let computed = Computed::new(boxed);
+        if let Some(key) = key {
+            vars.inputs.shared_variables.insert(key, &computed);
+        }
+        Ok(computed)
+    }
+
     fn run(
         &self,
         compiled: &Compiled,
@@ -681,7 +711,7 @@ impl CelPolicy {
                 let variable = root
                     .strip_prefix("variables.")
                     .and_then(|n| vars.variables.iter().find(|v| v.name == n));
-                variable.map_or_else(|| longest.of(root), |v| u128::from(v.longest))
+                variable.map_or_else(|| longest.of(root), |v| u128::from(v.value.longest))
             };
             bound = compiled.refined.at(&size);
         }
@@ -708,6 +738,15 @@ impl CelPolicy {
             ),
         )
     }
+}
+
+/// Where the values of expressions with shared `keys` ([`super::shared`])
+/// are kept when `object` is the pod (or not).
+fn slots(
+    keys: &[Option<super::shared::Key>],
+    object_is_pod: bool,
+) -> impl Iterator<Item = Option<super::shared::Slot>> + '_ {
+    keys.iter().map(move |k| k.map(|k| k.at(object_is_pod)))
 }
 
 /// The names [`Vars`] always answers: expressions refer to them as absolute
@@ -741,20 +780,15 @@ struct Vars<'a> {
 /// One computed policy variable.
 struct Variable<'a> {
     name: &'a str,
-    value: CelVal,
-    /// The longest list or map in it, for the refined cost bound.
-    longest: u64,
+    /// The value, and the longest list or map in it for the refined cost
+    /// bound; shared with the request's other policies when they declare it.
+    value: Arc<Computed>,
 }
 
 impl<'a> Vars<'a> {
     /// Keep the value of the variable `name`.
-    fn add_variable(&mut self, name: &'a str, value: CelVal) {
-        let longest = longest_in(value.as_ref());
-        self.variables.push(Variable {
-            name,
-            value,
-            longest,
-        });
+    fn add_variable(&mut self, name: &'a str, value: Arc<Computed>) {
+        self.variables.push(Variable { name, value });
         self.variables_map = std::sync::OnceLock::new();
     }
 
@@ -765,7 +799,7 @@ impl<'a> Vars<'a> {
             .iter()
             .find(|v| v.name == name)?
             .value
-            .as_ref();
+            .value();
         match fields {
             Some(fields) => descend_dotted(value, fields),
             None => Some(value),
@@ -778,7 +812,12 @@ impl<'a> Vars<'a> {
             let entries = self
                 .variables
                 .iter()
-                .map(|v| (CelMapKey::from(v.name.to_owned()), v.value.clone_as_boxed()))
+                .map(|v| {
+                    (
+                        CelMapKey::from(v.name.to_owned()),
+                        v.value.value.clone_as_boxed(),
+                    )
+                })
                 .collect::<std::collections::HashMap<_, _>>();
             CelMap::from(entries)
         })

@@ -8,13 +8,19 @@
 //! the same key for the same expression in the same environment reading
 //! the same definitions. Its value is kept with the request's converted
 //! inputs ([`Values`]) by the first policy that computes it, and the others
-//! take a copy (a reference count for lists and maps of the input) instead
-//! of evaluating it again. Their cost is charged as if they had.
+//! take it by a reference count ([`Computed`], measured once for the cost
+//! bound) instead of evaluating or copying it again. Their cost is charged
+//! as if they had.
 //!
-//! Not shared: variables that read `params` (each policy has its own),
-//! `pools` or `namespaceObject` (they depend on the cluster view), or
-//! `variables` other than as `variables.<name>`; a failed evaluation, which
-//! each policy reports itself.
+//! Match conditions are keyed the same way (without variables: they are
+//! evaluated before any), so the conditions the twins repeat (the judged
+//! operation, not a DaemonSet) are evaluated once a request and their
+//! result taken by the other policies, their cost charged too.
+//!
+//! Not shared: variables and conditions that read `params` (each policy has
+//! its own), `pools` or `namespaceObject` (they depend on the cluster view),
+//! or `variables` other than as `variables.<name>`; a failed evaluation,
+//! which each policy reports itself.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -23,7 +29,7 @@ use cel::Env;
 use cel::common::ast::{Expr, IdedExpr};
 use cel::common::value::Val;
 
-use super::value::{CelVal, to_static};
+use super::value::{CelVal, longest_in};
 
 /// Which shared value a variable of a compiled policy is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,25 +101,48 @@ fn reads(expr: &IdedExpr) -> Option<Vec<String>> {
     (shareable && selections == roots).then_some(read)
 }
 
-/// The shared variables of one request.
-#[derive(Default)]
-pub(crate) struct Values(Mutex<Vec<(Slot, CelVal)>>);
+/// A computed variable (or match condition) value with the length of the
+/// longest list or map in it (for the refined cost bound), held by the
+/// policy that computed it and by the request's [`Values`]: the policies
+/// that take it share it by a reference count, without a copy.
+#[derive(Debug)]
+pub(crate) struct Computed {
+    pub(crate) value: CelVal,
+    pub(crate) longest: u64,
+}
 
-impl Values {
-    /// A copy of the value kept in `slot`.
-    pub(crate) fn get(&self, slot: Slot) -> Option<CelVal> {
-        let values = self.0.lock().ok()?;
-        let (_, value) = values.iter().find(|(s, _)| *s == slot)?;
-        to_static(value.as_ref())
+impl Computed {
+    /// `value`, measured.
+    pub(crate) fn new(value: CelVal) -> Arc<Self> {
+        let longest = longest_in(value.as_ref());
+        Arc::new(Computed { value, longest })
     }
 
-    /// Keep a copy of `value` in `slot`, unless one is kept already.
-    pub(crate) fn insert(&self, slot: Slot, value: &dyn Val) {
-        let (Ok(mut values), Some(copy)) = (self.0.lock(), to_static(value)) else {
+    /// The value.
+    pub(crate) fn value(&self) -> &(dyn Val + 'static) {
+        self.value.as_ref()
+    }
+}
+
+/// The shared variables of one request.
+#[derive(Default)]
+pub(crate) struct Values(Mutex<Vec<(Slot, Arc<Computed>)>>);
+
+impl Values {
+    /// The value kept in `slot`.
+    pub(crate) fn get(&self, slot: Slot) -> Option<Arc<Computed>> {
+        let values = self.0.lock().ok()?;
+        let (_, value) = values.iter().find(|(s, _)| *s == slot)?;
+        Some(value.clone())
+    }
+
+    /// Keep `value` in `slot`, unless one is kept already.
+    pub(crate) fn insert(&self, slot: Slot, value: &Arc<Computed>) {
+        let Ok(mut values) = self.0.lock() else {
             return;
         };
         if !values.iter().any(|(s, _)| *s == slot) {
-            values.push((slot, copy));
+            values.push((slot, value.clone()));
         }
     }
 }
@@ -127,12 +156,28 @@ mod tests {
     use crate::review::Review;
 
     fn policy(name: &str, variables: serde_json::Value, rule: &str) -> CelPolicy {
+        conditional_policy(name, &[], variables, rule)
+    }
+
+    /// A policy with the match conditions `conditions` (named `c0`, `c1`, ...).
+    fn conditional_policy(
+        name: &str,
+        conditions: &[&str],
+        variables: serde_json::Value,
+        rule: &str,
+    ) -> CelPolicy {
+        let conditions: Vec<_> = conditions
+            .iter()
+            .enumerate()
+            .map(|(i, c)| json!({"name": format!("c{i}"), "expression": c}))
+            .collect();
         let doc = json!({
             "apiVersion": "tollgate.dev/v1alpha1",
             "kind": "CelPolicy",
             "metadata": {"name": name},
             "spec": {
                 "settings": {"n": name},
+                "matchConditions": conditions,
                 "variables": variables,
                 "validations": [{"expression": rule}],
             },
@@ -216,6 +261,59 @@ mod tests {
         assert!(allowed(&a, &review) && allowed(&b, &review) && allowed(&a, &review));
         // `l` reads a variable not yet defined: an error, whatever `a` kept.
         assert!(c.evaluate(&review, &Empty::default()).is_err());
+    }
+
+    /// Match conditions with the same text share their result, as
+    /// variables do (and with a variable of the same text): each policy
+    /// still decides from its own conditions, one that reads `params` is
+    /// evaluated by its own policy, and one that reads a variable fails.
+    #[test]
+    fn alike_match_conditions_share_their_result() {
+        let with_conditions = |name: &str, conditions: &[&str]| {
+            let variables =
+                json!([{"name": "d", "expression": "object.metadata.namespace == 'd'"}]);
+            conditional_policy(name, conditions, variables, "false")
+        };
+        let a = with_conditions(
+            "a",
+            &["object.metadata.namespace == 'd'", "params.n == 'a'"],
+        );
+        let b = with_conditions(
+            "b",
+            &["object.metadata.namespace == 'd'", "params.n == 'a'"],
+        );
+        let c = with_conditions("c", &["variables.d"]);
+        let (ka, kb) = (
+            a.shared_match_condition_keys(),
+            b.shared_match_condition_keys(),
+        );
+        assert!(
+            ka[0].is_some() && ka[0] == kb[0],
+            "same text: {ka:?} {kb:?}"
+        );
+        assert_eq!(
+            ka[0],
+            a.shared_variable_keys()[0],
+            "a variable of the same text"
+        );
+        assert_eq!((ka[1], kb[1]), (None, None), "reads params");
+        let review = |namespace: &str| {
+            Review::from_object(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "namespace": namespace}, "spec": {},
+            }))
+            .unwrap()
+        };
+        let skipped = |policy: &CelPolicy, review: &Review| {
+            policy.evaluate(review, &Empty::default()).unwrap().skipped
+        };
+        let (d, e) = (review("d"), review("e"));
+        // `a` matches and denies; `b`, whose params condition fails, is
+        // skipped although it takes the shared first condition.
+        assert!(!skipped(&a, &d) && !allowed(&a, &d) && skipped(&b, &d));
+        assert!(skipped(&b, &e) && skipped(&a, &e));
+        // A condition on variables fails: they are not defined yet.
+        assert!(c.evaluate(&d, &Empty::default()).is_err());
     }
 
     /// Qualified names are answered from their segments

@@ -476,6 +476,14 @@ impl_handler!(C1, C2, C3, C4, C5, C6, C7, C8, C9);
 
 #[derive(Default)]
 pub struct FunctionRegistry {
+    /// `None` until a function is added: a context made for one evaluation
+    /// adds none, and dropping two empty B-trees walks them all the same.
+    registered: Option<Box<Registered>>,
+}
+
+/// The functions of a [`FunctionRegistry`] that has any.
+#[derive(Default)]
+struct Registered {
     functions: BTreeMap<String, Function>,
     namespaces: BTreeSet<String>,
 }
@@ -486,20 +494,24 @@ impl FunctionRegistry {
         F: IntoFunction<T> + 'static + Send + Sync,
         T: 'static,
     {
-        self.functions
+        let registered = self.registered.get_or_insert_with(Default::default);
+        registered
+            .functions
             .insert(name.to_string(), function.into_function());
         if let Some((namespace, _)) = name.split_once('.') {
-            self.namespaces.insert(namespace.to_owned());
+            registered.namespaces.insert(namespace.to_owned());
         }
     }
 
     pub(crate) fn has_namespace(&self, namespace: &str) -> bool {
-        self.namespaces.contains(namespace)
+        self.registered
+            .as_ref()
+            .is_some_and(|r| r.namespaces.contains(namespace))
     }
 
     #[allow(dead_code)]
     pub(crate) fn get(&self, name: &str) -> Option<&Function> {
-        self.functions.get(name)
+        self.registered.as_ref()?.functions.get(name)
     }
 }
 

@@ -1,4 +1,4 @@
-use crate::common::ast::{operators, ComprehensionExpr, EntryExpr, Expr};
+use crate::common::ast::{operators, ComprehensionExpr, EntryExpr, Expr, LiteralValue};
 use crate::common::types::bool::Bool;
 use crate::common::types::map;
 use crate::common::types::optional::{unwrap_optional, Unwrapped};
@@ -1469,6 +1469,10 @@ impl Value {
                     }
                 }
 
+                if let Some(fold) = BoolFold::of(comprehension, accu_init.as_ref()) {
+                    return fold.run(&iter, ctx);
+                }
+
                 let mut ctx = ctx.new_inner_scope();
                 ctx.rebind_variable(&comprehension.accu_var, accu_init);
 
@@ -1601,6 +1605,122 @@ impl LogicalFold {
         value
             .downcast_ref::<CelBool>()
             .is_some_and(|b| *b.inner() == self.absorbing())
+    }
+}
+
+/// An `all()` / `exists()` comprehension, recognised by its shape: a `bool`
+/// accumulator, the step `@result && p` / `@result || p`, the condition
+/// that goes on while the accumulator is not the absorbing value
+/// (`@not_strictly_false(@result)`, `@not_strictly_false(!@result)`, or
+/// `@result == false` for `exists`), and `@result` as the result.
+///
+/// [`BoolFold::run`] evaluates only `p` per element, and keeps the
+/// accumulator as a Rust `bool`: the generic loop evaluates the condition,
+/// the step's connective and the accumulator's name on every element, which
+/// cost more than a short predicate. The outcome is the generic loop's, with
+/// its errors: an error of `p` is held back until an element absorbs it,
+/// and a `p` that is not a `bool` is the connective's error.
+struct BoolFold<'e> {
+    comprehension: &'e ComprehensionExpr,
+    fold: LogicalFold,
+    /// The step's connective, for its error.
+    connective: &'e str,
+    predicate: &'e Expression,
+    init: bool,
+}
+
+impl<'e> BoolFold<'e> {
+    fn of(comprehension: &'e ComprehensionExpr, init: &dyn Val) -> Option<Self> {
+        let init = *init.downcast_ref::<CelBool>()?.inner();
+        let fold = LogicalFold::of(comprehension)?;
+        let accu = comprehension.accu_var.as_str();
+        let is_accu = |e: &Expression| matches!(&e.expr, Expr::Ident(name) if name == accu);
+        let Expr::Call(step) = &comprehension.loop_step.expr else {
+            return None;
+        };
+        let [_, predicate] = step.args.as_slice() else {
+            return None;
+        };
+        let call = |e: &'e Expression, name: &str| match &e.expr {
+            Expr::Call(c) if c.target.is_none() && c.func_name == name => Some(c.args.as_slice()),
+            _ => None,
+        };
+        let goes_on_while_not_absorbed = match (fold, &comprehension.loop_cond.expr) {
+            // `@not_strictly_false(@result)`
+            (LogicalFold::And, _) => {
+                matches!(call(&comprehension.loop_cond, operators::NOT_STRICTLY_FALSE), Some([a]) if is_accu(a))
+            }
+            // `@result == false`
+            (LogicalFold::Or, Expr::Call(c)) if c.func_name == operators::EQUALS => matches!(
+                c.args.as_slice(),
+                [a, Expression { expr: Expr::Literal(LiteralValue::Boolean(b)), .. }]
+                    if is_accu(a) && !*b.inner()
+            ),
+            // `@not_strictly_false(!@result)`
+            (LogicalFold::Or, _) => {
+                matches!(call(&comprehension.loop_cond, operators::NOT_STRICTLY_FALSE), Some([n])
+                    if matches!(call(n, operators::LOGICAL_NOT), Some([a]) if is_accu(a)))
+            }
+        };
+        (goes_on_while_not_absorbed
+            && is_accu(&comprehension.result)
+            && comprehension.iter_var2.is_none())
+        .then_some(BoolFold {
+            comprehension,
+            fold,
+            connective: &step.func_name,
+            predicate,
+            init,
+        })
+    }
+
+    fn run<'b, 'v>(
+        &self,
+        iter: &CowVal<'_, 'v>,
+        ctx: &'b Context<'_, 'v>,
+    ) -> Result<CowVal<'b, 'v>, ExecutionError> {
+        let absorbing = self.fold.absorbing();
+        let mut accu = self.init;
+        let mut ctx = ctx.new_inner_scope();
+        // bound as in the generic loop; it changes only to the absorbing
+        // value, after which no element is visited
+        ctx.rebind_variable(&self.comprehension.accu_var, bool(accu));
+        let mut items = iter
+            .as_iterable()
+            .ok_or_else(|| ExecutionError::UnexpectedType {
+                got: iter.get_type().name().to_owned(),
+                want: "iterable".to_owned(),
+            })?
+            .iter();
+        let mut pending = None;
+        while let Some(item) = items.next() {
+            if accu == absorbing {
+                break;
+            }
+            ctx.rebind_variable(&self.comprehension.iter_var, CowVal::Borrowed(item));
+            match Value::resolve_val(self.predicate, &ctx) {
+                Err(error) => pending = Some(error),
+                Ok(value) => match value.downcast_ref::<CelBool>() {
+                    Some(b) if *b.inner() == absorbing => {
+                        pending = None;
+                        accu = absorbing;
+                    }
+                    // the accumulator stays, and so does an error before it
+                    Some(_) => {}
+                    None => {
+                        pending = Some(boolean_operator_error(
+                            self.connective,
+                            Ok(accu),
+                            value.as_ref(),
+                        ))
+                    }
+                },
+            }
+        }
+        match pending {
+            Some(error) => Err(error),
+            None => Ok(bool(accu)),
+        }
     }
 }
 
