@@ -151,6 +151,11 @@ fn bodies_left_to_the_tree_path_are_answered_as_it_answers_them() {
             r#"{{"request": 1, "apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview",
                "request": {{"uid": "u", "object": {pod}}}}}"#
         ),
+        format!(
+            r#"{{"request": {{"uid": "first", "dryRun": true, "object": {pod}}},
+               "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+               "request": {{"uid": "u", "userInfo": {{"username": "last"}}, "object": {pod}}}}}"#
+        ),
         // Objects the full parser refuses, where no record reads.
         request(r#""object": {"apiVersion": "v1", "kind": "Pod", "status": {"m": "\ud800"}}"#),
         request(r#""object": {"apiVersion": "v1", "kind": "Pod", "status": {"n": 1e999}}"#),

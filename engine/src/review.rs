@@ -125,8 +125,8 @@ impl Review {
     ) -> Result<Self, Error> {
         let (request, text_head) = match request {
             Request::Tree(tree) => (Document::from_tree(tree), None),
-            Request::Text { text, head } => (
-                Document::from_text_parsed_by(text, request_without_objects),
+            Request::InBody { body, head } => (
+                Document::from_text_parsed_by(body, request_in_body),
                 Some(head),
             ),
         };
@@ -294,44 +294,74 @@ pub const REQUEST_FIELDS_READ: &[&str] = &[
 pub enum Request {
     /// As a tree, with `object` and `oldObject` taken out (null or absent).
     Tree(Value),
-    /// As its JSON text, with the fields of [`REQUEST_FIELDS_READ`] it has.
-    /// The text must parse into a tree; `object` and `oldObject` are left
-    /// out of the tree, as in [`Request::Tree`].
-    Text {
-        /// The request's text.
-        text: String,
-        /// An object of the fields read.
+    /// As the `request` object of an AdmissionReview's JSON text, with the
+    /// fields of [`REQUEST_FIELDS_READ`] it has. The body must parse into a
+    /// tree whose `request` is an object; `object` and `oldObject` are left
+    /// out of the request's tree, as in [`Request::Tree`].
+    InBody {
+        /// The AdmissionReview's text.
+        body: String,
+        /// An object of the request's fields read.
         head: Value,
     },
 }
 
-/// Parse a request's text into a tree, with `object` and `oldObject` (which
-/// are kept apart as [`Document`]s) null.
-fn request_without_objects(text: &str) -> serde_json::Result<Value> {
-    struct Fields;
-    impl<'de> serde::de::Visitor<'de> for Fields {
+/// Parse an AdmissionReview's text into the tree of its `request` (the last
+/// one, as when the body is parsed into a tree), with `object` and
+/// `oldObject` (which are kept apart as [`Document`]s) null.
+fn request_in_body(text: &str) -> serde_json::Result<Value> {
+    struct Envelope;
+    impl<'de> serde::de::Visitor<'de> for Envelope {
         type Value = Value;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an AdmissionReview request")
+            f.write_str("an AdmissionReview")
         }
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-            let mut fields = serde_json::Map::new();
+            let mut request = Value::Null;
             while let Some(key) = map.next_key::<String>()? {
-                let value = if key == "object" || key == "oldObject" {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                    Value::Null
+                if key == "request" {
+                    request = map.next_value_seed(RequestWithoutObjects)?;
                 } else {
-                    map.next_value()?
-                };
-                fields.insert(key, value);
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
             }
-            Ok(Value::Object(fields))
+            Ok(request)
         }
     }
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let tree = serde::Deserializer::deserialize_map(&mut deserializer, Fields)?;
+    let tree = serde::Deserializer::deserialize_map(&mut deserializer, Envelope)?;
     deserializer.end()?;
     Ok(tree)
+}
+
+/// Reads a request into a tree with `object` and `oldObject` null.
+struct RequestWithoutObjects;
+
+impl<'de> serde::de::DeserializeSeed<'de> for RequestWithoutObjects {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RequestWithoutObjects {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an AdmissionReview request")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = if key == "object" || key == "oldObject" {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                Value::Null
+            } else {
+                map.next_value()?
+            };
+            fields.insert(key, value);
+        }
+        Ok(Value::Object(fields))
+    }
 }
 
 /// An object of an admission request, as a tree or as JSON text.

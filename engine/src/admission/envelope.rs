@@ -1,9 +1,10 @@
-//! Reading an AdmissionReview body without building the tree of what no
-//! policy may need: the envelope's `apiVersion` and `kind`, and of the
-//! request only the fields the placement records read, become
-//! `serde_json::Value`s; the request itself and its `object` and `oldObject`
-//! stay JSON text for [`Review::from_request`], which parses only what the
-//! records read and the rest on first use.
+//! Reading an AdmissionReview body in one pass without building the tree of
+//! what no policy may need: the envelope's `apiVersion` and `kind`, and of
+//! the request only the fields the placement records read, become
+//! `serde_json::Value`s; the request's `object` and `oldObject` stay JSON
+//! text for [`Review::from_request`], which parses only what the records
+//! read and the rest on first use (the request's other fields from the body
+//! again, when first asked for).
 //!
 //! Everything is still parsed, and so checked as parsing the body into a tree
 //! would check it ([`Discarded`]), so the tree made later from any of the
@@ -18,7 +19,7 @@
 
 use std::fmt;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tollgate_sdk::placement::Discarded;
@@ -30,8 +31,8 @@ pub(super) struct Parts<'a> {
     pub api_version: Value,
     /// The envelope's `kind` (null when absent).
     pub kind: Value,
-    /// `request`, as text.
-    pub request: &'a str,
+    /// The whole body, as text.
+    pub body: &'a str,
     /// The request's fields the placement records read
     /// ([`crate::review::REQUEST_FIELDS_READ`]).
     pub head: Map<String, Value>,
@@ -44,16 +45,15 @@ pub(super) struct Parts<'a> {
 /// Read `body`, or `None` when it is not an object with a `request` object
 /// or fails to parse.
 pub(super) fn read(body: &[u8]) -> Option<Parts<'_>> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let body = std::str::from_utf8(body).ok()?;
+    let mut deserializer = serde_json::Deserializer::from_str(body);
     let (api_version, kind, request) = deserializer.deserialize_map(EnvelopeVisitor).ok()?;
     deserializer.end().ok()?;
-    let request = request?;
-    let mut deserializer = serde_json::Deserializer::from_str(request);
-    let (head, object, old_object) = deserializer.deserialize_map(RequestVisitor).ok()?;
+    let (head, object, old_object) = request?;
     Some(Parts {
         api_version,
         kind,
-        request,
+        body,
         head,
         object,
         old_object,
@@ -63,8 +63,8 @@ pub(super) fn read(body: &[u8]) -> Option<Parts<'_>> {
 struct EnvelopeVisitor;
 
 impl<'de> Visitor<'de> for EnvelopeVisitor {
-    /// `apiVersion`, `kind`, and the request's text when it is an object.
-    type Value = (Value, Value, Option<&'de str>);
+    /// `apiVersion`, `kind`, and the request's parts.
+    type Value = (Value, Value, Option<RequestParts<'de>>);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an AdmissionReview object")
@@ -79,10 +79,8 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             match key {
                 "apiVersion" => api_version = map.next_value()?,
                 "kind" => kind = map.next_value()?,
-                "request" => {
-                    let text = map.next_value::<&'de RawValue>()?.get();
-                    request = text.starts_with('{').then_some(text);
-                }
+                // Not an object: an error, and the caller parses a tree.
+                "request" => request = Some(map.next_value_seed(RequestSeed)?),
                 _ => {
                     map.next_value::<Discarded>()?;
                 }
@@ -95,6 +93,17 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
 /// The request's fields the records read, and its objects as text; every
 /// other field is checked and dropped.
 struct RequestVisitor;
+
+/// Reads a request object with [`RequestVisitor`].
+struct RequestSeed;
+
+impl<'de> DeserializeSeed<'de> for RequestSeed {
+    type Value = RequestParts<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(RequestVisitor)
+    }
+}
 
 type RequestParts<'a> = (Map<String, Value>, Option<&'a str>, Option<&'a str>);
 
