@@ -72,7 +72,7 @@ done
 warmup=1
 before=$(cpu)
 oha --no-tui --insecure --output-format json -z $((duration + warmup))s -q "$rate" --latency-correction -c 64 \
-    --db-url "$work/oha.db" -m POST -H "Content-Type: application/json" -D "$review" "$url" > "$work/oha.json" 2>&1
+    --db-url "$work/oha.db" -m POST -H "Content-Type: application/json" -D "$review" "$url" > "$work/oha.json" 2> "$work/oha.err"
 after=$(cpu)
 python3 - "$work/oha.json" "$work/oha.db" "$rate" $((after - before)) "$ticks" "$warmup" <<'PY'
 import json, sqlite3, sys
