@@ -159,6 +159,7 @@ impl Expression {
                 budget: cost::PER_EXPRESSION_BUDGET,
             });
         }
+        super::optimize::fuse_present_or(&mut expr);
         Ok(Expression { expr, bound })
     }
 

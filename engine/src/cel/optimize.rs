@@ -15,6 +15,10 @@
 //!   absolute (`.variables`), so the interpreter looks it up in the root
 //!   scope at once instead of first probing every enclosing comprehension's
 //!   scope for the whole dotted name and each of its prefixes.
+//! - [`fuse_present_or`]: the null-safe idiom `has(x.f) && x.f != null ?
+//!   x.f : d` becomes one call the interpreter evaluates with the idiom's
+//!   results and errors, `x.f` resolved once instead of three times
+//!   (vendor/cel/PATCHES.md, item 20).
 
 use cel::common::ast::{CallExpr, ComprehensionExpr, Expr, IdedExpr, LiteralValue, operators};
 
@@ -45,6 +49,90 @@ pub(crate) fn optimize(expr: &mut IdedExpr) {
             not_strictly_false.args = vec![accumulator, literal];
         }
     });
+}
+
+/// Write every `has(x.f) && x.f != null ? x.f : d`, where `x` is a name or
+/// a chain of field selections on one, as `@present_or(has(x.f), x.f, null,
+/// d)`, which the interpreter evaluates to the same value or error with `x.f`
+/// resolved once. The three `x.f` must be written alike (the same name and
+/// fields). Apply it after the cost bound and the references are taken:
+/// they do not know the call.
+pub(crate) fn fuse_present_or(expr: &mut IdedExpr) {
+    super::ast::visit_mut(expr, &mut |e| {
+        let Expr::Call(conditional) = &mut e.expr else {
+            return;
+        };
+        if conditional.func_name != operators::CONDITIONAL
+            || conditional.target.is_some()
+            || !is_present_test(&conditional.args)
+        {
+            return;
+        }
+        let [condition, _, default] = std::mem::take(&mut conditional.args)
+            .try_into()
+            .expect("is_present_test checked three arguments");
+        let Expr::Call(CallExpr { args, .. }) = condition.expr else {
+            unreachable!("is_present_test checked a call");
+        };
+        let [has, not_null] = args.try_into().expect("is_present_test checked `&&`");
+        let Expr::Call(CallExpr { args, .. }) = not_null.expr else {
+            unreachable!("is_present_test checked a call");
+        };
+        let [value, null] = args.try_into().expect("is_present_test checked `!=`");
+        conditional.func_name = operators::PRESENT_OR.to_owned();
+        conditional.args = vec![has, value, null, default];
+    });
+}
+
+/// Whether the arguments of a conditional are `has(x.f) && x.f != null`,
+/// `x.f` and anything, with `x` a qualified name.
+fn is_present_test(args: &[IdedExpr]) -> bool {
+    let [condition, then, _] = args else {
+        return false;
+    };
+    fn binary<'a>(e: &'a IdedExpr, name: &str) -> Option<(&'a IdedExpr, &'a IdedExpr)> {
+        match &e.expr {
+            Expr::Call(c) if c.func_name == name && c.target.is_none() && c.args.len() == 2 => {
+                Some((&c.args[0], &c.args[1]))
+            }
+            _ => None,
+        }
+    }
+    let Some((has, not_null)) = binary(condition, operators::LOGICAL_AND) else {
+        return false;
+    };
+    let Some((value, null)) = binary(not_null, operators::NOT_EQUALS) else {
+        return false;
+    };
+    let (Expr::Select(tested), Expr::Select(selected)) = (&has.expr, &value.expr) else {
+        return false;
+    };
+    tested.test
+        && matches!(null.expr, Expr::Literal(LiteralValue::Null))
+        && same_name(&has.expr, &value.expr)
+        && same_name(&value.expr, &then.expr)
+        && !selected.test
+}
+
+/// Whether `a` and `b` select the same field of the same qualified name
+/// (`x.f`, `x.f.g`), a test for presence (`has(x.f)`) counting as the
+/// selection it tests.
+fn same_name(a: &Expr, b: &Expr) -> bool {
+    match (a, b) {
+        (Expr::Select(a), Expr::Select(b)) => {
+            a.field == b.field && same_qualified(&a.operand.expr, &b.operand.expr)
+        }
+        _ => false,
+    }
+}
+
+/// Whether `a` and `b` are the same name or chain of field selections on one.
+fn same_qualified(a: &Expr, b: &Expr) -> bool {
+    match (a, b) {
+        (Expr::Ident(a), Expr::Ident(b)) => a == b,
+        (Expr::Select(x), Expr::Select(y)) => !x.test && !y.test && same_name(a, b),
+        _ => false,
+    }
 }
 
 /// Write every identifier of `roots` that is not a comprehension variable
@@ -196,6 +284,51 @@ mod tests {
             .evaluate(&review, &crate::cluster::Empty::default())
             .unwrap();
         assert!(outcome.decision.allowed, "{:?}", outcome.decision);
+    }
+
+    #[test]
+    fn the_null_safe_idiom_is_fused_with_its_results_and_errors() {
+        let mut bindings = Bindings::new();
+        for (name, value) in [
+            ("set", serde_json::json!({"f": 1, "g": {"f": [2]}})),
+            ("unset", serde_json::json!({"g": {}})),
+            ("nulls", serde_json::json!({"f": null, "g": null})),
+            ("scalar", serde_json::json!(5)),
+            ("none", serde_json::json!(null)),
+        ] {
+            bindings.insert_json(name, &value);
+        }
+        let mut cases = 0;
+        for x in ["set", "unset", "nulls", "scalar", "none", "missing"] {
+            for (field, default) in [("f", "0"), ("g.f", "[]"), ("f", "1 / 0")] {
+                let (x, f) = match field.split_once('.') {
+                    Some((g, f)) => (format!("{x}.{g}"), f),
+                    None => (x.to_owned(), field),
+                };
+                let fused = format!("has({x}.{f}) && {x}.{f} != null ? {x}.{f} : {default}");
+                // `null != x.f` is not the idiom's shape: left as written.
+                let plain = format!("has({x}.{f}) && null != {x}.{f} ? {x}.{f} : {default}");
+                let calls = |source: &str| {
+                    let env = crate::cel::expression::shared_environment();
+                    let mut expr = env.parser().parse(source).unwrap();
+                    fuse_present_or(&mut expr);
+                    let mut n = 0;
+                    crate::cel::ast::visit(&expr, &mut |e| {
+                        n += usize::from(
+                            matches!(&e.expr, Expr::Call(c) if c.func_name == operators::PRESENT_OR),
+                        );
+                    });
+                    n
+                };
+                assert_eq!((calls(&fused), calls(&plain)), (1, 0), "{x}.{f}");
+                let [fused, plain] = [&fused, &plain].map(|s| Expression::compile(s).unwrap());
+                let got = fused.evaluate(&bindings).map_err(|e| e.to_string());
+                let want = plain.evaluate(&bindings).map_err(|e| e.to_string());
+                assert_eq!(got, want, "{x}.{f} or {default}");
+                cases += usize::from(got.is_err());
+            }
+        }
+        assert!(cases >= 6, "errors are among the cases compared: {cases}");
     }
 
     #[test]

@@ -301,7 +301,9 @@ impl CelPolicy {
                 });
             }
             let refined = Refined::of(&expr);
-            // Last: the bound and the references above read the plain names.
+            // Last: the bound and the references above read the plain names
+            // and know no fused call.
+            super::optimize::fuse_present_or(&mut expr);
             super::optimize::anchor_roots(&mut expr, ROOTS);
             Ok(Compiled {
                 source: source.to_string(),

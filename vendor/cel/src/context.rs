@@ -54,6 +54,9 @@ pub enum Context<'p, 'v> {
         /// variable names from the expression and its elements from the
         /// range it iterates, without copying either.
         variables: Vec<(Cow<'p, str>, CowVal<'p, 'v>)>,
+        /// Whether a name in `variables` has a dot, kept as names are added
+        /// so that a lookup need not scan them.
+        dotted: bool,
         resolver: Option<&'v dyn VariableResolver>,
     },
 }
@@ -123,11 +126,16 @@ impl<'p, 'v> Context<'p, 'v> {
             Context::Root { variables, .. } => {
                 variables.insert(name.into(), value);
             }
-            Context::Child { variables, .. } => {
+            Context::Child {
+                variables, dotted, ..
+            } => {
                 let name = name.into();
                 match variables.iter_mut().find(|(n, _)| *n == name) {
                     Some((_, slot)) => *slot = CowVal::Owned(value),
-                    None => variables.push((Cow::Owned(name), CowVal::Owned(value))),
+                    None => {
+                        *dotted |= name.contains('.');
+                        variables.push((Cow::Owned(name), CowVal::Owned(value)))
+                    }
                 }
             }
         }
@@ -145,12 +153,15 @@ impl<'p, 'v> Context<'p, 'v> {
                     variables.insert(name.to_owned(), value.into_owned());
                 }
             },
-            Context::Child { variables, .. } => {
-                match variables.iter_mut().find(|(n, _)| n == name) {
-                    Some((_, slot)) => *slot = value,
-                    None => variables.push((Cow::Borrowed(name), value)),
+            Context::Child {
+                variables, dotted, ..
+            } => match variables.iter_mut().find(|(n, _)| n == name) {
+                Some((_, slot)) => *slot = value,
+                None => {
+                    *dotted |= name.contains('.');
+                    variables.push((Cow::Borrowed(name), value))
                 }
-            }
+            },
         }
     }
 
@@ -279,9 +290,10 @@ impl<'p, 'v> Context<'p, 'v> {
         match self {
             Context::Child {
                 variables,
+                dotted: false,
                 resolver: None,
                 ..
-            } if !variables.iter().any(|(n, _)| n.bytes().any(|b| b == b'.')) => Some(
+            } => Some(
                 variables
                     .iter()
                     .find(|(n, _)| n == name)
@@ -571,6 +583,7 @@ impl<'p, 'v> Context<'p, 'v> {
             parent: self,
             // a comprehension binds two: its variable and its accumulator
             variables: Vec::with_capacity(2),
+            dotted: false,
             resolver: None,
         }
     }

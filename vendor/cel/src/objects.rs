@@ -1035,6 +1035,9 @@ impl Value {
                         Value::resolve_val(&call.args[2], ctx)
                     };
                 }
+                if call.args.len() == 4 && call.func_name == operators::PRESENT_OR {
+                    return present_or(&call.args, ctx);
+                }
                 if call.args.len() == 2 {
                     match call.func_name.as_str() {
                         operators::LOGICAL_OR => {
@@ -1553,6 +1556,40 @@ fn compare_values(
         .ok_or_else(context)
         .and_then(|comparer| comparer.compare(rhs))
         .map_err(|error| error.with_lazy_overload_context(context))
+}
+
+/// `@present_or(has(x.f), x.f, null, d)`, the value of `has(x.f) && x.f !=
+/// null ? x.f : d` with the conditional's, `&&`'s and `!=`'s results and
+/// errors, but `x.f` evaluated once where the conditional evaluates it twice
+/// (a third time for the result) and no operator dispatched. `has(x.f)`
+/// false gives `d` without evaluating `x.f`; otherwise an error of `x.f` is
+/// the result (`!=` propagates it), a null `x.f` gives `d` (`&&` with a false
+/// right side is false whatever the left), and a present `x.f` is the result
+/// if `has` was true, else the error `&&` makes of `has`'s.
+#[inline(never)]
+fn present_or<'e, 'p, 'v>(
+    args: &'e [Expression],
+    ctx: &'e Context<'p, 'v>,
+) -> Result<CowVal<'e, 'v>, ExecutionError> {
+    let [has, value, null, default] = args else {
+        unreachable!("called with four arguments")
+    };
+    let present = try_bool(Value::resolve_val(has, ctx));
+    if Ok(false) == present {
+        return Value::resolve_val(default, ctx);
+    }
+    let value = Value::resolve_val(value, ctx)?;
+    if value == Value::resolve_val(null, ctx)? {
+        return Value::resolve_val(default, ctx);
+    }
+    match present {
+        Ok(true) => Ok(value),
+        left => Err(boolean_operator_error(
+            operators::LOGICAL_AND,
+            left,
+            &CelBool::from(true),
+        )),
+    }
 }
 
 fn boolean_operator_error(

@@ -36,6 +36,11 @@ pub const FILTER: &str = "filter";
 
 pub const NOT_STRICTLY_FALSE: &str = "@not_strictly_false";
 pub const IN: &str = "@in";
+/// `@present_or(has(x.f), x.f, null, d)`: what `has(x.f) && x.f != null ?
+/// x.f : d` evaluates to, each operand evaluated at most once. Never
+/// parsed; a caller that rewrites the conditional into it must pass those
+/// four operands (see `Value::resolve_val`).
+pub const PRESENT_OR: &str = "@present_or";
 
 const OPERATORS: [(&str, &str); 12] = [
     ("-", SUBSTRACT),
