@@ -6,8 +6,8 @@
 //! on the async worker that read it): the request read in one pass with the
 //! objects kept as text ([`review_protocol::parse`]) → [`Review`] →
 //! [`Evaluator::evaluate`] (or `evaluate_mutating`) → AdmissionReview
-//! response bytes. The request's JSON is read and freed on that one thread. Policy logic lives only in the
-//! evaluator; this module owns the HTTP edge.
+//! response bytes. The request's JSON is read and freed on that one thread.
+//! Policy logic lives only in the evaluator; this module owns the HTTP edge.
 //!
 //! | file | owns |
 //! |---|---|

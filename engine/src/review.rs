@@ -125,10 +125,9 @@ impl Review {
     ) -> Result<Self, Error> {
         let (request, text_head) = match request {
             Request::Tree(tree) => (Document::from_tree(tree), None),
-            Request::InBody { body, head } => (
-                Document::from_text_parsed_by(body, request_in_body),
-                Some(head),
-            ),
+            Request::Text { text, head, parse } => {
+                (Document::from_text_parsed_by(text, parse), Some(head))
+            }
         };
         // What the records read: the tree's fields, or those read with the text.
         let head = text_head.as_ref().unwrap_or_else(|| request.tree());
@@ -294,74 +293,18 @@ pub const REQUEST_FIELDS_READ: &[&str] = &[
 pub enum Request {
     /// As a tree, with `object` and `oldObject` taken out (null or absent).
     Tree(Value),
-    /// As the `request` object of an AdmissionReview's JSON text, with the
-    /// fields of [`REQUEST_FIELDS_READ`] it has. The body must parse into a
-    /// tree whose `request` is an object; `object` and `oldObject` are left
-    /// out of the request's tree, as in [`Request::Tree`].
-    InBody {
-        /// The AdmissionReview's text.
-        body: String,
+    /// As JSON text, with the fields of [`REQUEST_FIELDS_READ`] it has, and
+    /// how the request's tree is made from the text when first asked for
+    /// (the text may be the whole AdmissionReview). `parse` must accept the
+    /// text and leave `object` and `oldObject` out, as in [`Request::Tree`].
+    Text {
+        /// The text the request's tree is parsed from.
+        text: String,
         /// An object of the request's fields read.
         head: Value,
+        /// Makes the request's tree from `text`.
+        parse: fn(&str) -> serde_json::Result<Value>,
     },
-}
-
-/// Parse an AdmissionReview's text into the tree of its `request` (the last
-/// one, as when the body is parsed into a tree), with `object` and
-/// `oldObject` (which are kept apart as [`Document`]s) null.
-fn request_in_body(text: &str) -> serde_json::Result<Value> {
-    struct Envelope;
-    impl<'de> serde::de::Visitor<'de> for Envelope {
-        type Value = Value;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an AdmissionReview")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-            let mut request = Value::Null;
-            while let Some(key) = map.next_key::<String>()? {
-                if key == "request" {
-                    request = map.next_value_seed(RequestWithoutObjects)?;
-                } else {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-            Ok(request)
-        }
-    }
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let tree = serde::Deserializer::deserialize_map(&mut deserializer, Envelope)?;
-    deserializer.end()?;
-    Ok(tree)
-}
-
-/// Reads a request into a tree with `object` and `oldObject` null.
-struct RequestWithoutObjects;
-
-impl<'de> serde::de::DeserializeSeed<'de> for RequestWithoutObjects {
-    type Value = Value;
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for RequestWithoutObjects {
-    type Value = Value;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("an AdmissionReview request")
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut fields = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value = if key == "object" || key == "oldObject" {
-                map.next_value::<serde::de::IgnoredAny>()?;
-                Value::Null
-            } else {
-                map.next_value()?
-            };
-            fields.insert(key, value);
-        }
-        Ok(Value::Object(fields))
-    }
 }
 
 /// An object of an admission request, as a tree or as JSON text.

@@ -4,7 +4,7 @@
 //! `serde_json::Value`s; the request's `object` and `oldObject` stay JSON
 //! text for [`Review::from_request`], which parses only what the records
 //! read and the rest on first use (the request's other fields from the body
-//! again, when first asked for).
+//! again, when first asked for: [`request_in_body`]).
 //!
 //! Everything is still parsed, and so checked as parsing the body into a tree
 //! would check it ([`Discarded`]), so the tree made later from any of the
@@ -19,7 +19,7 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tollgate_sdk::placement::Discarded;
@@ -135,5 +135,64 @@ impl<'de> Visitor<'de> for RequestVisitor {
             *slot = (text != "null").then_some(text);
         }
         Ok((head, object, old_object))
+    }
+}
+
+/// Parse an AdmissionReview's text into the tree of its `request` (the last
+/// one, as when the body is parsed into a tree), with `object` and
+/// `oldObject` (which [`read`] keeps apart as text) null: the request's tree
+/// for [`crate::review::Request::Text`], made when a policy first asks.
+pub(super) fn request_in_body(text: &str) -> serde_json::Result<Value> {
+    struct Envelope;
+    impl<'de> Visitor<'de> for Envelope {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an AdmissionReview")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut request = Value::Null;
+            while let Some(key) = map.next_key::<String>()? {
+                if key == "request" {
+                    request = map.next_value_seed(RequestWithoutObjects)?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(request)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let tree = deserializer.deserialize_map(Envelope)?;
+    deserializer.end()?;
+    Ok(tree)
+}
+
+/// Reads a request into a tree with `object` and `oldObject` null.
+struct RequestWithoutObjects;
+
+impl<'de> DeserializeSeed<'de> for RequestWithoutObjects {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RequestWithoutObjects {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an AdmissionReview request")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = if key == "object" || key == "oldObject" {
+                map.next_value::<IgnoredAny>()?;
+                Value::Null
+            } else {
+                map.next_value()?
+            };
+            fields.insert(key, value);
+        }
+        Ok(Value::Object(fields))
     }
 }

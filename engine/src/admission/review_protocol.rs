@@ -161,9 +161,10 @@ fn parse_parts(body: &[u8]) -> Option<Result<Request, Error>> {
         .filter(|uid| !uid.is_empty())?
         .to_string();
     let text = |text: Option<&str>| text.map(|t| Input::Text(t.to_owned()));
-    let request = review::Request::InBody {
-        body: parts.body.to_owned(),
+    let request = review::Request::Text {
+        text: parts.body.to_owned(),
         head: Value::Object(parts.head),
+        parse: envelope::request_in_body,
     };
     let review = match Review::from_request(request, text(parts.object), text(parts.old_object)) {
         Ok(review) => Some(review),

@@ -14,17 +14,15 @@
 //! need for reading and answering (measured, docs/benchmarks.md: at an
 //! offered 5,000/s the p99 was higher and the CPU per review too), so a
 //! review that overlaps another keeps the next ones on the pool for a while.
-//! Otherwise, and when the try is cut
-//! short, it is queued for the evaluation pool's
-//! [`Config::max_concurrent`] threads, and waits there until its deadline at
-//! most. A try is
-//! cut short when the slice's end interrupts a WASM policy or leaves
-//! policies not run; the review is then evaluated again from the start with
-//! its whole deadline, so a slow policy holds a worker for at most the slice
-//! (evaluation has no side effects: the discarded try changes nothing). CEL
-//! policies are not interrupted inside an expression; their cost budget
-//! bounds them. Past the deadline a review
-//! is answered by the failure policy: a queued one is withdrawn, and one in
+//! Otherwise, and when the try is cut short, it is queued for the evaluation
+//! pool's [`Config::max_concurrent`] threads, and waits there until its
+//! deadline at most. A try is cut short when the slice's end interrupts a
+//! WASM policy or leaves policies not run; the review is then evaluated
+//! again from the start with its whole deadline, so a slow policy holds a
+//! worker for at most the slice (evaluation has no side effects: the
+//! discarded try changes nothing). CEL policies are not interrupted inside an
+//! expression; their cost budget bounds them. Past the deadline a review is
+//! answered by the failure policy: a queued one is withdrawn, and one in
 //! evaluation, which cannot be cancelled, finishes in the background (its
 //! WASM policies are interrupted at the deadline, and policies whose turn
 //! comes later are not run).
@@ -35,10 +33,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 
-use super::metrics::Place;
+use super::metrics::{Metrics, Place};
 use super::pool::{Outcome, Pool};
-
-use super::metrics::Metrics;
 use crate::cluster::ClusterView;
 use crate::decision::FailurePolicy;
 use crate::evaluator::Evaluator;
@@ -269,13 +265,14 @@ impl State {
             return false;
         }
         let last = shared.last_overlap.load(Ordering::Relaxed);
-        last == 0 || u128::from(now - last.min(now)) >= shared.config.overlap_memory.as_nanos()
+        last == 0 || u128::from(now.saturating_sub(last)) >= shared.config.overlap_memory.as_nanos()
     }
 
     /// Run `work` with the active evaluator: when `inline` (the caller's
     /// judgement that the request is small) and no other request is in the
-    /// handlers, nor has been beside another for [`Config::overlap_memory`], one try on this worker bounded by [`INLINE_SLICE`]; if that
-    /// is [`Attempt::Cut`] or not made, a run on the evaluation pool with the
+    /// handlers, nor has been beside another for [`Config::overlap_memory`],
+    /// one try on this worker bounded by [`INLINE_SLICE`]; if that is
+    /// [`Attempt::Cut`] or not made, a run on the evaluation pool with the
     /// review's whole deadline, answering no later than `timeout` after the
     /// call.
     ///

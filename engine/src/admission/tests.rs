@@ -157,6 +157,27 @@ async fn get(state: &State, path: &str) -> (StatusCode, String) {
 }
 
 /// The `response` of an AdmissionReview answer, after checking the envelope.
+/// A CREATE review whose body is too large to be tried inline, so it is
+/// always evaluated on the pool.
+fn too_large_to_try_inline() -> Value {
+    let mut large = create(2);
+    large["request"]["object"]["metadata"]["annotations"] =
+        json!({"padding": "x".repeat(100 << 10)});
+    large
+}
+
+/// Assert that every one of `lines` is a whole line of `text` (`context`
+/// prefixes the failure message).
+fn assert_lines(text: &str, lines: &[impl AsRef<str>], context: &str) {
+    for line in lines {
+        let line = line.as_ref();
+        assert!(
+            text.lines().any(|l| l == line),
+            "{context}missing {line:?} in:\n{text}"
+        );
+    }
+}
+
 fn response<'a>(answer: &'a Value, api_version: &str) -> &'a Value {
     assert_eq!(answer["apiVersion"], api_version, "{answer}");
     assert_eq!(answer["kind"], "AdmissionReview", "{answer}");
@@ -563,9 +584,7 @@ async fn a_saturated_server_answers_by_its_failure_policy() {
         let state = state_with(config, Value::Null);
         let _busy = state.occupy_all_threads();
         // Larger than a review tried inline, so it waits for a thread.
-        let mut large = create(2);
-        large["request"]["object"]["metadata"]["annotations"] =
-            json!({"padding": "x".repeat(100 << 10)});
+        let large = too_large_to_try_inline();
         let (status, answer) = post(&state, "/validate", &large).await;
         assert_eq!(status, StatusCode::OK);
         let response = response(&answer, "admission.k8s.io/v1");
@@ -612,23 +631,20 @@ async fn a_lone_small_review_is_judged_while_every_evaluation_thread_is_busy() {
 async fn metrics_say_where_reviews_were_evaluated_and_how_long_they_queued() {
     let state = state();
     post(&state, "/validate", &create(2)).await;
-    let mut large = create(2);
-    large["request"]["object"]["metadata"]["annotations"] =
-        json!({"padding": "x".repeat(100 << 10)});
+    let large = too_large_to_try_inline();
     post(&state, "/validate", &large).await;
     let (_, text) = get(&state, "/metrics").await;
-    for line in [
-        "tollgate_admission_evaluations_total{place=\"inline\"} 1",
-        "tollgate_admission_evaluations_total{place=\"inline_cut\"} 0",
-        "tollgate_admission_evaluations_total{place=\"pool\"} 1",
-        "tollgate_admission_queue_wait_seconds_count 1",
-        "# TYPE tollgate_admission_queue_wait_seconds histogram",
-    ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "missing {line:?} in:\n{text}"
-        );
-    }
+    assert_lines(
+        &text,
+        &[
+            "tollgate_admission_evaluations_total{place=\"inline\"} 1",
+            "tollgate_admission_evaluations_total{place=\"inline_cut\"} 0",
+            "tollgate_admission_evaluations_total{place=\"pool\"} 1",
+            "tollgate_admission_queue_wait_seconds_count 1",
+            "# TYPE tollgate_admission_queue_wait_seconds histogram",
+        ],
+        "",
+    );
 }
 
 /// Once a review has been in the handlers beside another, lone reviews go
@@ -657,15 +673,14 @@ async fn after_reviews_overlap_lone_ones_go_to_the_pool_for_a_while() {
         post(&state, "/validate", &create(2)).await;
         let (_, text) = get(&state, "/metrics").await;
         let [inline, pool] = places;
-        for line in [
-            format!("tollgate_admission_evaluations_total{{place=\"inline\"}} {inline}"),
-            format!("tollgate_admission_evaluations_total{{place=\"pool\"}} {pool}"),
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "memory {memory:?}: missing {line:?} in:\n{text}"
-            );
-        }
+        assert_lines(
+            &text,
+            &[
+                format!("tollgate_admission_evaluations_total{{place=\"inline\"}} {inline}"),
+                format!("tollgate_admission_evaluations_total{{place=\"pool\"}} {pool}"),
+            ],
+            &format!("memory {memory:?}: "),
+        );
     }
 }
 
@@ -677,21 +692,20 @@ async fn metrics_count_requests_in_sub_millisecond_buckets() {
     post_raw(&state, "/mutate", Some("text/plain"), vec![]).await;
     let (status, text) = get(&state, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
-    for line in [
-        "tollgate_admission_requests_total{endpoint=\"validate\",outcome=\"allowed\"} 1",
-        "tollgate_admission_requests_total{endpoint=\"validate\",outcome=\"denied\"} 1",
-        "tollgate_admission_requests_total{endpoint=\"mutate\",outcome=\"rejected\"} 1",
-        "tollgate_admission_request_duration_seconds_count{endpoint=\"validate\"} 2",
-        "tollgate_policy_results_total{policy=\"replica-limit\",result=\"deny\"} 1",
-        "tollgate_policy_results_total{policy=\"replica-limit\",result=\"pass\"} 1",
-        "tollgate_policies_loaded 1",
-        "tollgate_ready 1",
-    ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "missing {line:?} in:\n{text}"
-        );
-    }
+    assert_lines(
+        &text,
+        &[
+            "tollgate_admission_requests_total{endpoint=\"validate\",outcome=\"allowed\"} 1",
+            "tollgate_admission_requests_total{endpoint=\"validate\",outcome=\"denied\"} 1",
+            "tollgate_admission_requests_total{endpoint=\"mutate\",outcome=\"rejected\"} 1",
+            "tollgate_admission_request_duration_seconds_count{endpoint=\"validate\"} 2",
+            "tollgate_policy_results_total{policy=\"replica-limit\",result=\"deny\"} 1",
+            "tollgate_policy_results_total{policy=\"replica-limit\",result=\"pass\"} 1",
+            "tollgate_policies_loaded 1",
+            "tollgate_ready 1",
+        ],
+        "",
+    );
     assert!(text.contains(
         "tollgate_admission_request_duration_seconds_bucket{endpoint=\"validate\",le=\"0.0001\"}"
     ));
