@@ -151,15 +151,16 @@ impl Review {
         {
             records.namespace = ns.to_string();
         }
+        let user_info = head.get("userInfo");
         records.request = Some(RequestInfo {
-            uid: str_at(head, "/uid"),
+            uid: str_at(head.get("uid")),
             sub_resource: head
                 .get("subResource")
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
-            user: str_at(head, "/userInfo/username"),
-            groups: placement::array(head.pointer("/userInfo/groups"))
+            user: str_at(user_info.and_then(|u| u.get("username"))),
+            groups: placement::array(user_info.and_then(|u| u.get("groups")))
                 .filter_map(|g| g.as_str().map(str::to_string))
                 .collect(),
             dry_run: head.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
@@ -346,9 +347,6 @@ impl Input {
     }
 }
 
-fn str_at(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+fn str_at(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str).unwrap_or_default().to_string()
 }

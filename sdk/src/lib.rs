@@ -35,6 +35,8 @@
 //! - [`testing`]: run a policy natively under `cargo test`;
 //! - `guest` (feature `guest`): the component bindings behind [`export_policy!`].
 
+#[cfg(any(feature = "allocator", test))]
+pub mod allocator;
 pub mod model;
 pub mod patch;
 pub mod placement;
@@ -52,13 +54,15 @@ pub use patch::Patch;
 pub use policy::{Host, HostExt, Policy};
 pub use serde_json;
 
-/// The component's global allocator: Talc, which allocates and frees faster
-/// than the target's default dlmalloc (a policy's evaluation allocates for
-/// every string the host hands it).
+/// The component's global allocator: small blocks recycled by size class
+/// ([`allocator::Recycling`]) in front of Talc, which allocates and frees
+/// faster than the target's default dlmalloc (a policy's evaluation
+/// allocates for every string the host hands it).
 #[cfg(all(
     feature = "allocator",
     target_family = "wasm",
     not(target_feature = "atomics")
 ))]
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: allocator::Recycling<talc::wasm::WasmDynamicTalc> =
+    allocator::Recycling::new(talc::wasm::new_wasm_dynamic_allocator());

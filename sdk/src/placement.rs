@@ -10,6 +10,8 @@
 //! From JSON text, [`sparse_tree`] parses only the fields read here; a field
 //! read here must be added to its schema (its tests compare the records).
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::model::{
@@ -115,7 +117,8 @@ fn pod_placement(
     name: &str,
     template_path: &str,
 ) -> PodPlacement {
-    let template = object.pointer(template_path).unwrap_or(&Value::Null);
+    // Template paths are written here (`template_path`), without escapes.
+    let template = path(object, template_path.split('/').skip(1)).unwrap_or(&Value::Null);
     let metadata = template.get("metadata");
     let spec = template.get("spec").unwrap_or(&Value::Null);
     let controller = match kind {
@@ -136,7 +139,7 @@ fn pod_placement(
             name: name.to_string(),
         }),
     };
-    let affinity = spec.pointer("/affinity/nodeAffinity");
+    let affinity = path(spec, ["affinity", "nodeAffinity"]);
     let (cpu, memory) = requests(spec);
     PodPlacement {
         template_path: template_path.to_string(),
@@ -148,7 +151,13 @@ fn pod_placement(
             .collect(),
         node_selector: string_map(spec.get("nodeSelector")),
         required_node_affinity: array(affinity.and_then(|a| {
-            a.pointer("/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+            path(
+                a,
+                [
+                    "requiredDuringSchedulingIgnoredDuringExecution",
+                    "nodeSelectorTerms",
+                ],
+            )
         }))
         .map(node_selector_term)
         .collect(),
@@ -185,8 +194,7 @@ fn pod_placement(
             None
         } else {
             Some(
-                object
-                    .pointer("/spec/replicas")
+                path(object, ["spec", "replicas"])
                     .and_then(Value::as_i64)
                     .unwrap_or(1) as i32,
             )
@@ -197,7 +205,7 @@ fn pod_placement(
 
 /// The controlling ownerReference of an object.
 pub fn pod_controller(object: &Value) -> Option<Owner> {
-    array(object.pointer("/metadata/ownerReferences"))
+    array(path(object, ["metadata", "ownerReferences"]))
         .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
         .map(|o| Owner {
             api_version: str_field(o, "apiVersion").unwrap_or_default(),
@@ -214,8 +222,7 @@ fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
 /// over containers and the largest init container, plus pod overhead.
 fn requests(spec: &Value) -> (i64, i64) {
     let request = |c: &Value, name: &str, parse: fn(&str) -> Option<i64>| {
-        c.pointer("/resources/requests")
-            .and_then(|r| r.get(name))
+        path(c, ["resources", "requests", name])
             .and_then(quantity_str)
             .and_then(|q| parse(&q))
             .unwrap_or(0)
@@ -246,10 +253,10 @@ fn requests(spec: &Value) -> (i64, i64) {
 }
 
 /// A quantity may be written as a JSON string or number.
-fn quantity_str(v: &Value) -> Option<String> {
+fn quantity_str(v: &Value) -> Option<Cow<'_, str>> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
         _ => None,
     }
 }
@@ -259,12 +266,10 @@ fn node_info(object: &Value) -> NodeInfo {
     NodeInfo {
         labels: string_map(metadata.and_then(|m| m.get("labels"))),
         annotations: string_map(metadata.and_then(|m| m.get("annotations"))),
-        taints: array(object.pointer("/spec/taints"))
+        taints: array(path(object, ["spec", "taints"]))
             .filter_map(taint)
             .collect(),
-        unschedulable: object
-            .pointer("/spec/unschedulable")
-            .and_then(Value::as_bool)
+        unschedulable: path(object, ["spec", "unschedulable"]).and_then(Value::as_bool)
             == Some(true),
     }
 }
@@ -364,6 +369,12 @@ pub fn string_map(v: Option<&Value>) -> Labels {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The value at `keys` below `v`, each key an object member: a JSON pointer
+/// without the allocations of [`Value::pointer`]'s unescaping.
+fn path<'v, 'k>(v: &'v Value, keys: impl IntoIterator<Item = &'k str>) -> Option<&'v Value> {
+    keys.into_iter().try_fold(v, |v, key| v.get(key))
 }
 
 fn str_field(v: &Value, name: &str) -> Option<String> {
