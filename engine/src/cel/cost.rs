@@ -141,11 +141,19 @@ impl Bound {
     }
 }
 
+/// The nodes a slot stands for ([`super::slots`]): an identifier and a
+/// selection per further segment of its name (`variables.x`), and one per
+/// field selected on it.
+fn slot_nodes(slot: &cel::common::ast::SlotExpr) -> u128 {
+    (slot.name.split('.').count() + slot.fields.len()) as u128
+}
+
 /// The cost bound of an expression.
 pub fn bound(expr: &IdedExpr) -> Bound {
     let one = Bound::constant(1);
     match &expr.expr {
         Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => one,
+        Expr::Slot(s) => Bound::constant(slot_nodes(s)),
         Expr::Select(s) => one.add(&bound(&s.operand)),
         Expr::Call(c) => {
             let mut b = one;
@@ -268,6 +276,8 @@ impl Part {
         self.constant = self.constant.saturating_add(1);
         match &expr.expr {
             Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+            // one node counted above
+            Expr::Slot(s) => self.constant = self.constant.saturating_add(slot_nodes(s) - 1),
             Expr::Select(s) => self.add(&s.operand, scope, roots),
             Expr::Call(c) => {
                 for part in c.target.iter().map(|t| t.as_ref()).chain(&c.args) {

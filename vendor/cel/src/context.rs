@@ -1,3 +1,4 @@
+use crate::common::ast::SlotExpr;
 use crate::common::types::CelType;
 use crate::common::value::{CowVal, Val};
 use crate::magic::{Function, FunctionRegistry, IntoFunction};
@@ -280,6 +281,34 @@ impl<'p, 'v> Context<'p, 'v> {
         start
             .scopes_for(name)
             .find_map(|scope| scope.resolve_own(name, true))
+    }
+
+    /// The value of the slot `slot` names, from the root scope's resolver
+    /// ([`VariableResolver::resolve_slot`]), and the fields left to select
+    /// on it: none when the resolver answers the whole chain, all of them
+    /// when it answers only the variable itself (a field on the way is
+    /// missing or not in a map, which the selection then reports). A slot
+    /// the resolver does not answer is an undeclared reference to its name.
+    pub(crate) fn resolve_slot<'b>(
+        &'b self,
+        slot: &'b SlotExpr,
+    ) -> Result<(CowVal<'b, 'v>, &'b [String]), ExecutionError> {
+        let undeclared = || ExecutionError::UndeclaredReference(Arc::new(slot.name.clone()));
+        let Context::Root {
+            resolver: Some(resolver),
+            ..
+        } = self.root()
+        else {
+            return Err(undeclared());
+        };
+        if let Some(value) = resolver.resolve_slot(slot.index, &slot.fields) {
+            return Ok((value, &[]));
+        }
+        if slot.fields.is_empty() {
+            return Err(undeclared());
+        }
+        let value = resolver.resolve_slot(slot.index, &[]).ok_or_else(undeclared)?;
+        Ok((value, &slot.fields))
     }
 
     /// For a child scope without a resolver and without a dotted variable
@@ -697,6 +726,19 @@ pub trait VariableResolver: Send + Sync {
     fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
         with_joined(segments, |name| self.resolve(name))
     }
+
+    /// The variable in slot `slot` with `fields` selected on it, for an
+    /// [`Expr::Slot`](crate::common::ast::Expr::Slot) the embedder wrote in
+    /// place of a name this resolver answers; `None` (the default) when it
+    /// has no such slot. With fields, `None` may also mean that a field on
+    /// the way is missing or not in a map: the interpreter then asks for
+    /// the variable alone (no fields) and selects them itself, reporting
+    /// the error. A resolver that answers slots answers each with the
+    /// value [`resolve`](Self::resolve) gives its name.
+    fn resolve_slot<'b>(&'b self, slot: usize, fields: &[String]) -> Option<CowVal<'b, 'b>> {
+        let _ = (slot, fields);
+        None
+    }
 }
 
 impl<T: VariableResolver> VariableResolver for Box<T> {
@@ -706,6 +748,10 @@ impl<T: VariableResolver> VariableResolver for Box<T> {
 
     fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
         (**self).resolve_segments(segments)
+    }
+
+    fn resolve_slot<'b>(&'b self, slot: usize, fields: &[String]) -> Option<CowVal<'b, 'b>> {
+        (**self).resolve_slot(slot, fields)
     }
 }
 
@@ -717,6 +763,10 @@ impl<T: VariableResolver> VariableResolver for Arc<T> {
     fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
         (**self).resolve_segments(segments)
     }
+
+    fn resolve_slot<'b>(&'b self, slot: usize, fields: &[String]) -> Option<CowVal<'b, 'b>> {
+        (**self).resolve_slot(slot, fields)
+    }
 }
 
 impl<T: VariableResolver> VariableResolver for &T {
@@ -726,6 +776,10 @@ impl<T: VariableResolver> VariableResolver for &T {
 
     fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
         (**self).resolve_segments(segments)
+    }
+
+    fn resolve_slot<'b>(&'b self, slot: usize, fields: &[String]) -> Option<CowVal<'b, 'b>> {
+        (**self).resolve_slot(slot, fields)
     }
 }
 

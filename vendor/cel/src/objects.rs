@@ -1381,6 +1381,14 @@ impl Value {
             Expr::Ident(name) => ctx
                 .resolve_ident(name)
                 .ok_or_else(|| ExecutionError::UndeclaredReference(Arc::new(name.to_string()))),
+            Expr::Slot(slot) => {
+                let (value, fields) = ctx.resolve_slot(slot)?;
+                let mut value = value;
+                for field in fields {
+                    value = select_field(value, field, false)?;
+                }
+                Ok(value)
+            }
             Expr::Select(select) => {
                 // `has(a.b.c)` tests for `c` on `a.b`: only its operand is a name
                 let name = if select.test {

@@ -37,6 +37,12 @@ pub enum Expr {
 
     /// StructKind represents a struct literal expression.
     Struct(StructExpr),
+
+    /// A variable resolved ahead of evaluation to a slot of the root
+    /// scope's resolver ([`SlotExpr`]). The parser never produces it: an
+    /// embedder that knows which names its resolver answers rewrites their
+    /// references into slots.
+    Slot(SlotExpr),
 }
 
 impl Expr {
@@ -180,6 +186,20 @@ pub struct SelectExpr {
     pub operand: Box<IdedExpr>,
     pub field: String,
     pub test: bool,
+}
+
+/// A reference to the variable `name`, with the fields `fields` selected on
+/// it (`name.f.g`), that the root scope's resolver answers by the number
+/// `index` ([`VariableResolver::resolve_slot`](crate::context::VariableResolver::resolve_slot))
+/// instead of by name: no scope is searched and no name compared. An
+/// embedder writes it in place of an identifier (and the field selections on
+/// it) only where no comprehension variable shadows the name and only for
+/// a slot its resolver always answers; `name` is what an error reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SlotExpr {
+    pub index: usize,
+    pub name: String,
+    pub fields: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
