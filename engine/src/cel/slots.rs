@@ -249,9 +249,13 @@ mod tests {
             ("b", "variables.a + '-x'"),
             ("c", "[variables.b].map(s, s + variables.a)"),
             ("labels", "object.metadata.labels"),
+            // the `variables` map holds the variables computed so far
+            ("seen", "has(variables.labels) && !has(variables.later)"),
+            ("later", "variables.seen"),
         ];
         let checks = [
             "variables.c[0] == 'p-xp'",
+            "variables.later && has(variables.later) && size(variables) == 6",
             "variables.labels.app == 'web' && has(variables.labels.tier) && !has(variables.labels.x)",
             "has(variables.c) && !has(variables.nope)",
         ];
