@@ -307,7 +307,9 @@ impl<'p, 'v> Context<'p, 'v> {
         if slot.fields.is_empty() {
             return Err(undeclared());
         }
-        let value = resolver.resolve_slot(slot.index, &[]).ok_or_else(undeclared)?;
+        let value = resolver
+            .resolve_slot(slot.index, &[])
+            .ok_or_else(undeclared)?;
         Ok((value, &slot.fields))
     }
 
@@ -1113,6 +1115,73 @@ mod test {
         assert!(!context.has_function_namespace("g"));
         assert!(context.has_function_namespace("optional"), "from the Env");
         assert!(context.new_inner_scope().has_function_namespace("a"));
+    }
+
+    /// A slot is read from the root scope's resolver by its number, through
+    /// any child scope; fields the resolver does not answer are selected by
+    /// the interpreter, with its errors, and a slot it has no value for is an
+    /// undeclared reference to the slot's name.
+    #[test]
+    fn a_slot_is_read_by_number_and_its_fields_selected() {
+        use crate::common::ast::{Expr, IdedExpr, SlotExpr};
+        use crate::common::value::Val;
+        use crate::parser::Parser;
+        use crate::{ExecutionError, Value};
+
+        struct Slots(Box<dyn Val>);
+
+        impl VariableResolver for Slots {
+            fn resolve<'b>(&'b self, _: &str) -> Option<CowVal<'b, 'b>> {
+                None
+            }
+
+            // slot 0 alone: fields are left to the interpreter
+            fn resolve_slot<'b>(
+                &'b self,
+                slot: usize,
+                fields: &[String],
+            ) -> Option<CowVal<'b, 'b>> {
+                (slot == 0 && fields.is_empty()).then(|| CowVal::Borrowed(self.0.as_ref()))
+            }
+        }
+
+        let literal = Parser::default().parse("{'a': {'b': 1}}").unwrap();
+        let map = Value::resolve_val(&literal, &Context::default())
+            .unwrap()
+            .into_owned();
+        let resolver = Slots(map);
+        let mut ctx = Context::default();
+        ctx.set_variable_resolver(&resolver);
+        let slot = |index: usize, fields: &[&str]| IdedExpr {
+            id: 1,
+            expr: Expr::Slot(SlotExpr {
+                index,
+                name: "m".to_owned(),
+                fields: fields.iter().map(|f| f.to_string()).collect(),
+            }),
+        };
+        let inner = ctx.new_inner_scope();
+        for scope in [&ctx, &inner] {
+            assert_eq!(
+                Value::resolve(&slot(0, &["a", "b"]), scope),
+                Ok(Value::Int(1))
+            );
+            assert_eq!(
+                Value::resolve(&slot(0, &["x"]), scope),
+                Err(ExecutionError::NoSuchKey("x".to_owned().into()))
+            );
+            for undeclared in [slot(1, &[]), slot(1, &["a"])] {
+                assert_eq!(
+                    Value::resolve(&undeclared, scope),
+                    Err(ExecutionError::UndeclaredReference("m".to_owned().into()))
+                );
+            }
+        }
+        // without a resolver no slot is declared
+        assert_eq!(
+            Value::resolve(&slot(0, &[]), &Context::default()),
+            Err(ExecutionError::UndeclaredReference("m".to_owned().into()))
+        );
     }
 
     /// Type names are resolved by the interpreter, not looked up as variables.

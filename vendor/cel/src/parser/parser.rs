@@ -2572,7 +2572,10 @@ ERROR: <input>:1:24: unsupported syntax '?'
                     "{}[{}]{}^#{}:{}#",
                     slot.name,
                     slot.index,
-                    slot.fields.iter().map(|f| format!(".{f}")).collect::<String>(),
+                    slot.fields
+                        .iter()
+                        .map(|f| format!(".{f}"))
+                        .collect::<String>(),
                     expr.id,
                     "*expr.Expr_SlotExpr"
                 ),
