@@ -732,7 +732,7 @@ impl CelPolicy {
                 let variable = root
                     .strip_prefix("variables.")
                     .and_then(|n| vars.variables.iter().find(|v| v.name == n));
-                variable.map_or_else(|| longest.of(root), |v| u128::from(v.value.longest))
+                variable.map_or_else(|| longest.of(root), |v| u128::from(v.value.longest()))
             };
             bound = compiled.refined.at(&size);
         }
