@@ -321,6 +321,40 @@ mod tests {
         );
     }
 
+    /// The null-safe idiom on slots (`has(x.f) && x.f != null ? x.f : d`,
+    /// fused at load) gives what the same test written otherwise
+    /// (`null != x.f`, not fused) gives: values, defaults and errors.
+    #[test]
+    fn the_null_safe_idiom_on_slots_keeps_its_results_and_errors() {
+        let variables = [("m", "{'a': {'b': 1}, 'n': null}"), ("s", "'text'")];
+        let mut errors = 0;
+        for x in [
+            "object.metadata.labels",
+            "object.metadata",
+            "object.spec",
+            "object.metadata.name",
+            "variables.m",
+            "variables.m.a",
+            "variables.m.n",
+            "variables.s",
+            "variables",
+            "params",
+        ] {
+            for f in ["app", "b", "n", "missing"] {
+                let fused = format!("has({x}.{f}) && {x}.{f} != null ? {x}.{f} : 'd'");
+                let plain = format!("has({x}.{f}) && null != {x}.{f} ? {x}.{f} : 'd'");
+                let [fused, plain] = [fused, plain].map(|idiom| {
+                    let check = format!("string({idiom}) == 'web'");
+                    judge(&variables, &[&check], 0)
+                        .map_err(|e| e.rsplit_once("`: ").map(|(_, e)| e.to_owned()).unwrap_or(e))
+                });
+                assert_eq!(fused, plain, "{x}.{f}");
+                errors += usize::from(fused.is_err());
+            }
+        }
+        assert!(errors >= 4, "errors are among the cases: {errors}");
+    }
+
     /// The refined cost bound is taken from the names, before they become
     /// slots: a bound that reads `variables.small` (two elements) instead
     /// of the Pod's 2,000 items keeps three nested loops within budget.
