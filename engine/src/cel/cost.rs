@@ -264,11 +264,35 @@ impl Refined {
             measured = self.roots.iter().map(|r| sizes(r)).collect();
             &measured
         };
-        self.tree.at(sized)
+        // In `u64` while nothing overflows, as for [`Bound::at`]: the same
+        // number as the saturating `u128` form.
+        self.tree
+            .narrow_at(sized)
+            .map_or_else(|| self.tree.at(sized), u128::from)
     }
 }
 
 impl Part {
+    /// [`Part::at`] in `u64`, `None` where a size, a coefficient or a step
+    /// does not fit.
+    fn narrow_at(&self, sizes: &[u128]) -> Option<u64> {
+        self.loops
+            .iter()
+            .try_fold(u64::try_from(self.constant).ok()?, |acc, l| {
+                let iterations = match &l.iterations {
+                    Iterations::Literal(n) => *n,
+                    Iterations::Longest(roots) => {
+                        roots.iter().map(|&r| sizes[r]).max().unwrap_or(0)
+                    }
+                };
+                acc.checked_add(
+                    u64::try_from(iterations)
+                        .ok()?
+                        .checked_mul(l.body.narrow_at(sizes)?)?,
+                )
+            })
+    }
+
     /// The bound with `sizes[i]` the longest list under the `i`th root.
     fn at(&self, sizes: &[u128]) -> u128 {
         self.loops.iter().fold(self.constant, |acc, l| {
@@ -467,7 +491,8 @@ mod tests {
             env.add_extension(cel::extensions::lists).unwrap();
             let program = env.compile(src).unwrap();
             let refined = Refined::of(program.expression());
-            for l in [0, 1, 7, 1000] {
+            // past `u64` the refined bound is computed in `u128`, as the coarse one
+            for l in [0, 1, 7, 1000, 1 << 40, u64::MAX] {
                 assert_eq!(
                     refined.at(&|_| u128::from(l)),
                     bound(program.expression()).at(l),
