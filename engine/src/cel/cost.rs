@@ -42,16 +42,51 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// The longest list under the variable `root` (all inputs for anything
-    /// else; the caller measures `variables.<name>`).
-    pub fn of(&self, root: &str) -> u128 {
-        u128::from(match root {
-            "object" | "oldObject" | "request" | "pod" => self.object,
-            "pools" => self.pools,
-            "namespaceObject" => self.namespace_object,
-            "params" => self.params,
-            _ => self.all,
+    /// The longest list under the root `measure` names (all inputs for a
+    /// policy variable: the caller measures a computed one).
+    pub fn of(&self, measure: Measure) -> u128 {
+        u128::from(match measure {
+            Measure::Object => self.object,
+            Measure::Pools => self.pools,
+            Measure::NamespaceObject => self.namespace_object,
+            Measure::Params => self.params,
+            Measure::All | Measure::Variable(_) => self.all,
         })
+    }
+}
+
+/// Where the longest list under one root of a [`Refined`] bound is found,
+/// worked out from the root's name once, when the policy is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// `object`, `oldObject`, `request` or `pod`.
+    Object,
+    /// `pools`.
+    Pools,
+    /// `namespaceObject`.
+    NamespaceObject,
+    /// `params`.
+    Params,
+    /// The policy's variable at this position (`variables.<name>`): its
+    /// value once computed, all inputs before.
+    Variable(usize),
+    /// Anything else: all inputs.
+    All,
+}
+
+impl Measure {
+    /// The measure of `root`, a policy's `variables` being named in order.
+    pub fn of(root: &str, variables: &[String]) -> Self {
+        match root {
+            "object" | "oldObject" | "request" | "pod" => Measure::Object,
+            "pools" => Measure::Pools,
+            "namespaceObject" => Measure::NamespaceObject,
+            "params" => Measure::Params,
+            _ => root
+                .strip_prefix("variables.")
+                .and_then(|name| variables.iter().position(|v| *v == name))
+                .map_or(Measure::All, Measure::Variable),
+        }
     }
 }
 
@@ -249,19 +284,30 @@ impl Refined {
         Refined { roots, tree }
     }
 
+    /// The variables whose sizes the bound asks for, by their names.
+    pub fn roots(&self) -> &[String] {
+        &self.roots
+    }
+
     /// The bound with `sizes(root)` the longest list under each variable.
     pub fn at(&self, sizes: &dyn Fn(&str) -> u128) -> u128 {
+        self.at_each(&|i| sizes(&self.roots[i]))
+    }
+
+    /// The bound with `sizes(i)` the longest list under the `i`th of
+    /// [`Refined::roots`].
+    pub fn at_each(&self, sizes: &dyn Fn(usize) -> u128) -> u128 {
         // the sizes on the stack for the few variables of a policy
         const INLINE: usize = 16;
         let mut inline = [0u128; INLINE];
         let measured: Vec<u128>;
         let sized = if self.roots.len() <= INLINE {
-            for (size, root) in inline.iter_mut().zip(&self.roots) {
-                *size = sizes(root);
+            for (i, size) in inline.iter_mut().take(self.roots.len()).enumerate() {
+                *size = sizes(i);
             }
             &inline[..self.roots.len()]
         } else {
-            measured = self.roots.iter().map(|r| sizes(r)).collect();
+            measured = (0..self.roots.len()).map(sizes).collect();
             &measured
         };
         // In `u64` while nothing overflows, as for [`Bound::at`]: the same
@@ -456,6 +502,25 @@ mod tests {
         }
         assert!(nested.at(1 << 40) > u128::from(u64::MAX));
         assert_eq!(Bound(vec![1, 1, u128::MAX]).at(2), u128::MAX);
+    }
+
+    #[test]
+    fn roots_are_measured_by_input_or_by_the_variables_position() {
+        let variables = ["a".to_owned(), "terms".to_owned()];
+        assert_eq!(Measure::of("object", &variables), Measure::Object);
+        assert_eq!(Measure::of("request", &variables), Measure::Object);
+        assert_eq!(Measure::of("pools", &variables), Measure::Pools);
+        assert_eq!(
+            Measure::of("namespaceObject", &variables),
+            Measure::NamespaceObject
+        );
+        assert_eq!(Measure::of("params", &variables), Measure::Params);
+        assert_eq!(
+            Measure::of("variables.terms", &variables),
+            Measure::Variable(1)
+        );
+        assert_eq!(Measure::of("variables.other", &variables), Measure::All);
+        assert_eq!(Measure::of("", &variables), Measure::All);
     }
 
     #[test]

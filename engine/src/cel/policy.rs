@@ -153,6 +153,8 @@ struct Compiled {
     bound: Bound,
     /// The tighter bound used when `bound` is over budget.
     refined: Refined,
+    /// Where each of `refined`'s roots is measured.
+    measures: Vec<cost::Measure>,
 }
 
 #[derive(Debug)]
@@ -273,6 +275,7 @@ impl CelPolicy {
             Arc::new(env)
         };
         let uses_pools = std::cell::Cell::new(false);
+        let variable_names: Vec<String> = spec.variables.iter().map(|v| v.name.clone()).collect();
         let compile = |field: String, source: &str| -> Result<Compiled, Error> {
             let mut expr = env.parser().parse(source).map_err(|e| Error::Compile {
                 file: file_name.clone(),
@@ -302,6 +305,11 @@ impl CelPolicy {
                 });
             }
             let refined = Refined::of(&expr);
+            let measures = refined
+                .roots()
+                .iter()
+                .map(|root| cost::Measure::of(root, &variable_names))
+                .collect();
             // Last: the bound and the references above read the plain names
             // and know no fused call.
             super::optimize::fuse_present_or(&mut expr);
@@ -311,6 +319,7 @@ impl CelPolicy {
                 expr,
                 bound,
                 refined,
+                measures,
             })
         };
         let named =
@@ -727,14 +736,16 @@ impl CelPolicy {
     ) -> Result<(), Fault> {
         let mut bound = compiled.bound.at(longest.all);
         if bound > cost::PER_EXPRESSION_BUDGET {
-            // A variable's size is measured only here, when it is needed.
-            let size = |root: &str| {
-                let variable = root
-                    .strip_prefix("variables.")
-                    .and_then(|n| vars.variables.iter().find(|v| v.name == n));
-                variable.map_or_else(|| longest.of(root), |v| u128::from(v.value.longest()))
+            // A variable's size is measured only here, when it is needed;
+            // the variables computed so far are the first of the policy's.
+            let size = |i: usize| match compiled.measures[i] {
+                cost::Measure::Variable(v) => vars
+                    .variables
+                    .get(v)
+                    .map_or(longest.all.into(), |v| u128::from(v.value.longest())),
+                measure => longest.of(measure),
             };
-            bound = compiled.refined.at(&size);
+            bound = compiled.refined.at_each(&size);
         }
         spent
             .charge(bound, longest.all)

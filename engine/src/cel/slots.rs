@@ -362,6 +362,9 @@ mod tests {
     fn cost_bounds_are_taken_from_the_names() {
         let nested = "variables.small.all(x, variables.small.all(y, object.spec.items.all(z, z + x + y >= 0)))";
         assert_eq!(judge(&[("small", "[1, 2]")], &[nested], 2000), Ok(true));
+        // the variable's own size, found by its position among the variables
+        let second = [("first", "object.spec.items"), ("small", "[1, 2]")];
+        assert_eq!(judge(&second, &[nested], 2000), Ok(true));
         let coarse = "object.spec.items.all(x, object.spec.items.all(y, x + y >= 0))";
         let over = judge(&[], &[coarse], 2000).unwrap_err();
         assert!(over.contains("over the per-expression budget"), "{over}");
