@@ -16,6 +16,7 @@ mod mutation;
 mod optimize;
 mod policy;
 mod shared;
+mod slots;
 pub mod value;
 
 use cel::common::value::Val;

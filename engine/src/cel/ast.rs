@@ -30,7 +30,7 @@ pub(crate) fn visit(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
                 visit(e, f);
             }
         }
-        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) | Expr::Slot(_) => {}
     }
 }
 
@@ -70,7 +70,7 @@ pub(crate) fn visit_mut(expr: &mut IdedExpr, f: &mut dyn FnMut(&mut IdedExpr)) {
                 visit_mut(e, f);
             }
         }
-        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) | Expr::Slot(_) => {}
     }
 }
 

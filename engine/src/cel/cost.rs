@@ -42,16 +42,51 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// The longest list under the variable `root` (all inputs for anything
-    /// else; the caller measures `variables.<name>`).
-    pub fn of(&self, root: &str) -> u128 {
-        u128::from(match root {
-            "object" | "oldObject" | "request" | "pod" => self.object,
-            "pools" => self.pools,
-            "namespaceObject" => self.namespace_object,
-            "params" => self.params,
-            _ => self.all,
+    /// The longest list under the root `measure` names (all inputs for a
+    /// policy variable: the caller measures a computed one).
+    pub fn of(&self, measure: Measure) -> u128 {
+        u128::from(match measure {
+            Measure::Object => self.object,
+            Measure::Pools => self.pools,
+            Measure::NamespaceObject => self.namespace_object,
+            Measure::Params => self.params,
+            Measure::All | Measure::Variable(_) => self.all,
         })
+    }
+}
+
+/// Where the longest list under one root of a [`Refined`] bound is found,
+/// worked out from the root's name once, when the policy is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// `object`, `oldObject`, `request` or `pod`.
+    Object,
+    /// `pools`.
+    Pools,
+    /// `namespaceObject`.
+    NamespaceObject,
+    /// `params`.
+    Params,
+    /// The policy's variable at this position (`variables.<name>`): its
+    /// value once computed, all inputs before.
+    Variable(usize),
+    /// Anything else: all inputs.
+    All,
+}
+
+impl Measure {
+    /// The measure of `root`, a policy's `variables` being named in order.
+    pub fn of(root: &str, variables: &[String]) -> Self {
+        match root {
+            "object" | "oldObject" | "request" | "pod" => Measure::Object,
+            "pools" => Measure::Pools,
+            "namespaceObject" => Measure::NamespaceObject,
+            "params" => Measure::Params,
+            _ => root
+                .strip_prefix("variables.")
+                .and_then(|name| variables.iter().position(|v| *v == name))
+                .map_or(Measure::All, Measure::Variable),
+        }
     }
 }
 
@@ -128,6 +163,16 @@ impl Bound {
 
     /// The bound for inputs whose longest list or map has `longest` elements.
     pub fn at(&self, longest: u64) -> u128 {
+        // In `u64` while nothing overflows (every bound a real request
+        // meets): the same number as the saturating `u128` form below, which
+        // saturates only past `u64::MAX`, for a fraction of its cost.
+        let narrow = self.0.iter().rev().try_fold(0u64, |acc, c| {
+            acc.checked_mul(longest)?
+                .checked_add(u64::try_from(*c).ok()?)
+        });
+        if let Some(bound) = narrow {
+            return u128::from(bound);
+        }
         let l = longest as u128;
         self.0
             .iter()
@@ -141,11 +186,19 @@ impl Bound {
     }
 }
 
+/// The nodes a slot stands for ([`super::slots`]): an identifier and a
+/// selection per further segment of its name (`variables.x`), and one per
+/// field selected on it.
+fn slot_nodes(slot: &cel::common::ast::SlotExpr) -> u128 {
+    (slot.name.split('.').count() + slot.fields.len()) as u128
+}
+
 /// The cost bound of an expression.
 pub fn bound(expr: &IdedExpr) -> Bound {
     let one = Bound::constant(1);
     match &expr.expr {
         Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => one,
+        Expr::Slot(s) => Bound::constant(slot_nodes(s)),
         Expr::Select(s) => one.add(&bound(&s.operand)),
         Expr::Call(c) => {
             let mut b = one;
@@ -231,26 +284,61 @@ impl Refined {
         Refined { roots, tree }
     }
 
+    /// The variables whose sizes the bound asks for, by their names.
+    pub fn roots(&self) -> &[String] {
+        &self.roots
+    }
+
     /// The bound with `sizes(root)` the longest list under each variable.
     pub fn at(&self, sizes: &dyn Fn(&str) -> u128) -> u128 {
+        self.at_each(&|i| sizes(&self.roots[i]))
+    }
+
+    /// The bound with `sizes(i)` the longest list under the `i`th of
+    /// [`Refined::roots`].
+    pub fn at_each(&self, sizes: &dyn Fn(usize) -> u128) -> u128 {
         // the sizes on the stack for the few variables of a policy
         const INLINE: usize = 16;
         let mut inline = [0u128; INLINE];
         let measured: Vec<u128>;
         let sized = if self.roots.len() <= INLINE {
-            for (size, root) in inline.iter_mut().zip(&self.roots) {
-                *size = sizes(root);
+            for (i, size) in inline.iter_mut().take(self.roots.len()).enumerate() {
+                *size = sizes(i);
             }
             &inline[..self.roots.len()]
         } else {
-            measured = self.roots.iter().map(|r| sizes(r)).collect();
+            measured = (0..self.roots.len()).map(sizes).collect();
             &measured
         };
-        self.tree.at(sized)
+        // In `u64` while nothing overflows, as for [`Bound::at`]: the same
+        // number as the saturating `u128` form.
+        self.tree
+            .narrow_at(sized)
+            .map_or_else(|| self.tree.at(sized), u128::from)
     }
 }
 
 impl Part {
+    /// [`Part::at`] in `u64`, `None` where a size, a coefficient or a step
+    /// does not fit.
+    fn narrow_at(&self, sizes: &[u128]) -> Option<u64> {
+        self.loops
+            .iter()
+            .try_fold(u64::try_from(self.constant).ok()?, |acc, l| {
+                let iterations = match &l.iterations {
+                    Iterations::Literal(n) => *n,
+                    Iterations::Longest(roots) => {
+                        roots.iter().map(|&r| sizes[r]).max().unwrap_or(0)
+                    }
+                };
+                acc.checked_add(
+                    u64::try_from(iterations)
+                        .ok()?
+                        .checked_mul(l.body.narrow_at(sizes)?)?,
+                )
+            })
+    }
+
     /// The bound with `sizes[i]` the longest list under the `i`th root.
     fn at(&self, sizes: &[u128]) -> u128 {
         self.loops.iter().fold(self.constant, |acc, l| {
@@ -268,6 +356,8 @@ impl Part {
         self.constant = self.constant.saturating_add(1);
         match &expr.expr {
             Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+            // one node counted above
+            Expr::Slot(s) => self.constant = self.constant.saturating_add(slot_nodes(s) - 1),
             Expr::Select(s) => self.add(&s.operand, scope, roots),
             Expr::Call(c) => {
                 for part in c.target.iter().map(|t| t.as_ref()).chain(&c.args) {
@@ -397,6 +487,43 @@ mod tests {
     }
 
     #[test]
+    fn a_bound_past_u64_is_computed_in_u128_and_saturates() {
+        let nested = bound_of("object.items.all(x, object.items.all(y, x + y > 0))");
+        let in_u128 = |l: u64| {
+            let l = u128::from(l);
+            nested
+                .0
+                .iter()
+                .rev()
+                .fold(0u128, |acc, c| acc.saturating_mul(l).saturating_add(*c))
+        };
+        for l in [0, 3, 1 << 20, 1 << 40, u64::MAX] {
+            assert_eq!(nested.at(l), in_u128(l), "at {l}");
+        }
+        assert!(nested.at(1 << 40) > u128::from(u64::MAX));
+        assert_eq!(Bound(vec![1, 1, u128::MAX]).at(2), u128::MAX);
+    }
+
+    #[test]
+    fn roots_are_measured_by_input_or_by_the_variables_position() {
+        let variables = ["a".to_owned(), "terms".to_owned()];
+        assert_eq!(Measure::of("object", &variables), Measure::Object);
+        assert_eq!(Measure::of("request", &variables), Measure::Object);
+        assert_eq!(Measure::of("pools", &variables), Measure::Pools);
+        assert_eq!(
+            Measure::of("namespaceObject", &variables),
+            Measure::NamespaceObject
+        );
+        assert_eq!(Measure::of("params", &variables), Measure::Params);
+        assert_eq!(
+            Measure::of("variables.terms", &variables),
+            Measure::Variable(1)
+        );
+        assert_eq!(Measure::of("variables.other", &variables), Measure::All);
+        assert_eq!(Measure::of("", &variables), Measure::All);
+    }
+
+    #[test]
     fn the_refined_bound_uses_the_size_under_each_variable() {
         let mut env = cel::Env::stdlib();
         env.add_extension(cel::extensions::lists).unwrap();
@@ -429,7 +556,8 @@ mod tests {
             env.add_extension(cel::extensions::lists).unwrap();
             let program = env.compile(src).unwrap();
             let refined = Refined::of(program.expression());
-            for l in [0, 1, 7, 1000] {
+            // past `u64` the refined bound is computed in `u128`, as the coarse one
+            for l in [0, 1, 7, 1000, 1 << 40, u64::MAX] {
                 assert_eq!(
                     refined.at(&|_| u128::from(l)),
                     bound(program.expression()).at(l),

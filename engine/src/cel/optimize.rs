@@ -179,7 +179,7 @@ fn anchor(expr: &mut IdedExpr, roots: &[&str], bound: &mut Vec<String>) {
         Expr::Struct(st) => st.entries.iter_mut().for_each(|e| {
             super::ast::entry_exprs_mut(&mut e.expr, &mut |x| anchor(x, roots, bound))
         }),
-        Expr::Unspecified | Expr::Literal(_) => {}
+        Expr::Unspecified | Expr::Literal(_) | Expr::Slot(_) => {}
     }
 }
 
@@ -321,11 +321,20 @@ mod tests {
                     n
                 };
                 assert_eq!((calls(&fused), calls(&plain)), (1, 0), "{x}.{f}");
-                let [fused, plain] = [&fused, &plain].map(|s| Expression::compile(s).unwrap());
-                let got = fused.evaluate(&bindings).map_err(|e| e.to_string());
-                let want = plain.evaluate(&bindings).map_err(|e| e.to_string());
-                assert_eq!(got, want, "{x}.{f} or {default}");
-                cases += usize::from(got.is_err());
+                // and on a comprehension variable bound to the same value
+                let bound = |idiom: &str| {
+                    format!("[{x}].map(w, {})", idiom.replace(&format!("{x}."), "w."))
+                };
+                for (fused, plain) in [
+                    (fused.clone(), plain.clone()),
+                    (bound(&fused), bound(&plain)),
+                ] {
+                    let [fused, plain] = [&fused, &plain].map(|s| Expression::compile(s).unwrap());
+                    let got = fused.evaluate(&bindings).map_err(|e| e.to_string());
+                    let want = plain.evaluate(&bindings).map_err(|e| e.to_string());
+                    assert_eq!(got, want, "{x}.{f} or {default}");
+                    cases += usize::from(got.is_err());
+                }
             }
         }
         assert!(cases >= 6, "errors are among the cases compared: {cases}");

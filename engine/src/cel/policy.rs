@@ -17,6 +17,7 @@ use tollgate_sdk::placement::POD_CONTROLLERS;
 use super::cost::{self, Bound, Refined};
 use super::mutation::{self, PatchType};
 use super::shared::Computed;
+use super::slots::{self, ROOTS, Slot};
 use super::value::{
     CelVal, descend, descend_dotted, longest_in, map_of, resolve_qualified, split_dot, to_cel,
     to_shared,
@@ -152,6 +153,8 @@ struct Compiled {
     bound: Bound,
     /// The tighter bound used when `bound` is over budget.
     refined: Refined,
+    /// Where each of `refined`'s roots is measured.
+    measures: Vec<cost::Measure>,
 }
 
 #[derive(Debug)]
@@ -272,6 +275,7 @@ impl CelPolicy {
             Arc::new(env)
         };
         let uses_pools = std::cell::Cell::new(false);
+        let variable_names: Vec<String> = spec.variables.iter().map(|v| v.name.clone()).collect();
         let compile = |field: String, source: &str| -> Result<Compiled, Error> {
             let mut expr = env.parser().parse(source).map_err(|e| Error::Compile {
                 file: file_name.clone(),
@@ -301,6 +305,11 @@ impl CelPolicy {
                 });
             }
             let refined = Refined::of(&expr);
+            let measures = refined
+                .roots()
+                .iter()
+                .map(|root| cost::Measure::of(root, &variable_names))
+                .collect();
             // Last: the bound and the references above read the plain names
             // and know no fused call.
             super::optimize::fuse_present_or(&mut expr);
@@ -310,6 +319,7 @@ impl CelPolicy {
                 expr,
                 bound,
                 refined,
+                measures,
             })
         };
         let named =
@@ -324,7 +334,7 @@ impl CelPolicy {
                     })
                     .collect()
             };
-        let match_conditions = named("matchConditions", spec.match_conditions)?;
+        let mut match_conditions = named("matchConditions", spec.match_conditions)?;
         // Match conditions see no policy variables: they are keyed without
         // definitions (a `variables.<name>` they read is undefined).
         let shared_match_conditions = super::shared::keys(
@@ -334,7 +344,7 @@ impl CelPolicy {
                 .map(|(_, c)| ("", &c.expr, c.source.as_str()))
                 .collect::<Vec<_>>(),
         );
-        let variables = named("variables", spec.variables)?;
+        let mut variables = named("variables", spec.variables)?;
         let shared_variables = super::shared::keys(
             &env,
             &variables
@@ -342,7 +352,7 @@ impl CelPolicy {
                 .map(|(name, c)| (name.as_str(), &c.expr, c.source.as_str()))
                 .collect::<Vec<_>>(),
         );
-        let validations = spec
+        let mut validations = spec
             .validations
             .into_iter()
             .enumerate()
@@ -361,7 +371,7 @@ impl CelPolicy {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let audit_annotations = spec
+        let mut audit_annotations = spec
             .audit_annotations
             .into_iter()
             .enumerate()
@@ -370,7 +380,7 @@ impl CelPolicy {
                 Ok((a.key, compile(field, &a.value_expression)?))
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let mutations = spec
+        let mut mutations = spec
             .mutations
             .into_iter()
             .enumerate()
@@ -389,6 +399,24 @@ impl CelPolicy {
                 Ok((m.patch_type, compile(field, &body.expression)?))
             })
             .collect::<Result<Vec<_>, Error>>()?;
+        // Last, once the sharing keys are taken from the names: the roots
+        // and the computed variables each expression reads become slots.
+        let names: Vec<String> = variables.iter().map(|(n, _)| n.clone()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        for (_, condition) in &mut match_conditions {
+            slots::resolve(&mut condition.expr, &[]);
+        }
+        for (i, (_, variable)) in variables.iter_mut().enumerate() {
+            slots::resolve(&mut variable.expr, &names[..i]);
+        }
+        let after_variables = validations
+            .iter_mut()
+            .flat_map(|v| std::iter::once(&mut v.expression).chain(&mut v.message_expression))
+            .chain(audit_annotations.iter_mut().map(|(_, c)| c))
+            .chain(mutations.iter_mut().map(|(_, c)| c));
+        for compiled in after_variables {
+            slots::resolve(&mut compiled.expr, &names);
+        }
         let kinds = spec.kinds.unwrap_or_else(|| {
             std::iter::once("Pod")
                 .chain(POD_CONTROLLERS.iter().map(|(k, _)| *k))
@@ -708,14 +736,16 @@ impl CelPolicy {
     ) -> Result<(), Fault> {
         let mut bound = compiled.bound.at(longest.all);
         if bound > cost::PER_EXPRESSION_BUDGET {
-            // A variable's size is measured only here, when it is needed.
-            let size = |root: &str| {
-                let variable = root
-                    .strip_prefix("variables.")
-                    .and_then(|n| vars.variables.iter().find(|v| v.name == n));
-                variable.map_or_else(|| longest.of(root), |v| u128::from(v.value.longest))
+            // A variable's size is measured only here, when it is needed;
+            // the variables computed so far are the first of the policy's.
+            let size = |i: usize| match compiled.measures[i] {
+                cost::Measure::Variable(v) => vars
+                    .variables
+                    .get(v)
+                    .map_or(longest.all.into(), |v| u128::from(v.value.longest())),
+                measure => longest.of(measure),
             };
-            bound = compiled.refined.at(&size);
+            bound = compiled.refined.at_each(&size);
         }
         spent
             .charge(bound, longest.all)
@@ -750,19 +780,6 @@ fn slots(
 ) -> impl Iterator<Item = Option<super::shared::Slot>> + '_ {
     keys.iter().map(move |k| k.map(|k| k.at(object_is_pod)))
 }
-
-/// The names [`Vars`] always answers: expressions refer to them as absolute
-/// names ([`super::optimize::anchor_roots`]).
-const ROOTS: &[&str] = &[
-    "object",
-    "oldObject",
-    "request",
-    "pod",
-    "params",
-    "pools",
-    "namespaceObject",
-    "variables",
-];
 
 /// The variables an expression sees, borrowed from the shared inputs.
 struct Vars<'a> {
@@ -850,21 +867,38 @@ impl VariableResolver for Vars<'_> {
         };
         value.map(CowVal::Borrowed)
     }
+
+    /// A root input or a computed variable by its slot ([`super::slots`]),
+    /// with `fields` selected through its maps: what the compiled
+    /// expressions read instead of names.
+    fn resolve_slot<'b>(&'b self, slot: usize, fields: &[String]) -> Option<CowVal<'b, 'b>> {
+        let value = match Slot::of(slot) {
+            Slot::Root(i) => self.root_at(i)?,
+            Slot::Variable(j) => self.variables.get(j)?.value.value(),
+        };
+        descend(value, fields.iter().map(String::as_str)).map(CowVal::Borrowed)
+    }
 }
 
 impl Vars<'_> {
     /// The input a root name (one of [`ROOTS`]) names.
     fn root(&self, name: &str) -> Option<&(dyn Val + 'static)> {
-        Some(match name {
-            "object" if self.object_is_pod => self.inputs.pod(),
-            "object" => self.inputs.object.as_ref(),
-            "oldObject" => self.inputs.old_object.as_ref(),
-            "request" => self.inputs.request.as_ref(),
-            "pod" => self.inputs.pod(),
-            "params" => self.params,
-            "pools" => self.pools,
-            "namespaceObject" => self.namespace_object,
-            "variables" => self.variables_map(),
+        self.root_at(ROOTS.iter().position(|r| *r == name)?)
+    }
+
+    /// The input `ROOTS[index]` names.
+    fn root_at(&self, index: usize) -> Option<&(dyn Val + 'static)> {
+        use slots::root;
+        Some(match index {
+            root::OBJECT if self.object_is_pod => self.inputs.pod(),
+            root::OBJECT => self.inputs.object.as_ref(),
+            root::OLD_OBJECT => self.inputs.old_object.as_ref(),
+            root::REQUEST => self.inputs.request.as_ref(),
+            root::POD => self.inputs.pod(),
+            root::PARAMS => self.params,
+            root::POOLS => self.pools,
+            root::NAMESPACE_OBJECT => self.namespace_object,
+            root::VARIABLES => self.variables_map(),
             _ => return None,
         })
     }

@@ -23,7 +23,7 @@
 //! which each policy reports itself.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 use cel::Env;
 use cel::common::ast::{Expr, IdedExpr};
@@ -108,14 +108,23 @@ fn reads(expr: &IdedExpr) -> Option<Vec<String>> {
 #[derive(Debug)]
 pub(crate) struct Computed {
     pub(crate) value: CelVal,
-    pub(crate) longest: u64,
+    /// Measured when a refined bound first asks (most evaluations never
+    /// need one), then kept for the request's other policies.
+    longest: OnceLock<u64>,
 }
 
 impl Computed {
-    /// `value`, measured.
+    /// `value`, to be measured when needed.
     pub(crate) fn new(value: CelVal) -> Arc<Self> {
-        let longest = longest_in(value.as_ref());
-        Arc::new(Computed { value, longest })
+        Arc::new(Computed {
+            value,
+            longest: OnceLock::new(),
+        })
+    }
+
+    /// The length of the longest list or map in the value.
+    pub(crate) fn longest(&self) -> u64 {
+        *self.longest.get_or_init(|| longest_in(self.value.as_ref()))
     }
 
     /// The value.

@@ -250,10 +250,14 @@ impl<T: Val + Clone + 'static> cel::common::value::StaticVal for Shared<T> {}
 /// this small.
 const SCANNED: usize = 16;
 
-/// The value of the string key `idx` in a small map, found by comparing keys;
-/// `None` when `value` is not a small map, `idx` not a string or not a key
-/// (the map's own lookup then answers, and reports a missing key as it does).
-fn scan<'b>(value: &'b (dyn Val + 'static), idx: &dyn Val) -> Option<&'b (dyn Val + 'static)> {
+/// The value of the string key `idx` in a small map, found by comparing keys:
+/// `Some(None)` when the map has no such key (a string is only ever equal
+/// to a string key, and every key was compared); `None` when `value` is not
+/// a small map or `idx` not a string (the map's own lookup then answers).
+fn scan<'b>(
+    value: &'b (dyn Val + 'static),
+    idx: &dyn Val,
+) -> Option<Option<&'b (dyn Val + 'static)>> {
     let BuiltinRef::Map(map) = value.as_builtin() else {
         return None;
     };
@@ -261,17 +265,18 @@ fn scan<'b>(value: &'b (dyn Val + 'static), idx: &dyn Val) -> Option<&'b (dyn Va
     if map.inner().len() > SCANNED {
         return None;
     }
-    map.inner().iter().find_map(|(k, v)| match k {
+    Some(map.inner().iter().find_map(|(k, v)| match k {
         CelMapKey::String(s) if s.inner() == key => Some(v.as_ref()),
         _ => None,
-    })
+    }))
 }
 
-/// `idx in self`: a small map's string keys are compared, as for indexing.
+/// `idx in self`: a small map's string keys are compared, as for indexing,
+/// and a key none of them is is absent without hashing it.
 impl<T: Val + Clone + 'static> Container for Shared<T> {
     fn contains(&self, idx: &dyn Val) -> Result<bool, ExecutionError> {
-        if scan(self.value.as_ref(), idx).is_some() {
-            return Ok(true);
+        if let Some(found) = scan(self.value.as_ref(), idx) {
+            return Ok(found.is_some());
         }
         match self.value.as_container() {
             Some(container) => container.contains(idx),
@@ -288,7 +293,8 @@ impl<T: Val + Clone + 'static> Indexer for Shared<T> {
     where
         Self: 'v,
     {
-        if let Some(found) = scan(self.value.as_ref(), idx) {
+        // a missing key is left to the map, whose error it reports
+        if let Some(Some(found)) = scan(self.value.as_ref(), idx) {
             return Ok(CowVal::Borrowed(found));
         }
         match self.value.as_indexer() {
@@ -521,7 +527,15 @@ mod tests {
             "o",
             &serde_json::json!({"l": [1, 2, 3], "m": {"a": "x", "b": "y"}, "n": [[1], [2]]}),
         );
+        // a map too large to be scanned: its own lookup answers
+        let big: serde_json::Map<String, serde_json::Value> = (0..2 * SCANNED)
+            .map(|i| (format!("k{i}"), i.into()))
+            .collect();
+        bindings.insert_json("big", &serde_json::Value::Object(big));
         for source in [
+            // a key the scan does not find is absent, as the map says
+            "!('c' in o.m) && !has(o.m.c) && !(1 in o.m) && !('' in o.m) && 'b' in o.m",
+            "'k3' in big && has(big.k30) && !('k99' in big) && !has(big.k99) && !(1 in big)",
             "o.l + o.l == [1, 2, 3, 1, 2, 3]",
             "o.l + [4] == [1, 2, 3, 4] && [0] + o.l == [0, 1, 2, 3]",
             "o.m == {'a': 'x', 'b': 'y'} && {'a': 'x', 'b': 'y'} == o.m",

@@ -1,3 +1,4 @@
+use crate::common::ast::SlotExpr;
 use crate::common::types::CelType;
 use crate::common::value::{CowVal, Val};
 use crate::magic::{Function, FunctionRegistry, IntoFunction};
@@ -280,6 +281,36 @@ impl<'p, 'v> Context<'p, 'v> {
         start
             .scopes_for(name)
             .find_map(|scope| scope.resolve_own(name, true))
+    }
+
+    /// The value of the slot `slot` names, from the root scope's resolver
+    /// ([`VariableResolver::resolve_slot`]), and the fields left to select
+    /// on it: none when the resolver answers the whole chain, all of them
+    /// when it answers only the variable itself (a field on the way is
+    /// missing or not in a map, which the selection then reports). A slot
+    /// the resolver does not answer is an undeclared reference to its name.
+    pub(crate) fn resolve_slot<'b>(
+        &'b self,
+        slot: &'b SlotExpr,
+    ) -> Result<(CowVal<'b, 'v>, &'b [String]), ExecutionError> {
+        let undeclared = || ExecutionError::UndeclaredReference(Arc::new(slot.name.clone()));
+        let Context::Root {
+            resolver: Some(resolver),
+            ..
+        } = self.root()
+        else {
+            return Err(undeclared());
+        };
+        if let Some(value) = resolver.resolve_slot(slot.index, &slot.fields) {
+            return Ok((value, &[]));
+        }
+        if slot.fields.is_empty() {
+            return Err(undeclared());
+        }
+        let value = resolver
+            .resolve_slot(slot.index, &[])
+            .ok_or_else(undeclared)?;
+        Ok((value, &slot.fields))
     }
 
     /// For a child scope without a resolver and without a dotted variable
@@ -697,6 +728,19 @@ pub trait VariableResolver: Send + Sync {
     fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
         with_joined(segments, |name| self.resolve(name))
     }
+
+    /// The variable in slot `slot` with `fields` selected on it, for an
+    /// [`Expr::Slot`](crate::common::ast::Expr::Slot) the embedder wrote in
+    /// place of a name this resolver answers; `None` (the default) when it
+    /// has no such slot. With fields, `None` may also mean that a field on
+    /// the way is missing or not in a map: the interpreter then asks for
+    /// the variable alone (no fields) and selects them itself, reporting
+    /// the error. A resolver that answers slots answers each with the
+    /// value [`resolve`](Self::resolve) gives its name.
+    fn resolve_slot<'b>(&'b self, slot: usize, fields: &[String]) -> Option<CowVal<'b, 'b>> {
+        let _ = (slot, fields);
+        None
+    }
 }
 
 impl<T: VariableResolver> VariableResolver for Box<T> {
@@ -706,6 +750,10 @@ impl<T: VariableResolver> VariableResolver for Box<T> {
 
     fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
         (**self).resolve_segments(segments)
+    }
+
+    fn resolve_slot<'b>(&'b self, slot: usize, fields: &[String]) -> Option<CowVal<'b, 'b>> {
+        (**self).resolve_slot(slot, fields)
     }
 }
 
@@ -717,6 +765,10 @@ impl<T: VariableResolver> VariableResolver for Arc<T> {
     fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
         (**self).resolve_segments(segments)
     }
+
+    fn resolve_slot<'b>(&'b self, slot: usize, fields: &[String]) -> Option<CowVal<'b, 'b>> {
+        (**self).resolve_slot(slot, fields)
+    }
 }
 
 impl<T: VariableResolver> VariableResolver for &T {
@@ -726,6 +778,10 @@ impl<T: VariableResolver> VariableResolver for &T {
 
     fn resolve_segments<'b>(&'b self, segments: &[&str]) -> Option<CowVal<'b, 'b>> {
         (**self).resolve_segments(segments)
+    }
+
+    fn resolve_slot<'b>(&'b self, slot: usize, fields: &[String]) -> Option<CowVal<'b, 'b>> {
+        (**self).resolve_slot(slot, fields)
     }
 }
 
@@ -1059,6 +1115,73 @@ mod test {
         assert!(!context.has_function_namespace("g"));
         assert!(context.has_function_namespace("optional"), "from the Env");
         assert!(context.new_inner_scope().has_function_namespace("a"));
+    }
+
+    /// A slot is read from the root scope's resolver by its number, through
+    /// any child scope; fields the resolver does not answer are selected by
+    /// the interpreter, with its errors, and a slot it has no value for is an
+    /// undeclared reference to the slot's name.
+    #[test]
+    fn a_slot_is_read_by_number_and_its_fields_selected() {
+        use crate::common::ast::{Expr, IdedExpr, SlotExpr};
+        use crate::common::value::Val;
+        use crate::parser::Parser;
+        use crate::{ExecutionError, Value};
+
+        struct Slots(Box<dyn Val>);
+
+        impl VariableResolver for Slots {
+            fn resolve<'b>(&'b self, _: &str) -> Option<CowVal<'b, 'b>> {
+                None
+            }
+
+            // slot 0 alone: fields are left to the interpreter
+            fn resolve_slot<'b>(
+                &'b self,
+                slot: usize,
+                fields: &[String],
+            ) -> Option<CowVal<'b, 'b>> {
+                (slot == 0 && fields.is_empty()).then(|| CowVal::Borrowed(self.0.as_ref()))
+            }
+        }
+
+        let literal = Parser::default().parse("{'a': {'b': 1}}").unwrap();
+        let map = Value::resolve_val(&literal, &Context::default())
+            .unwrap()
+            .into_owned();
+        let resolver = Slots(map);
+        let mut ctx = Context::default();
+        ctx.set_variable_resolver(&resolver);
+        let slot = |index: usize, fields: &[&str]| IdedExpr {
+            id: 1,
+            expr: Expr::Slot(SlotExpr {
+                index,
+                name: "m".to_owned(),
+                fields: fields.iter().map(|f| f.to_string()).collect(),
+            }),
+        };
+        let inner = ctx.new_inner_scope();
+        for scope in [&ctx, &inner] {
+            assert_eq!(
+                Value::resolve(&slot(0, &["a", "b"]), scope),
+                Ok(Value::Int(1))
+            );
+            assert_eq!(
+                Value::resolve(&slot(0, &["x"]), scope),
+                Err(ExecutionError::NoSuchKey("x".to_owned().into()))
+            );
+            for undeclared in [slot(1, &[]), slot(1, &["a"])] {
+                assert_eq!(
+                    Value::resolve(&undeclared, scope),
+                    Err(ExecutionError::UndeclaredReference("m".to_owned().into()))
+                );
+            }
+        }
+        // without a resolver no slot is declared
+        assert_eq!(
+            Value::resolve(&slot(0, &[]), &Context::default()),
+            Err(ExecutionError::UndeclaredReference("m".to_owned().into()))
+        );
     }
 
     /// Type names are resolved by the interpreter, not looked up as variables.

@@ -10,10 +10,39 @@ use crate::registry::{TypeDecl, TypeRegistry};
 use crate::{common::types::CelStruct, common::value::Val, ExecutionError, StructType};
 use crate::{DeclarationError, ParseErrors, Program};
 use std::collections::{
-    btree_map::Entry::{Occupied, Vacant},
-    BTreeMap, BTreeSet,
+    hash_map::Entry::{Occupied, Vacant},
+    BTreeMap, BTreeSet, HashMap,
 };
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+/// FNV-1a, for the functions' names: a call looks its function up by name
+/// on every evaluation, the names are a few bytes long and come from the
+/// environment's own declarations, so a short multiplicative hash finds
+/// them in fewer instructions than comparing names down a B-tree (or
+/// hashing them with SipHash).
+struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The functions of an environment by name.
+type Functions = HashMap<String, FunctionDecl, BuildHasherDefault<NameHasher>>;
 
 /// An environment for the CEL execution.
 ///
@@ -52,7 +81,7 @@ use std::sync::Arc;
 /// }).unwrap();
 /// ```
 pub struct Env {
-    functions: BTreeMap<String, FunctionDecl>,
+    functions: Functions,
     namespaces: BTreeSet<String>,
     types: TypeRegistry,
     macros: Arc<Macros>,
@@ -64,7 +93,7 @@ pub struct Env {
 impl Default for Env {
     fn default() -> Self {
         Env {
-            functions: BTreeMap::new(),
+            functions: Functions::default(),
             namespaces: BTreeSet::new(),
             types: TypeRegistry::default(),
             macros: Arc::default(),

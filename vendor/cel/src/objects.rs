@@ -1,4 +1,4 @@
-use crate::common::ast::{operators, ComprehensionExpr, EntryExpr, Expr, LiteralValue};
+use crate::common::ast::{operators, ComprehensionExpr, EntryExpr, Expr, LiteralValue, LoopShape};
 use crate::common::types::bool::Bool;
 use crate::common::types::map;
 use crate::common::types::optional::{unwrap_optional, Unwrapped};
@@ -1381,6 +1381,14 @@ impl Value {
             Expr::Ident(name) => ctx
                 .resolve_ident(name)
                 .ok_or_else(|| ExecutionError::UndeclaredReference(Arc::new(name.to_string()))),
+            Expr::Slot(slot) => {
+                let (value, fields) = ctx.resolve_slot(slot)?;
+                let mut value = value;
+                for field in fields {
+                    value = select_field(value, field, false)?;
+                }
+                Ok(value)
+            }
             Expr::Select(select) => {
                 // `has(a.b.c)` tests for `c` on `a.b`: only its operand is a name
                 let name = if select.test {
@@ -1463,17 +1471,29 @@ impl Value {
                 // result in a single preallocated `MutableList` instead of
                 // paying O(n) clone-and-extend on every iteration
                 // (`@result + [expr]`).
-                if let Some(step) = AppendStep::of(comprehension) {
-                    if accu_init
-                        .downcast_ref::<CelList>()
-                        .is_some_and(|list| list.inner().is_empty())
-                    {
-                        return step.run(comprehension, &iter, ctx);
+                //
+                // The shape is recognised on the first run and kept on the
+                // comprehension (`LoopShapeCache`): the checks compare names.
+                let shape = comprehension
+                    .shape
+                    .get_or_recognise(|| LoopShape::of(comprehension));
+                match shape {
+                    LoopShape::Append => {
+                        if let Some(step) = AppendStep::of(comprehension) {
+                            if accu_init
+                                .downcast_ref::<CelList>()
+                                .is_some_and(|list| list.inner().is_empty())
+                            {
+                                return step.run(comprehension, &iter, ctx);
+                            }
+                        }
                     }
-                }
-
-                if let Some(fold) = BoolFold::of(comprehension, accu_init.as_ref()) {
-                    return fold.run(&iter, ctx);
+                    LoopShape::FoldAnd | LoopShape::FoldOr => {
+                        if let Some(fold) = BoolFold::known(comprehension, shape, accu_init.as_ref()) {
+                            return fold.run(&iter, ctx);
+                        }
+                    }
+                    LoopShape::Generic => {}
                 }
 
                 let mut ctx = ctx.new_inner_scope();
@@ -1666,18 +1686,62 @@ struct BoolFold<'e> {
     init: bool,
 }
 
+impl LoopShape {
+    /// The loop `comprehension`'s fields call for.
+    fn of(comprehension: &ComprehensionExpr) -> Self {
+        if AppendStep::of(comprehension).is_some() {
+            return LoopShape::Append;
+        }
+        match BoolFold::shape(comprehension) {
+            Some(LogicalFold::And) => LoopShape::FoldAnd,
+            Some(LogicalFold::Or) => LoopShape::FoldOr,
+            None => LoopShape::Generic,
+        }
+    }
+}
+
 impl<'e> BoolFold<'e> {
-    fn of(comprehension: &'e ComprehensionExpr, init: &dyn Val) -> Option<Self> {
+    /// The fold of a comprehension whose shape was recognised as
+    /// [`LoopShape::FoldAnd`] or [`LoopShape::FoldOr`], when its accumulator
+    /// starts as a `bool` (else the generic loop runs, as before).
+    fn known(
+        comprehension: &'e ComprehensionExpr,
+        shape: LoopShape,
+        init: &dyn Val,
+    ) -> Option<Self> {
         let init = *init.downcast_ref::<CelBool>()?.inner();
-        let fold = LogicalFold::of(comprehension)?;
-        let accu = comprehension.accu_var.as_str();
-        let is_accu = |e: &Expression| matches!(&e.expr, Expr::Ident(name) if name == accu);
+        let fold = match shape {
+            LoopShape::FoldAnd => LogicalFold::And,
+            LoopShape::FoldOr => LogicalFold::Or,
+            LoopShape::Append | LoopShape::Generic => return None,
+        };
         let Expr::Call(step) = &comprehension.loop_step.expr else {
             return None;
         };
         let [_, predicate] = step.args.as_slice() else {
             return None;
         };
+        Some(BoolFold {
+            comprehension,
+            fold,
+            connective: &step.func_name,
+            predicate,
+            init,
+        })
+    }
+
+    /// The connective of an `all()` / `exists()` comprehension, `None` for
+    /// any other shape.
+    fn shape(comprehension: &'e ComprehensionExpr) -> Option<LogicalFold> {
+        let fold = LogicalFold::of(comprehension)?;
+        let accu = comprehension.accu_var.as_str();
+        let is_accu = |e: &Expression| matches!(&e.expr, Expr::Ident(name) if name == accu);
+        let Expr::Call(step) = &comprehension.loop_step.expr else {
+            return None;
+        };
+        if step.args.len() != 2 {
+            return None;
+        }
         let call = |e: &'e Expression, name: &str| match &e.expr {
             Expr::Call(c) if c.target.is_none() && c.func_name == name => Some(c.args.as_slice()),
             _ => None,
@@ -1702,13 +1766,7 @@ impl<'e> BoolFold<'e> {
         (goes_on_while_not_absorbed
             && is_accu(&comprehension.result)
             && comprehension.iter_var2.is_none())
-        .then_some(BoolFold {
-            comprehension,
-            fold,
-            connective: &step.func_name,
-            predicate,
-            init,
-        })
+        .then_some(fold)
     }
 
     fn run<'b, 'v>(
@@ -2562,6 +2620,43 @@ mod tests {
         assert!(!recognised("[1, 2, 3].all(x, x > 0)"));
         assert!(!recognised("[1, 2, 3].exists(x, x > 2)"));
         assert!(!recognised("[1, 2, 3].exists_one(x, x > 2)"));
+    }
+
+    /// Each comprehension macro's loop is recognised on its first run and
+    /// kept: `map`/`filter` append, `all`/`exists` fold, the rest (and a
+    /// clone, which recognises its own) take the generic loop; a second run
+    /// with the kept shape gives the same values and errors.
+    #[test]
+    fn test_loop_shape_is_recognised_once_and_kept() {
+        use crate::common::ast::{Expr, LoopShape};
+        use crate::parser::Parser;
+
+        let context = Context::default();
+        let cases = [
+            ("[1, 2, 3].map(x, x * 2)", LoopShape::Append),
+            ("[1, 2, 3].filter(x, x > 1)", LoopShape::Append),
+            ("[1, 2, 3].all(x, x > 0)", LoopShape::FoldAnd),
+            ("[1, 0, 3].all(x, 6 / x > 1)", LoopShape::FoldAnd),
+            ("[1, 2, 3].exists(x, x > 2)", LoopShape::FoldOr),
+            ("[1, 2, 3].exists(x, 'a')", LoopShape::FoldOr),
+            ("[1, 2, 3].exists_one(x, x > 2)", LoopShape::Generic),
+        ];
+        for (source, expected) in cases {
+            let ast = Parser::default().parse(source).unwrap();
+            let Expr::Comprehension(c) = &ast.expr else {
+                panic!("`{source}` is not a comprehension");
+            };
+            assert_eq!(c.shape.recognised(), None, "{source} before running");
+            let first = Value::resolve(&ast, &context);
+            assert_eq!(c.shape.recognised(), Some(expected), "{source}");
+            assert_eq!(Value::resolve(&ast, &context), first, "{source} run again");
+            let copy = ast.clone();
+            let Expr::Comprehension(copied) = &copy.expr else {
+                unreachable!()
+            };
+            assert_eq!(copied.shape.recognised(), None, "{source} cloned");
+            assert_eq!(Value::resolve(&copy, &context), first, "{source} cloned");
+        }
     }
 
     /// An element error in `all()` / `exists()` is absorbed by a later element

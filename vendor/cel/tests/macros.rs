@@ -33,6 +33,7 @@ fn bind(
             loop_cond,
             loop_step,
             result,
+            shape: Default::default(),
         },
     )))))
 }

@@ -114,6 +114,7 @@ fn bind(helper: &mut MacroExprHelper<'_>, name: &str, value: IdedExpr, body: Ide
         loop_cond: cond,
         loop_step: step,
         result: body,
+        shape: Default::default(),
     })))
 }
 
@@ -222,6 +223,7 @@ fn expand(
         loop_cond: cond,
         loop_step: step,
         result: finish,
+        shape: Default::default(),
     })));
     Ok(bind(helper, TARGET, target, loop_))
 }

@@ -89,6 +89,7 @@ fn sort_by_macro(
         loop_cond: helper.next_expr(Expr::Literal(LiteralValue::Boolean(false.into()))),
         loop_step: input(helper),
         result: helper.next_expr(sorted),
+        shape: Default::default(),
     };
     Ok(Some(helper.next_expr(Expr::Comprehension(Box::new(bind)))))
 }

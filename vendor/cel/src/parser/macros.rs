@@ -368,6 +368,7 @@ fn exists_macro_expander(
             loop_cond: condition,
             loop_step: step,
             result,
+            shape: Default::default(),
         }))),
     )
 }
@@ -414,6 +415,7 @@ fn all_macro_expander(
             loop_cond: condition,
             loop_step: step,
             result,
+            shape: Default::default(),
         }))),
     )
 }
@@ -472,6 +474,7 @@ fn exists_one_macro_expander(
             loop_cond: condition,
             loop_step: step,
             result,
+            shape: Default::default(),
         }))),
     )
 }
@@ -533,6 +536,7 @@ pub(crate) fn map_macro_expander(
             loop_cond: condition,
             loop_step: step,
             result,
+            shape: Default::default(),
         }))),
     )
 }
@@ -586,6 +590,7 @@ fn filter_macro_expander(
             loop_cond: condition,
             loop_step: step,
             result,
+            shape: Default::default(),
         }))),
     )
 }

@@ -3577,6 +3577,17 @@ ERROR: <input>:1:24: unsupported syntax '?'
                     &format!(")^#{}:{}#", expr.id, "*expr.Expr_ComprehensionExpr")
                 }
                 Expr::Ident(id) => &format!("{}^#{}:{}#", id, expr.id, "*expr.Expr_IdentExpr"),
+                Expr::Slot(slot) => &format!(
+                    "{}[{}]{}^#{}:{}#",
+                    slot.name,
+                    slot.index,
+                    slot.fields
+                        .iter()
+                        .map(|f| format!(".{f}"))
+                        .collect::<String>(),
+                    expr.id,
+                    "*expr.Expr_SlotExpr"
+                ),
                 Expr::List(list) => {
                     self.push("[");
                     if !list.elements.is_empty() {

@@ -121,6 +121,9 @@ impl IdedExpr {
                 }
             }
             Expr::Literal(_) => {}
+            Expr::Slot(slot) => {
+                variables.insert(&slot.name);
+            }
             Expr::Map(map) => {
                 for entry in &map.entries {
                     match &entry.expr {

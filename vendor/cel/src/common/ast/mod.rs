@@ -37,6 +37,12 @@ pub enum Expr {
 
     /// StructKind represents a struct literal expression.
     Struct(StructExpr),
+
+    /// A variable resolved ahead of evaluation to a slot of the root
+    /// scope's resolver ([`SlotExpr`]). The parser never produces it: an
+    /// embedder that knows which names its resolver answers rewrites their
+    /// references into slots.
+    Slot(SlotExpr),
 }
 
 impl Expr {
@@ -182,6 +188,20 @@ pub struct SelectExpr {
     pub test: bool,
 }
 
+/// A reference to the variable `name`, with the fields `fields` selected on
+/// it (`name.f.g`), that the root scope's resolver answers by the number
+/// `index` ([`VariableResolver::resolve_slot`](crate::context::VariableResolver::resolve_slot))
+/// instead of by name: no scope is searched and no name compared. An
+/// embedder writes it in place of an identifier (and the field selections on
+/// it) only where no comprehension variable shadows the name and only for
+/// a slot its resolver always answers; `name` is what an error reports.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SlotExpr {
+    pub index: usize,
+    pub name: String,
+    pub fields: Vec<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StructExpr {
     pub type_name: String,
@@ -236,6 +256,62 @@ pub struct ComprehensionExpr {
     pub loop_cond: IdedExpr,
     pub loop_step: IdedExpr,
     pub result: IdedExpr,
+    /// Which loop the interpreter runs for this comprehension, recognised
+    /// from the fields above on its first evaluation and kept (vendor patch,
+    /// item 24). Build it with `Default::default()`; a comprehension changed
+    /// after it was evaluated must get a fresh one.
+    pub shape: LoopShapeCache,
+}
+
+/// The loop a comprehension's shape calls for, once recognised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoopShape {
+    /// `map()` / `filter()`: a step that only appends to the accumulator.
+    Append,
+    /// `all()`: the step `@result && p`, with the matching condition and result.
+    FoldAnd,
+    /// `exists()`: the step `@result || p`, with the matching condition and result.
+    FoldOr,
+    /// Anything else: the generic loop.
+    Generic,
+}
+
+/// A comprehension's [`LoopShape`], recognised on its first evaluation
+/// instead of on every one. It is a cache of what the other fields say:
+/// cloning forgets it (the clone recognises its own shape), and it takes no
+/// part in comparisons.
+#[derive(Default)]
+pub struct LoopShapeCache(std::sync::OnceLock<LoopShape>);
+
+impl LoopShapeCache {
+    /// The shape, recognised by `recognise` the first time it is asked for.
+    pub(crate) fn get_or_recognise(&self, recognise: impl FnOnce() -> LoopShape) -> LoopShape {
+        *self.0.get_or_init(recognise)
+    }
+
+    /// The shape if it was recognised already.
+    #[cfg(test)]
+    pub(crate) fn recognised(&self) -> Option<LoopShape> {
+        self.0.get().copied()
+    }
+}
+
+impl Clone for LoopShapeCache {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for LoopShapeCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for LoopShapeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoopShapeCache")
+    }
 }
 
 #[derive(Debug, Default)]

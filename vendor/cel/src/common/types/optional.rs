@@ -407,6 +407,7 @@ fn bind(helper: &mut MacroExprHelper<'_>, var: &str, init: IdedExpr, result: Ide
         loop_cond,
         loop_step,
         result,
+        shape: Default::default(),
     })))
 }
 
