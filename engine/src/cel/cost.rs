@@ -289,14 +289,9 @@ impl Refined {
         &self.roots
     }
 
-    /// The bound with `sizes(root)` the longest list under each variable.
-    pub fn at(&self, sizes: &dyn Fn(&str) -> u128) -> u128 {
-        self.at_each(&|i| sizes(&self.roots[i]))
-    }
-
     /// The bound with `sizes(i)` the longest list under the `i`th of
     /// [`Refined::roots`].
-    pub fn at_each(&self, sizes: &dyn Fn(usize) -> u128) -> u128 {
+    pub fn at(&self, sizes: &dyn Fn(usize) -> u128) -> u128 {
         // the sizes on the stack for the few variables of a policy
         const INLINE: usize = 16;
         let mut inline = [0u128; INLINE];
@@ -538,8 +533,9 @@ mod tests {
         };
         let coarse = bound(program.expression()).at(50);
         let refined = Refined::of(program.expression());
-        let none = refined.at(&sizes(0));
-        let some = refined.at(&sizes(3));
+        let at = |pools| refined.at(&|i| sizes(pools)(&refined.roots()[i]));
+        let none = at(0);
+        let some = at(3);
         assert!(none < 50, "no pools, no iterations: {none}");
         assert!(none < some && some < coarse, "{none} < {some} < {coarse}");
     }

@@ -401,8 +401,7 @@ impl CelPolicy {
             .collect::<Result<Vec<_>, Error>>()?;
         // Last, once the sharing keys are taken from the names: the roots
         // and the computed variables each expression reads become slots.
-        let names: Vec<String> = variables.iter().map(|(n, _)| n.clone()).collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let names: Vec<&str> = variable_names.iter().map(String::as_str).collect();
         for (_, condition) in &mut match_conditions {
             slots::resolve(&mut condition.expr, &[]);
         }
@@ -745,7 +744,7 @@ impl CelPolicy {
                     .map_or(longest.all.into(), |v| u128::from(v.value.longest())),
                 measure => longest.of(measure),
             };
-            bound = compiled.refined.at_each(&size);
+            bound = compiled.refined.at(&size);
         }
         spent
             .charge(bound, longest.all)

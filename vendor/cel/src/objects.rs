@@ -1474,6 +1474,8 @@ impl Value {
                 //
                 // The shape is recognised on the first run and kept on the
                 // comprehension (`LoopShapeCache`): the checks compare names.
+                // An append loop still takes its parts (`AppendStep::of`)
+                // on every run, as it borrows them from the comprehension.
                 let shape = comprehension
                     .shape
                     .get_or_recognise(|| LoopShape::of(comprehension));
