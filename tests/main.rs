@@ -33,6 +33,7 @@ mod selection;
 mod serve_cluster;
 mod serve_configmap;
 mod snapshots;
+mod worlds;
 
 /// Every directory under tests/guests/ is a listed [`util::Guest`], and every
 /// guest is used by a test outside util.rs, so an orphan guest fails the suite.

@@ -171,6 +171,7 @@ guests! {
     LogFlood => "log-flood",
     WrongWorld => "wrong-world",
     Counter => "counter",
+    PlainWorld => "plain-world",
 }
 
 impl Guest {

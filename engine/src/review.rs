@@ -57,6 +57,8 @@ struct Inner {
     request: Option<Document>,
     records: tollgate_sdk::Review,
     wasm: OnceLock<crate::wasm::WitReview>,
+    /// The records in the `wire` encoding, for `evaluate-encoded`.
+    encoded: OnceLock<Vec<u8>>,
     cel: OnceLock<crate::cel::Inputs>,
 }
 
@@ -203,6 +205,7 @@ impl Review {
                 request,
                 records,
                 wasm: OnceLock::new(),
+                encoded: OnceLock::new(),
                 cel: OnceLock::new(),
             }),
         }
@@ -271,6 +274,13 @@ impl Review {
 
     pub(crate) fn wasm_cache(&self) -> &OnceLock<crate::wasm::WitReview> {
         &self.inner.wasm
+    }
+
+    /// The records in the SDK's `wire` encoding, encoded once per review.
+    pub(crate) fn encoded_records(&self) -> &[u8] {
+        self.inner
+            .encoded
+            .get_or_init(|| tollgate_sdk::wire::encode_review(&self.inner.records))
     }
 
     pub(crate) fn cel_cache(&self) -> &OnceLock<crate::cel::Inputs> {

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod runtime;
 mod ticker;
 mod warm;
+mod world;
 
 use std::sync::Arc;
 
@@ -34,9 +35,9 @@ pub use limits::Limits;
 pub use runtime::{Runtime, RuntimeConfig};
 pub use warm::{Instances, MAX_USES};
 
-use bindings::PolicyPre;
 use host::State;
 use warm::{Warm, WarmPool};
+use world::{Bound, Pre};
 
 /// The WIT review record, cached per review.
 pub(crate) type WitReview = bindings::tollgate::policy::types::Review;
@@ -127,7 +128,7 @@ pub struct Outcome {
 pub struct WasmPolicy {
     name: Arc<str>,
     metadata: Metadata,
-    pre: PolicyPre<State>,
+    pre: Pre,
     runtime: Runtime,
     limits: Limits,
     clocks: bool,
@@ -175,7 +176,7 @@ impl WasmPolicy {
             .linker
             .instantiate_pre(&component)
             .map_err(wrong_world)?;
-        let pre = PolicyPre::new(instance_pre).map_err(wrong_world)?;
+        let pre = Pre::new(instance_pre).map_err(wrong_world)?;
         let mut policy = WasmPolicy {
             name: Arc::from(label),
             metadata: Metadata::default(),
@@ -187,7 +188,7 @@ impl WasmPolicy {
         };
         let metadata = policy
             .call(None, Arc::new(crate::cluster::Empty::default()), |p, s| {
-                p.call_metadata(s)
+                p.metadata(s)
             })
             .map(convert::metadata)
             .map_err(|fault| Error::Load {
@@ -245,6 +246,30 @@ impl WasmPolicy {
         }
     }
 
+    /// Whether the component takes reviews in the SDK's `wire` encoding
+    /// (it implements the `policy-encoded` world of wit/policy.wit).
+    pub fn takes_encoded_reviews(&self) -> bool {
+        self.pre.is_encoded()
+    }
+
+    /// The same policy with every review lowered as the WIT record, even
+    /// when the component would take it encoded. Both calls give the same
+    /// decision; parity tests and benchmarks compare them.
+    ///
+    /// # Errors
+    /// When the component does not implement the plain `policy` world.
+    pub fn with_lowered_reviews(&self) -> Result<Self, Error> {
+        let pre = self.pre.plain().map_err(|e| Error::WrongWorld {
+            policy: self.name.to_string(),
+            detail: format!("{e:#}"),
+        })?;
+        Ok(WasmPolicy {
+            pre,
+            ..self.clone()
+        }
+        .with_instances(self.instances()))
+    }
+
     /// How the policy gets its instances.
     pub fn instances(&self) -> Instances {
         if self.warm.is_some() {
@@ -275,7 +300,7 @@ impl WasmPolicy {
     /// The policy's message, or the fault if it failed.
     pub fn validate_settings(&self, settings: &str) -> Result<(), Error> {
         let empty = Arc::new(crate::cluster::Empty::default());
-        match self.call(None, empty, |p, s| p.call_validate_settings(s, settings)) {
+        match self.call(None, empty, |p, s| p.validate_settings(s, settings)) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(Error::Settings {
                 policy: self.name.to_string(),
@@ -316,13 +341,8 @@ impl WasmPolicy {
         deadline: Option<std::time::Instant>,
     ) -> Result<Outcome, Fault> {
         let ticks = self.ticks_until(deadline);
-        let record = review
-            .wasm_cache()
-            .get_or_init(|| convert::review(review.records()));
         let mut used_preset_pools = false;
-        let call = |p: &bindings::Policy, s: &mut wasmtime::Store<State>| {
-            p.call_evaluate(s, record, settings)
-        };
+        let call = |p: &Bound, s: &mut wasmtime::Store<State>| p.evaluate(s, review, settings);
         let decision = match &self.warm {
             Some(pool) => {
                 self.call_warm(pool, review, cluster, ticks, &mut used_preset_pools, call)
@@ -355,7 +375,7 @@ impl WasmPolicy {
         &self,
         review: Option<Review>,
         cluster: Arc<dyn ClusterView>,
-        f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Bound, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let mut ignored = false;
         let ticks = self.ticks_until(None);
@@ -369,7 +389,7 @@ impl WasmPolicy {
         cluster: Arc<dyn ClusterView>,
         ticks: u64,
         used_preset_pools: &mut bool,
-        f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Bound, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let _ticking = self.runtime.ticker.busy();
         let mut store = self.new_store(review, cluster, ticks);
@@ -392,7 +412,7 @@ impl WasmPolicy {
         cluster: Arc<dyn ClusterView>,
         ticks: u64,
         used_preset_pools: &mut bool,
-        f: impl FnOnce(&bindings::Policy, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Bound, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let _ticking = self.runtime.ticker.busy();
         let mut warm = match pool.take() {

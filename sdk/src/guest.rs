@@ -11,7 +11,7 @@ use crate::policy::{Host, Policy, load_settings};
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "policy",
+        world: "policy-encoded",
         pub_export_macro: true,
         export_macro_name: "export_policy_world",
         default_bindings_module: "tollgate_sdk::guest::bindings",
@@ -54,12 +54,32 @@ pub fn validate_settings<P: Policy>(settings: &str) -> Result<(), String> {
 
 /// Implementation of the generated `Guest::evaluate` for `P`.
 pub fn evaluate<P: Policy>(review: wit::Review, settings: &str) -> wit::Decision {
+    judge::<P>(&review_from_wit(review), settings)
+}
+
+/// Implementation of the generated `Guest::evaluate_encoded` for `P`: the
+/// review in the [`crate::wire`] encoding, decoded here instead of lowered
+/// string by string by the host.
+pub fn evaluate_encoded<P: Policy>(review: &[u8], settings: &str) -> wit::Decision {
+    match crate::wire::decode_review(review) {
+        Ok(review) => judge::<P>(&review, settings),
+        Err(e) => decision_to_wit(model::Decision::from_violations(vec![
+            model::Violation::new("invalid-review-encoding", e.to_string()),
+        ])),
+    }
+}
+
+fn judge<P: Policy>(review: &model::Review, settings: &str) -> wit::Decision {
     let decision = match load_settings::<P>(settings) {
-        Ok(settings) => P::evaluate(&review_from_wit(review), &settings, &ImportedHost),
+        Ok(settings) => P::evaluate(review, &settings, &ImportedHost),
         Err(e) => {
             model::Decision::from_violations(vec![model::Violation::new("invalid-settings", e)])
         }
     };
+    decision_to_wit(decision)
+}
+
+fn decision_to_wit(decision: model::Decision) -> wit::Decision {
     wit::Decision {
         allowed: decision.allowed,
         violations: decision
@@ -315,6 +335,13 @@ macro_rules! export_policy {
                 settings: ::std::string::String,
             ) -> $crate::guest::bindings::Decision {
                 $crate::guest::evaluate::<$policy>(review, &settings)
+            }
+
+            fn evaluate_encoded(
+                review: ::std::vec::Vec<u8>,
+                settings: ::std::string::String,
+            ) -> $crate::guest::bindings::Decision {
+                $crate::guest::evaluate_encoded::<$policy>(&review, &settings)
             }
         }
 

@@ -33,6 +33,7 @@
 //! - [`selector`]: label selectors; [`patch`]: JSON Patch builder; [`quantity`]: resource quantities;
 //! - [`placement`]: building a `Review` from an object (shared with the engine);
 //! - [`testing`]: run a policy natively under `cargo test`;
+//! - [`wire`]: the review as one byte buffer (the contract's `evaluate-encoded`);
 //! - `guest` (feature `guest`): the component bindings behind [`export_policy!`].
 
 #[cfg(any(feature = "allocator", test))]
@@ -45,6 +46,7 @@ pub mod quantity;
 pub mod scheduling;
 pub mod selector;
 pub mod testing;
+pub mod wire;
 
 #[cfg(feature = "guest")]
 pub mod guest;

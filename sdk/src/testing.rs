@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use serde_json::Value;
 
-use crate::model::{Decision, LogLevel, NodePool, Operation, Review};
+use crate::model::{Decision, Labels, LogLevel, NodePool, Operation, Review};
 use crate::placement;
 use crate::policy::{Host, Policy, load_settings};
 use crate::selector::LabelSelector;
@@ -121,4 +121,12 @@ impl Host for TestHost {
     fn log(&self, level: LogLevel, message: &str) {
         self.logs.borrow_mut().push((level, message.to_string()));
     }
+}
+
+/// Labels (or annotations, or a node selector) from `(key, value)` pairs.
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

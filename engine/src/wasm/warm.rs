@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::Store;
 
-use super::bindings::Policy;
 use super::host::State;
+use super::world::Bound;
 
 /// Evaluations after which a warm instance is retired regardless.
 pub const MAX_USES: u32 = 1_000;
@@ -38,7 +38,7 @@ pub const MAX_USES: u32 = 1_000;
 /// An instance and its store, between evaluations.
 pub(crate) struct Warm {
     pub(crate) store: Store<State>,
-    pub(crate) instance: Policy,
+    pub(crate) instance: Bound,
     /// Evaluations served so far.
     pub(crate) uses: u32,
 }

@@ -220,13 +220,7 @@ impl SystemScope<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use tollgate_sdk::testing::labels;
 
     #[test]
     fn selector_settings_match_and_validate() {
