@@ -1,6 +1,6 @@
 //! Criterion benchmarks for the evaluation core (docs/benchmarks.md):
 //! a fresh-instance and a warm-instance evaluation of a bundled WASM policy
-//! on a ~5 KB Pod, the whole bundled pack, the webhook's in-process path
+//! on a ~5 KB Pod (warm also with the review lowered instead of encoded), the whole bundled pack, the webhook's in-process path
 //! (AdmissionReview bytes in, response bytes out), building the Review,
 //! JSON-to-CEL conversion, and typical placement CEL expressions.
 //!
@@ -50,6 +50,16 @@ fn wasm(c: &mut Criterion) {
         group.bench_function(format!("warm_instance/{name}"), |b| {
             b.iter(|| {
                 warm.evaluate(&review, "", cluster.clone())
+                    .expect("evaluates")
+            })
+        });
+        // The same warm evaluation with the review lowered as the WIT record
+        // instead of encoded (docs/policy-contract.md, "Encoded reviews").
+        let lowered = warm.with_lowered_reviews().expect("plain world");
+        group.bench_function(format!("warm_instance_lowered/{name}"), |b| {
+            b.iter(|| {
+                lowered
+                    .evaluate(&review, "", cluster.clone())
                     .expect("evaluates")
             })
         });
