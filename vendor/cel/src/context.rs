@@ -313,6 +313,22 @@ impl<'p, 'v> Context<'p, 'v> {
         Ok((value, &slot.fields))
     }
 
+    /// The comprehension variable `name` bound in the scope `depth` scopes
+    /// out from this one ([`LocalExpr`](crate::common::ast::LocalExpr)), if
+    /// that scope is a comprehension's (no resolver, no dotted name) and
+    /// has it; `None` otherwise, and the name is then resolved by name.
+    #[inline]
+    pub(crate) fn resolve_local<'b>(&'b self, depth: usize, name: &str) -> Option<CowVal<'b, 'v>> {
+        let mut scope = self;
+        for _ in 0..depth {
+            match scope {
+                Context::Child { parent, .. } => scope = parent,
+                Context::Root { .. } => return None,
+            }
+        }
+        scope.comprehension_variable(name).flatten()
+    }
+
     /// For a child scope without a resolver and without a dotted variable
     /// name (a comprehension's), its variable `name`, which must not be
     /// dotted, if it has one; `None` for any other scope. Such a scope can
@@ -1115,6 +1131,71 @@ mod test {
         assert!(!context.has_function_namespace("g"));
         assert!(context.has_function_namespace("optional"), "from the Env");
         assert!(context.new_inner_scope().has_function_namespace("a"));
+    }
+
+    /// A local is taken from the scope `depth` out when that scope binds
+    /// it; otherwise (a scope that does not bind it, a depth past the
+    /// comprehension scopes) it is resolved by name. Either way its value
+    /// and its errors are those of the identifier and selections it stands
+    /// for.
+    #[test]
+    fn a_local_is_read_from_its_scope_or_else_by_name() {
+        use crate::common::ast::{Expr, IdedExpr, LocalExpr};
+        use crate::parser::Parser;
+        use crate::Value;
+
+        let literal = |source: &str| {
+            let ast = Parser::default().parse(source).unwrap();
+            Value::resolve_val(&ast, &Context::default())
+                .unwrap()
+                .into_owned()
+        };
+        let mut root = Context::default();
+        root.add_variable_from_value("t", Value::Int(0));
+        root.add_variable_from_value("r", Value::Int(9));
+        let mut outer = root.new_inner_scope();
+        outer.rebind_variable("t", CowVal::Owned(literal("{'a': 1, 'b': {'c': 2}}")));
+        let mut inner = outer.new_inner_scope();
+        inner.rebind_variable("u", CowVal::Owned(literal("[3]")));
+        let local = |depth: usize, name: &str, fields: &[&str]| IdedExpr {
+            id: 1,
+            expr: Expr::Local(LocalExpr {
+                depth,
+                name: name.to_owned(),
+                fields: fields.iter().map(|f| f.to_string()).collect(),
+            }),
+        };
+        let by_name = |name: &str, fields: &[&str], scope: &Context| {
+            let source = std::iter::once(name)
+                .chain(fields.iter().copied())
+                .collect::<Vec<_>>()
+                .join(".");
+            Value::resolve(&Parser::default().parse(&source).unwrap(), scope)
+        };
+        // from its own scope
+        assert_eq!(Value::resolve(&local(1, "t", &["a"]), &inner), Ok(Value::Int(1)));
+        assert_eq!(Value::resolve(&local(0, "u", &[]), &inner), by_name("u", &[], &inner));
+        let cases: [(&str, &[&str]); 8] = [
+            ("t", &["a"]),
+            ("t", &["b", "c"]),
+            ("t", &[]),
+            ("t", &["x"]),
+            ("t", &["a", "x"]),
+            ("u", &[]),
+            ("r", &[]),
+            ("nope", &["a"]),
+        ];
+        for (name, fields) in cases {
+            for (depth, scope) in [(0, &inner), (1, &inner), (2, &inner), (7, &inner), (0, &outer), (3, &root)] {
+                assert_eq!(
+                    Value::resolve(&local(depth, name, fields), scope),
+                    by_name(name, fields, scope),
+                    "{name}{fields:?} at depth {depth}"
+                );
+            }
+        }
+        assert!(by_name("t", &["x"], &inner).is_err());
+        assert!(by_name("nope", &["a"], &inner).is_err());
     }
 
     /// A slot is read from the root scope's resolver by its number, through

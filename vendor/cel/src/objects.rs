@@ -1389,6 +1389,15 @@ impl Value {
                 }
                 Ok(value)
             }
+            Expr::Local(local) => {
+                let Some(mut value) = ctx.resolve_local(local.depth, &local.name) else {
+                    return local_by_name(local, ctx);
+                };
+                for field in &local.fields {
+                    value = select_field(value, field, false)?;
+                }
+                Ok(value)
+            }
             Expr::Select(select) => {
                 // `has(a.b.c)` tests for `c` on `a.b`: only its operand is a name
                 let name = if select.test {
@@ -1554,6 +1563,30 @@ impl Value {
             Expr::Unspecified => panic!("Can't evaluate Unspecified Expr"),
         }
     }
+}
+
+/// A [`LocalExpr`](crate::common::ast::LocalExpr) whose scope does not
+/// have its variable, resolved as the identifier and the field selections
+/// it stands for: the same value or error as before the embedder wrote it.
+#[cold]
+#[inline(never)]
+fn local_by_name<'e, 'p, 'v>(
+    local: &'e crate::common::ast::LocalExpr,
+    ctx: &'e Context<'p, 'v>,
+) -> Result<CowVal<'e, 'v>, ExecutionError> {
+    if local.fields.is_empty() {
+        return ctx
+            .resolve_ident(&local.name)
+            .ok_or_else(|| ExecutionError::UndeclaredReference(Arc::new(local.name.to_string())));
+    }
+    let segments: Vec<&str> = std::iter::once(local.name.as_str())
+        .chain(local.fields.iter().map(String::as_str))
+        .collect();
+    let (mut value, fields) = ctx.resolve_qualified(&segments)?;
+    for field in fields {
+        value = select_field(value, field, false)?;
+    }
+    Ok(value)
 }
 
 /// A boolean result, borrowed from a constant: no allocation.
