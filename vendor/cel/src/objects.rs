@@ -1500,7 +1500,9 @@ impl Value {
                         }
                     }
                     LoopShape::FoldAnd | LoopShape::FoldOr => {
-                        if let Some(fold) = BoolFold::known(comprehension, shape, accu_init.as_ref()) {
+                        if let Some(fold) =
+                            BoolFold::known(comprehension, shape, accu_init.as_ref())
+                        {
                             return fold.run(&iter, ctx);
                         }
                     }

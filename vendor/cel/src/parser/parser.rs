@@ -2583,7 +2583,8 @@ ERROR: <input>:1:24: unsupported syntax '?'
                     "{}<{}>{}^#{}:{}#",
                     local.name,
                     local.depth,
-                    local.fields
+                    local
+                        .fields
                         .iter()
                         .map(|f| format!(".{f}"))
                         .collect::<String>(),
