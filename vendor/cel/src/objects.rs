@@ -1042,7 +1042,7 @@ impl Value {
                     match call.func_name.as_str() {
                         operators::LOGICAL_OR => {
                             let left = try_bool(Value::resolve_val(&call.args[0], ctx));
-                            return if Ok(true) == left {
+                            return if matches!(left, Ok(true)) {
                                 Ok(bool(true))
                             } else {
                                 let right_value = Value::resolve_val(&call.args[1], ctx)?;
@@ -1061,7 +1061,7 @@ impl Value {
                         }
                         operators::LOGICAL_AND => {
                             let left = try_bool(Value::resolve_val(&call.args[0], ctx));
-                            return if Ok(false) == left {
+                            return if matches!(left, Ok(false)) {
                                 Ok(bool(false))
                             } else {
                                 let right_value = Value::resolve_val(&call.args[1], ctx)?;
@@ -1626,7 +1626,7 @@ fn present_or<'e, 'p, 'v>(
         unreachable!("called with four arguments")
     };
     let present = try_bool(Value::resolve_val(has, ctx));
-    if Ok(false) == present {
+    if matches!(present, Ok(false)) {
         return Value::resolve_val(default, ctx);
     }
     let value = Value::resolve_val(value, ctx)?;
@@ -2028,6 +2028,7 @@ fn resolve_args<'e, 'p, 'v>(
     Ok(values)
 }
 
+#[inline]
 fn try_bool(val: Result<CowVal<'_, '_>, ExecutionError>) -> Result<bool, ExecutionError> {
     match val {
         Ok(val) => val
