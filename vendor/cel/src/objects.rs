@@ -2713,6 +2713,68 @@ mod tests {
         }
     }
 
+    /// A comprehension walks a list's slice and any other iterable's own
+    /// iterator: the same elements in the same order either way, and the
+    /// same error for a range that is not iterable.
+    #[test]
+    fn test_loops_walk_lists_by_slice_and_others_by_iterator() {
+        use crate::parser::Parser;
+
+        let value = |source: &str| {
+            Value::resolve_val(
+                &Parser::default().parse(source).unwrap(),
+                &Context::default(),
+            )
+            .unwrap()
+            .into_owned()
+        };
+        let walk = |range: &Box<dyn Val>| -> Result<Vec<String>, ExecutionError> {
+            let range = CowVal::Borrowed(range.as_ref());
+            let mut items = Items::of(&range)?;
+            let mut seen = Vec::new();
+            while let Some(item) = items.next() {
+                seen.push(format!("{item:?}"));
+            }
+            Ok(seen)
+        };
+        let list = value("[3, 'a', [1], {'k': 2}]");
+        assert!(matches!(
+            Items::of(&CowVal::Borrowed(list.as_ref())),
+            Ok(Items::Slice(_))
+        ));
+        let mut by_iterator = Vec::new();
+        let mut iterator = list.as_iterable().unwrap().iter();
+        while let Some(item) = iterator.next() {
+            by_iterator.push(format!("{item:?}"));
+        }
+        assert_eq!(walk(&list).unwrap(), by_iterator);
+        assert_eq!(by_iterator.len(), 4);
+        let map = value("{'x': 1}");
+        assert!(matches!(
+            Items::of(&CowVal::Borrowed(map.as_ref())),
+            Ok(Items::Boxed(_))
+        ));
+        let keys = walk(&map).unwrap();
+        assert!(keys.len() == 1 && keys[0].contains('x'), "{keys:?}");
+        assert_eq!(
+            walk(&value("1")).unwrap_err(),
+            ExecutionError::UnexpectedType {
+                got: "int".to_owned(),
+                want: "iterable".to_owned()
+            }
+        );
+        let context = Context::default();
+        let eval = |expr: &str| Program::compile(expr).unwrap().execute(&context);
+        assert_eq!(
+            eval("[1, 2, 3].filter(x, x > 1).map(x, x * 2)"),
+            eval("[4, 6]")
+        );
+        assert_eq!(
+            eval("{'a': 1, 'b': 2}.all(k, k in ['a', 'b'])"),
+            Ok(Value::Bool(true))
+        );
+    }
+
     /// An element error in `all()` / `exists()` is absorbed by a later element
     /// that produces the short-circuit value (`false` for `&&`, `true` for
     /// `||`), and survives otherwise.
