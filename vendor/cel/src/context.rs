@@ -122,7 +122,15 @@ impl<'p, 'v> ScopeVariables<'p, 'v> {
     /// The value of the variable `name`, the first bound by that name.
     #[inline]
     fn get(&self, name: &str) -> Option<&CowVal<'p, 'v>> {
-        self.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        // the two in place first; a free one means there are no more
+        for variable in &self.first {
+            match variable {
+                Some((n, value)) if n == name => return Some(value),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        self.rest.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 }
 
@@ -395,6 +403,7 @@ impl<'p, 'v> Context<'p, 'v> {
     /// name (a comprehension's), its variable `name`, which must not be
     /// dotted, if it has one; `None` for any other scope. Such a scope can
     /// have no container candidate of `name` but `name` itself.
+    #[inline]
     fn comprehension_variable(&self, name: &str) -> Option<Option<CowVal<'_, 'v>>> {
         match self {
             Context::Child {
