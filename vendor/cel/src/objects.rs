@@ -2718,6 +2718,8 @@ mod tests {
     /// same error for a range that is not iterable.
     #[test]
     fn test_loops_walk_lists_by_slice_and_others_by_iterator() {
+        use super::{CowVal, Items};
+        use crate::common::value::Val;
         use crate::parser::Parser;
 
         let value = |source: &str| {
