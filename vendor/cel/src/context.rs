@@ -1313,6 +1313,21 @@ mod test {
                 );
             }
         }
+        // a shadowed variable is read from the scope its depth names
+        let mut shadow = inner.new_inner_scope();
+        shadow.rebind_variable("t", CowVal::Owned(literal("{'a': 5}")));
+        assert_eq!(
+            Value::resolve(&local(0, "t", &["a"]), &shadow),
+            Ok(Value::Int(5))
+        );
+        assert_eq!(
+            Value::resolve(&local(2, "t", &["a"]), &shadow),
+            Ok(Value::Int(1))
+        );
+        assert_eq!(
+            Value::resolve(&local(1, "u", &[]), &shadow),
+            by_name("u", &[], &inner)
+        );
         assert!(by_name("t", &["x"], &inner).is_err());
         assert!(by_name("nope", &["a"], &inner).is_err());
     }
