@@ -1439,36 +1439,7 @@ impl Value {
                 }
                 Ok(CowVal::owned(CelList::from(list)))
             }
-            Expr::Map(map_expr) => {
-                let mut map: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> =
-                    HashMap::with_capacity(map_expr.entries.len());
-                for entry in map_expr.entries.iter() {
-                    let (k, v, is_optional) = match &entry.expr {
-                        EntryExpr::StructField(_) => panic!("WAT?"),
-                        EntryExpr::MapEntry(e) => (&e.key, &e.value, e.optional),
-                    };
-                    let key: CelMapKey<'v> = Value::resolve_val(k, ctx)?.try_into()?;
-                    let value = Value::resolve_val(v, ctx)?;
-
-                    // An optional entry holding no value adds nothing, not even its key.
-                    let value = if is_optional {
-                        match unwrap_optional(value) {
-                            Unwrapped::NotOptional(v) | Unwrapped::Some(v) => Some(v),
-                            Unwrapped::None => None,
-                        }
-                    } else {
-                        Some(value)
-                    };
-
-                    if let Some(value) = value {
-                        if ctx.env().error_on_duplicate_map_keys() && map::has_key(&map, &key) {
-                            return Err(ExecutionError::DuplicateKey(Key::from(key).into()));
-                        }
-                        map.insert(key, value.into_owned());
-                    }
-                }
-                Ok(CowVal::owned(CelMap::from(map)))
-            }
+            Expr::Map(map_expr) => map_literal(map_expr, ctx),
             Expr::Comprehension(comprehension) => {
                 let accu_init = Value::resolve_val(&comprehension.accu_init, ctx)?;
                 let iter = Value::resolve_val(&comprehension.iter_range, ctx)?;
@@ -1509,62 +1480,120 @@ impl Value {
                     LoopShape::Generic => {}
                 }
 
-                let mut ctx = ctx.new_inner_scope();
-                ctx.rebind_variable(&comprehension.accu_var, accu_init);
-
-                let mut items = Items::of(&iter)?;
-                let mut deferred = DeferredErrors::of(comprehension);
-                while let Some(item) = items.next() {
-                    if !try_bool(Value::resolve_val(&comprehension.loop_cond, &ctx))? {
-                        break;
-                    }
-                    ctx.rebind_variable(&comprehension.iter_var, CowVal::Borrowed(item));
-                    let step = Value::resolve_val(&comprehension.loop_step, &ctx);
-                    if let Some(accu) = deferred.step(step)? {
-                        // a bool, as `all` and `exists` accumulate, is one of
-                        // the two constants: nothing to copy
-                        let accu = match accu.downcast_ref::<CelBool>() {
-                            Some(b) => bool(*b.inner()),
-                            None => CowVal::Owned(accu.into_owned()),
-                        };
-                        ctx.rebind_variable(&comprehension.accu_var, accu);
-                    }
-                }
-                deferred.finish()?;
-                let result = Value::resolve_val(&comprehension.result, &ctx)?;
-                // a bool result (`all`, `exists`) is one of the two constants
-                Ok(match result.downcast_ref::<CelBool>() {
-                    Some(b) => bool(*b.inner()),
-                    None => CowVal::Owned(result.into_owned()),
-                })
+                generic_loop(comprehension, accu_init, &iter, ctx)
             }
-            Expr::Struct(strct) => {
-                let name = strct.type_name.clone();
-                let struct_type = ctx
-                    .find_struct(&name)
-                    .ok_or(ExecutionError::UnexpectedType {
-                        got: name.to_owned(),
-                        want: "known struct".to_owned(),
-                    })?;
-                let mut fields = std::collections::BTreeMap::new();
-                for entry in &strct.entries {
-                    match &entry.expr {
-                        EntryExpr::StructField(expr) => {
-                            let f = expr.field.clone();
-                            fields.insert(f, Value::resolve_val(&expr.value, ctx)?);
-                        }
-                        EntryExpr::MapEntry(entry) => {
-                            return Err(ExecutionError::InternalError(format!(
-                                "Expected struct_field_expr, got {entry:?}"
-                            )))
-                        }
-                    }
-                }
-                Ok(CowVal::Owned(struct_type.new_value(fields)?))
-            }
+            Expr::Struct(strct) => struct_literal(strct, ctx),
             Expr::Unspecified => panic!("Can't evaluate Unspecified Expr"),
         }
     }
+}
+
+/// A map literal's value. Out of line, as [`generic_loop`]: its map and
+/// keys do not enlarge the frame of every `resolve_val`.
+#[inline(never)]
+fn map_literal<'e, 'p, 'v>(
+    map_expr: &'e crate::common::ast::MapExpr,
+    ctx: &'e Context<'p, 'v>,
+) -> Result<CowVal<'e, 'v>, ExecutionError> {
+    let mut map: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> =
+        HashMap::with_capacity(map_expr.entries.len());
+    for entry in map_expr.entries.iter() {
+        let (k, v, is_optional) = match &entry.expr {
+            EntryExpr::StructField(_) => panic!("WAT?"),
+            EntryExpr::MapEntry(e) => (&e.key, &e.value, e.optional),
+        };
+        let key: CelMapKey<'v> = Value::resolve_val(k, ctx)?.try_into()?;
+        let value = Value::resolve_val(v, ctx)?;
+
+        // An optional entry holding no value adds nothing, not even its key.
+        let value = if is_optional {
+            match unwrap_optional(value) {
+                Unwrapped::NotOptional(v) | Unwrapped::Some(v) => Some(v),
+                Unwrapped::None => None,
+            }
+        } else {
+            Some(value)
+        };
+
+        if let Some(value) = value {
+            if ctx.env().error_on_duplicate_map_keys() && map::has_key(&map, &key) {
+                return Err(ExecutionError::DuplicateKey(Key::from(key).into()));
+            }
+            map.insert(key, value.into_owned());
+        }
+    }
+    Ok(CowVal::owned(CelMap::from(map)))
+}
+
+/// A struct literal's value, out of line as [`map_literal`].
+#[inline(never)]
+fn struct_literal<'e, 'p, 'v>(
+    strct: &'e crate::common::ast::StructExpr,
+    ctx: &'e Context<'p, 'v>,
+) -> Result<CowVal<'e, 'v>, ExecutionError> {
+    let name = strct.type_name.clone();
+    let struct_type = ctx
+        .find_struct(&name)
+        .ok_or(ExecutionError::UnexpectedType {
+            got: name.to_owned(),
+            want: "known struct".to_owned(),
+        })?;
+    let mut fields = std::collections::BTreeMap::new();
+    for entry in &strct.entries {
+        match &entry.expr {
+            EntryExpr::StructField(expr) => {
+                let f = expr.field.clone();
+                fields.insert(f, Value::resolve_val(&expr.value, ctx)?);
+            }
+            EntryExpr::MapEntry(entry) => {
+                return Err(ExecutionError::InternalError(format!(
+                    "Expected struct_field_expr, got {entry:?}"
+                )))
+            }
+        }
+    }
+    Ok(CowVal::Owned(struct_type.new_value(fields)?))
+}
+
+/// The generic loop of a comprehension whose shape has no loop of its own
+/// (item 24): the condition, the step and the result evaluated as the
+/// fields say. Out of line, so that its scope (two variables in place, item
+/// 27) does not enlarge the frame of every `resolve_val`.
+#[inline(never)]
+fn generic_loop<'e, 'i, 'p, 'v>(
+    comprehension: &'e ComprehensionExpr,
+    accu_init: CowVal<'e, 'v>,
+    iter: &'i CowVal<'e, 'v>,
+    ctx: &'e Context<'p, 'v>,
+) -> Result<CowVal<'e, 'v>, ExecutionError> {
+    let mut ctx = ctx.new_inner_scope();
+    ctx.rebind_variable(&comprehension.accu_var, accu_init);
+
+    let mut items = Items::of(iter)?;
+    let mut deferred = DeferredErrors::of(comprehension);
+    while let Some(item) = items.next() {
+        if !try_bool(Value::resolve_val(&comprehension.loop_cond, &ctx))? {
+            break;
+        }
+        ctx.rebind_variable(&comprehension.iter_var, CowVal::Borrowed(item));
+        let step = Value::resolve_val(&comprehension.loop_step, &ctx);
+        if let Some(accu) = deferred.step(step)? {
+            // a bool, as `all` and `exists` accumulate, is one of
+            // the two constants: nothing to copy
+            let accu = match accu.downcast_ref::<CelBool>() {
+                Some(b) => bool(*b.inner()),
+                None => CowVal::Owned(accu.into_owned()),
+            };
+            ctx.rebind_variable(&comprehension.accu_var, accu);
+        }
+    }
+    deferred.finish()?;
+    let result = Value::resolve_val(&comprehension.result, &ctx)?;
+    // a bool result (`all`, `exists`) is one of the two constants
+    Ok(match result.downcast_ref::<CelBool>() {
+        Some(b) => bool(*b.inner()),
+        None => CowVal::Owned(result.into_owned()),
+    })
 }
 
 /// A [`LocalExpr`](crate::common::ast::LocalExpr) whose scope does not
