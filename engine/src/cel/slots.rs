@@ -20,7 +20,12 @@
 //! variable for a variable, any for a validation, none for a match
 //! condition); any other `variables.<name>` reads the slot of the
 //! `variables` map, whose missing key reports the error it always did.
-//! Names that are not roots are left alone and resolved as before.
+//! Names that are not roots are left alone and resolved as before, but for
+//! comprehension loop variables: [`resolve`] also writes each reference
+//! to one (`t.key`) as an `Expr::Local` (vendor/cel/PATCHES.md, item 26)
+//! carrying how many comprehensions out the one that binds it is, so that
+//! the interpreter takes it from that scope instead of asking each scope
+//! on the way by name.
 //!
 //! Slots are written last, after the cost bound, the references and the
 //! sharing keys ([`super::shared`]) are taken from the names, so that cost
