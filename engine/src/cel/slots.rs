@@ -87,6 +87,14 @@ pub(crate) fn resolve(expr: &mut IdedExpr, computed: &[&str]) {
             e.expr = Expr::Slot(slot);
         }
     });
+    resolve_locals(expr);
+}
+
+/// Rewrite every reference to a comprehension's loop variable in `expr`
+/// into a local ([`locals`]); what [`resolve`] does besides the slots, and
+/// all that an expression outside a policy gets
+/// ([`super::expression::Expression`]).
+pub(crate) fn resolve_locals(expr: &mut IdedExpr) {
     locals(expr, &mut Vec::new());
 }
 
@@ -299,7 +307,7 @@ mod tests {
             &serde_json::json!({"metadata": {"name": "p"}, "spec": {"items": []}}),
         );
         bindings.insert_json("variables", &vars);
-        let error = crate::cel::expression::Expression::compile(source)
+        let error = crate::cel::expression::Expression::compile_by_name(source)
             .unwrap()
             .evaluate(&bindings)
             .unwrap_err()
