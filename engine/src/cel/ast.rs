@@ -30,7 +30,7 @@ pub(crate) fn visit(expr: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
                 visit(e, f);
             }
         }
-        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) | Expr::Slot(_) => {}
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) | Expr::Slot(_) | Expr::Local(_) => {}
     }
 }
 
@@ -48,17 +48,29 @@ fn entry(e: &EntryExpr, f: &mut dyn FnMut(&IdedExpr)) {
 /// Call `f` on `expr` and every expression under it, with mutable access.
 pub(crate) fn visit_mut(expr: &mut IdedExpr, f: &mut dyn FnMut(&mut IdedExpr)) {
     f(expr);
+    children_mut(expr, &mut |child| visit_mut(child, f));
+}
+
+/// Call `f` on each expression directly under `expr` (not on `expr`, nor
+/// on what is under its children).
+pub(crate) fn children_mut(expr: &mut IdedExpr, f: &mut dyn FnMut(&mut IdedExpr)) {
     match &mut expr.expr {
-        Expr::Select(s) => visit_mut(&mut s.operand, f),
+        Expr::Select(s) => f(&mut s.operand),
         Expr::Call(c) => {
             if let Some(t) = &mut c.target {
-                visit_mut(t, f);
+                f(t);
             }
-            c.args.iter_mut().for_each(|a| visit_mut(a, f));
+            c.args.iter_mut().for_each(&mut *f);
         }
-        Expr::List(l) => l.elements.iter_mut().for_each(|e| visit_mut(e, f)),
-        Expr::Map(m) => m.entries.iter_mut().for_each(|e| entry_mut(&mut e.expr, f)),
-        Expr::Struct(s) => s.entries.iter_mut().for_each(|e| entry_mut(&mut e.expr, f)),
+        Expr::List(l) => l.elements.iter_mut().for_each(&mut *f),
+        Expr::Map(m) => m
+            .entries
+            .iter_mut()
+            .for_each(|e| entry_exprs_mut(&mut e.expr, f)),
+        Expr::Struct(s) => s
+            .entries
+            .iter_mut()
+            .for_each(|e| entry_exprs_mut(&mut e.expr, f)),
         Expr::Comprehension(c) => {
             for e in [
                 &mut c.iter_range,
@@ -67,16 +79,11 @@ pub(crate) fn visit_mut(expr: &mut IdedExpr, f: &mut dyn FnMut(&mut IdedExpr)) {
                 &mut c.loop_step,
                 &mut c.result,
             ] {
-                visit_mut(e, f);
+                f(e);
             }
         }
-        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) | Expr::Slot(_) => {}
+        Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) | Expr::Slot(_) | Expr::Local(_) => {}
     }
-}
-
-/// The expressions of one map or struct entry, with mutable access.
-fn entry_mut(e: &mut EntryExpr, f: &mut dyn FnMut(&mut IdedExpr)) {
-    entry_exprs_mut(e, &mut |x| visit_mut(x, f));
 }
 
 /// Call `f` on the key and value of a map entry, or the value of a struct

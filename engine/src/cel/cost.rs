@@ -199,6 +199,8 @@ pub fn bound(expr: &IdedExpr) -> Bound {
     match &expr.expr {
         Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => one,
         Expr::Slot(s) => Bound::constant(slot_nodes(s)),
+        // an identifier and a selection per field
+        Expr::Local(l) => Bound::constant(1 + l.fields.len() as u128),
         Expr::Select(s) => one.add(&bound(&s.operand)),
         Expr::Call(c) => {
             let mut b = one;
@@ -353,6 +355,7 @@ impl Part {
             Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
             // one node counted above
             Expr::Slot(s) => self.constant = self.constant.saturating_add(slot_nodes(s) - 1),
+            Expr::Local(l) => self.constant = self.constant.saturating_add(l.fields.len() as u128),
             Expr::Select(s) => self.add(&s.operand, scope, roots),
             Expr::Call(c) => {
                 for part in c.target.iter().map(|t| t.as_ref()).chain(&c.args) {

@@ -1,7 +1,9 @@
 //! One CEL expression compiled in the policies' environment and evaluated
 //! against named JSON values, outside any policy: what `tollgate cel eval`,
 //! the conformance runner and the benchmarks use. Costs are checked as for
-//! policy expressions ([`super::cost`]).
+//! policy expressions ([`super::cost`]), and comprehension loop variables
+//! are resolved to their scopes when the expression is compiled, as in a
+//! policy ([`super::slots::resolve_locals`]).
 
 use std::sync::{Arc, LazyLock};
 
@@ -148,9 +150,28 @@ impl Expression {
         Self::bounded(expr)
     }
 
+    /// [`Self::compile`] with the comprehensions' loop variables left as
+    /// names for the interpreter to look up (no locals): what the tests
+    /// compare the locals with.
+    #[cfg(test)]
+    pub(crate) fn compile_by_name(source: &str) -> Result<Self, ExpressionError> {
+        let expr = shared_environment()
+            .parser()
+            .parse(source)
+            .map_err(|e| ExpressionError::Compile(e.to_string()))?;
+        Self::bounded_with(expr, false)
+    }
+
     /// `expr`, optimized, with its cost bound, unless the bound is over
     /// budget for any input.
-    fn bounded(mut expr: IdedExpr) -> Result<Self, ExpressionError> {
+    fn bounded(expr: IdedExpr) -> Result<Self, ExpressionError> {
+        Self::bounded_with(expr, true)
+    }
+
+    /// [`Self::bounded`], its loop variables written as locals
+    /// ([`super::slots::resolve_locals`]) if `locals`, after the cost bound
+    /// is taken from the names.
+    fn bounded_with(mut expr: IdedExpr, locals: bool) -> Result<Self, ExpressionError> {
         super::optimize::optimize(&mut expr);
         let bound = cost::bound(&expr);
         if bound.floor() > cost::PER_EXPRESSION_BUDGET {
@@ -160,6 +181,9 @@ impl Expression {
             });
         }
         super::optimize::fuse_present_or(&mut expr);
+        if locals {
+            super::slots::resolve_locals(&mut expr);
+        }
         Ok(Expression { expr, bound })
     }
 

@@ -179,7 +179,7 @@ fn anchor(expr: &mut IdedExpr, roots: &[&str], bound: &mut Vec<String>) {
         Expr::Struct(st) => st.entries.iter_mut().for_each(|e| {
             super::ast::entry_exprs_mut(&mut e.expr, &mut |x| anchor(x, roots, bound))
         }),
-        Expr::Unspecified | Expr::Literal(_) | Expr::Slot(_) => {}
+        Expr::Unspecified | Expr::Literal(_) | Expr::Slot(_) | Expr::Local(_) => {}
     }
 }
 

@@ -20,13 +20,18 @@
 //! variable for a variable, any for a validation, none for a match
 //! condition); any other `variables.<name>` reads the slot of the
 //! `variables` map, whose missing key reports the error it always did.
-//! Names that are not roots are left alone and resolved as before.
+//! Names that are not roots are left alone and resolved as before, but for
+//! comprehension loop variables: [`resolve`] also writes each reference
+//! to one (`t.key`) as an `Expr::Local` (vendor/cel/PATCHES.md, item 26)
+//! carrying how many comprehensions out the one that binds it is, so that
+//! the interpreter takes it from that scope instead of asking each scope
+//! on the way by name.
 //!
 //! Slots are written last, after the cost bound, the references and the
 //! sharing keys ([`super::shared`]) are taken from the names, so that cost
 //! accounting and sharing are what they were.
 
-use cel::common::ast::{Expr, IdedExpr, SlotExpr};
+use cel::common::ast::{Expr, IdedExpr, LocalExpr, SlotExpr};
 
 /// The root names the policy resolver always answers, in slot order (the
 /// constants of [`root`]): root `i` is slot `i`, and the policy's variable
@@ -82,6 +87,95 @@ pub(crate) fn resolve(expr: &mut IdedExpr, computed: &[&str]) {
             e.expr = Expr::Slot(slot);
         }
     });
+    resolve_locals(expr);
+}
+
+/// Rewrite every reference to a comprehension's loop variable in `expr`
+/// into a local ([`locals`]); what [`resolve`] does besides the slots, and
+/// all that an expression outside a policy gets
+/// ([`super::expression::Expression`]).
+pub(crate) fn resolve_locals(expr: &mut IdedExpr) {
+    locals(expr, &mut Vec::new());
+}
+
+/// Rewrite every reference to a comprehension's loop variable (and the
+/// field selections on it: `t.key`) into an `Expr::Local` that says how many
+/// comprehensions out the binding one is (vendor/cel/PATCHES.md, item 26),
+/// so that the interpreter takes it from that scope instead of looking the
+/// name up through the scopes. `scopes` are the names each comprehension
+/// around `expr` binds, innermost last. As in the interpreter, the
+/// innermost comprehension that binds a name (as its loop variable, its
+/// second loop variable or its accumulator) shadows the others. Only a loop
+/// variable becomes a local: an accumulator stays a name, which the
+/// interpreter's loops recognise by name (`@result`), and so does a second
+/// loop variable, which none of its loops binds.
+fn locals(expr: &mut IdedExpr, scopes: &mut Vec<Binds>) {
+    if let Some(local) = local_of(&expr.expr, scopes) {
+        expr.expr = Expr::Local(local);
+        return;
+    }
+    match &mut expr.expr {
+        Expr::Comprehension(c) => {
+            // the range and the first accumulator run in the scope around
+            locals(&mut c.iter_range, scopes);
+            locals(&mut c.accu_init, scopes);
+            scopes.push(Binds {
+                iter_var: c.iter_var.clone(),
+                others: [c.iter_var2.clone(), Some(c.accu_var.clone())],
+            });
+            for part in [&mut c.loop_cond, &mut c.loop_step, &mut c.result] {
+                locals(part, scopes);
+            }
+            scopes.pop();
+        }
+        _ => super::ast::children_mut(expr, &mut |child| locals(child, scopes)),
+    }
+}
+
+/// The names one comprehension binds in its scope.
+struct Binds {
+    iter_var: String,
+    /// The second loop variable and the accumulator.
+    others: [Option<String>; 2],
+}
+
+impl Binds {
+    /// Whether `name` is the second loop variable or the accumulator.
+    fn binds_other(&self, name: &str) -> bool {
+        self.others.iter().flatten().any(|n| n == name)
+    }
+}
+
+/// The local `expr` reads when it is a loop variable in `scopes`, or a chain
+/// of field selections on one; `None` for anything else, a presence test
+/// (`has(t.key)`) included, whose operand is then rewritten on its own.
+fn local_of(expr: &Expr, scopes: &[Binds]) -> Option<LocalExpr> {
+    let mut fields = Vec::new();
+    let mut at = expr;
+    let name = loop {
+        match at {
+            Expr::Ident(name) => break name,
+            Expr::Select(s) if !s.test => {
+                fields.push(s.field.clone());
+                at = &s.operand.expr;
+            }
+            _ => return None,
+        }
+    };
+    let (depth, binds) = scopes
+        .iter()
+        .rev()
+        .enumerate()
+        .find(|(_, b)| b.iter_var == *name || b.binds_other(name))?;
+    if binds.iter_var != *name || binds.binds_other(name) {
+        return None;
+    }
+    fields.reverse();
+    Some(LocalExpr {
+        depth,
+        name: name.clone(),
+        fields,
+    })
 }
 
 /// The slot `expr` reads when it is an anchored root name or a chain of
@@ -213,7 +307,7 @@ mod tests {
             &serde_json::json!({"metadata": {"name": "p"}, "spec": {"items": []}}),
         );
         bindings.insert_json("variables", &vars);
-        let error = crate::cel::expression::Expression::compile(source)
+        let error = crate::cel::expression::Expression::compile_by_name(source)
             .unwrap()
             .evaluate(&bindings)
             .unwrap_err()
@@ -380,6 +474,81 @@ mod tests {
             let by_name = crate::cel::cost::bound(&expr);
             resolve(&mut expr, &["a", "small"]);
             assert_eq!(crate::cel::cost::bound(&expr), by_name, "{source}");
+        }
+    }
+
+    /// The locals of `source` after anchoring and resolving, in pre-order,
+    /// as `name<depth>.fields`.
+    fn locals_of(source: &str) -> Vec<String> {
+        let env = crate::cel::expression::shared_environment();
+        let mut expr = env.parser().parse(source).unwrap();
+        super::super::optimize::anchor_roots(&mut expr, ROOTS);
+        resolve(&mut expr, &[]);
+        let mut found = Vec::new();
+        crate::cel::ast::visit(&expr, &mut |e| {
+            if let Expr::Local(l) = &e.expr {
+                let fields: String = l.fields.iter().map(|f| format!(".{f}")).collect();
+                found.push(format!("{}<{}>{fields}", l.name, l.depth));
+            }
+        });
+        found
+    }
+
+    #[test]
+    fn loop_variables_become_locals_at_the_depth_of_their_binding() {
+        assert_eq!(
+            locals_of(
+                "object.items.all(x, x.a.exists(y, y == x.b && [1].all(x, x == y)) && has(x.c.d))"
+            ),
+            [
+                // the range of a comprehension runs in the scope around it
+                "x<0>.a", "y<0>", "x<1>.b", // the innermost `x` shadows the outer one
+                "x<0>", "y<1>", // a presence test keeps its last selection
+                "x<0>.c",
+            ]
+        );
+        // names no loop binds stay names; roots stay slots
+        assert_eq!(
+            locals_of("object.a == params.b && [1].all(z, true)"),
+            Vec::<String>::new()
+        );
+    }
+
+    /// Loop variables read through locals give what they gave by name:
+    /// shadowing at two depths, the same name at several, outer variables
+    /// from inner loops, presence tests, and two-variable comprehensions
+    /// (whose second variable and hidden target stay names).
+    #[test]
+    fn loop_variables_read_as_locals_keep_their_values() {
+        let checks = [
+            // the inner `x` (a number) shadows the outer one (a list)
+            "[[1, 2], [3]].all(x, x.all(x, x > 0))",
+            "[{'a': [1], 'b': [1]}].all(x, x.a.all(y, y == x.b[0]))",
+            "[1].all(x, [2].all(y, [3].all(x, x == 3 && y == 2)) && x == 1)",
+            "[{'a': 1}, {}].exists(x, !has(x.a)) && [{'a': {'b': 1}}].all(x, has(x.a.b))",
+            "object.metadata.labels.all(k, v, k.size() > 2 && [k].all(v, v == k)) && object.metadata.labels.exists(k, v, v == 'web')",
+            "[1, 2].map(x, [x].map(y, x + y)) == [[2], [4]] && [1, 2, 3].filter(x, [x].exists(y, y > 1)) == [2, 3]",
+        ];
+        assert_eq!(judge(&[], &checks, 0), Ok(true));
+        // and each check is judged: the same checks with one value changed fail
+        for check in [
+            "[{'a': [2], 'b': [1]}].exists(x, x.a.exists(y, y == x.b[0]))",
+            "[1].all(x, [2].all(y, [3].all(x, x == 1)))",
+            "[{'a': 1}].exists(x, !has(x.a))",
+        ] {
+            assert_eq!(judge(&[], &[check], 0), Ok(false), "{check}");
+        }
+    }
+
+    #[test]
+    fn errors_inside_loops_are_those_by_name() {
+        for source in [
+            "[{'a': 1}].all(x, x.b == 1)",
+            "[1].all(x, x.b == 1)",
+            "[{'a': {'c': 1}}].all(x, [1].all(y, x.a.b == y))",
+            "[1].all(x, x == 'a' || x.size() > 0)",
+        ] {
+            assert_fails_as_by_name(judge(&[], &[source], 0), source, serde_json::json!({}));
         }
     }
 

@@ -54,12 +54,90 @@ pub enum Context<'p, 'v> {
         /// A name and a value may borrow for `'p`: a comprehension binds its
         /// variable names from the expression and its elements from the
         /// range it iterates, without copying either.
-        variables: Vec<(Cow<'p, str>, CowVal<'p, 'v>)>,
+        variables: ScopeVariables<'p, 'v>,
         /// Whether a name in `variables` has a dot, kept as names are added
         /// so that a lookup need not scan them.
         dotted: bool,
         resolver: Option<&'v dyn VariableResolver>,
     },
+}
+
+/// One variable of a child scope: its name and its value.
+pub type ScopeVariable<'p, 'v> = (Cow<'p, str>, CowVal<'p, 'v>);
+
+/// The variables of a child scope, in the order they were bound. The first
+/// two, as many as a comprehension binds (its variable and its
+/// accumulator), are held in place: making a comprehension's scope
+/// allocates nothing. Any further ones go to a vector.
+pub struct ScopeVariables<'p, 'v> {
+    first: [Option<ScopeVariable<'p, 'v>>; 2],
+    rest: Vec<ScopeVariable<'p, 'v>>,
+}
+
+impl<'p, 'v> ScopeVariables<'p, 'v> {
+    /// No variables; allocates nothing.
+    pub fn new() -> Self {
+        ScopeVariables {
+            first: [None, None],
+            rest: Vec::new(),
+        }
+    }
+
+    /// The variables, in the order they were bound.
+    pub fn iter(&self) -> impl Iterator<Item = &ScopeVariable<'p, 'v>> {
+        self.first
+            .iter()
+            .map_while(Option::as_ref)
+            .chain(&self.rest)
+    }
+
+    /// The variables, in the order they were bound, to change their values.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut ScopeVariable<'p, 'v>> {
+        self.first
+            .iter_mut()
+            .map_while(Option::as_mut)
+            .chain(&mut self.rest)
+    }
+
+    /// Binds one more variable, after the others.
+    pub fn push(&mut self, variable: ScopeVariable<'p, 'v>) {
+        match self.first.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(variable),
+            None => self.rest.push(variable),
+        }
+    }
+
+    /// Gives the variable `name` the value `value` in place, or binds it
+    /// after the others when it is not bound: whether it was not.
+    #[inline]
+    fn set(&mut self, name: Cow<'p, str>, value: CowVal<'p, 'v>) -> bool {
+        if let Some((_, slot)) = self.iter_mut().find(|(n, _)| *n == name) {
+            *slot = value;
+            return false;
+        }
+        self.push((name, value));
+        true
+    }
+
+    /// The value of the variable `name`, the first bound by that name.
+    #[inline]
+    fn get(&self, name: &str) -> Option<&CowVal<'p, 'v>> {
+        // the two in place first; a free one means there are no more
+        for variable in &self.first {
+            match variable {
+                Some((n, value)) if n == name => return Some(value),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        self.rest.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+impl Default for ScopeVariables<'_, '_> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<'p, 'v> Context<'p, 'v> {
@@ -130,13 +208,10 @@ impl<'p, 'v> Context<'p, 'v> {
             Context::Child {
                 variables, dotted, ..
             } => {
-                let name = name.into();
-                match variables.iter_mut().find(|(n, _)| *n == name) {
-                    Some((_, slot)) => *slot = CowVal::Owned(value),
-                    None => {
-                        *dotted |= name.contains('.');
-                        variables.push((Cow::Owned(name), CowVal::Owned(value)))
-                    }
+                let name: String = name.into();
+                let has_dot = is_dotted(&name);
+                if variables.set(Cow::Owned(name), CowVal::Owned(value)) {
+                    *dotted |= has_dot;
                 }
             }
         }
@@ -156,13 +231,11 @@ impl<'p, 'v> Context<'p, 'v> {
             },
             Context::Child {
                 variables, dotted, ..
-            } => match variables.iter_mut().find(|(n, _)| n == name) {
-                Some((_, slot)) => *slot = value,
-                None => {
-                    *dotted |= name.contains('.');
-                    variables.push((Cow::Borrowed(name), value))
+            } => {
+                if variables.set(Cow::Borrowed(name), value) {
+                    *dotted |= is_dotted(name);
                 }
-            },
+            }
         }
     }
 
@@ -225,12 +298,9 @@ impl<'p, 'v> Context<'p, 'v> {
                 variables,
                 resolver,
                 ..
-            } => resolver.and_then(|r| r.resolve(name)).or_else(|| {
-                variables
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| CowVal::Borrowed(v.as_ref()))
-            }),
+            } => resolver
+                .and_then(|r| r.resolve(name))
+                .or_else(|| variables.get(name).map(|v| CowVal::Borrowed(v.as_ref()))),
             Context::Root {
                 variables,
                 resolver,
@@ -313,10 +383,27 @@ impl<'p, 'v> Context<'p, 'v> {
         Ok((value, &slot.fields))
     }
 
+    /// The comprehension variable `name` bound in the scope `depth` scopes
+    /// out from this one ([`LocalExpr`](crate::common::ast::LocalExpr)), if
+    /// that scope is a comprehension's (no resolver, no dotted name) and
+    /// has it; `None` otherwise, and the name is then resolved by name.
+    #[inline]
+    pub(crate) fn resolve_local<'b>(&'b self, depth: usize, name: &str) -> Option<CowVal<'b, 'v>> {
+        let mut scope = self;
+        for _ in 0..depth {
+            match scope {
+                Context::Child { parent, .. } => scope = parent,
+                Context::Root { .. } => return None,
+            }
+        }
+        scope.comprehension_variable(name).flatten()
+    }
+
     /// For a child scope without a resolver and without a dotted variable
     /// name (a comprehension's), its variable `name`, which must not be
     /// dotted, if it has one; `None` for any other scope. Such a scope can
     /// have no container candidate of `name` but `name` itself.
+    #[inline]
     fn comprehension_variable(&self, name: &str) -> Option<Option<CowVal<'_, 'v>>> {
         match self {
             Context::Child {
@@ -324,12 +411,7 @@ impl<'p, 'v> Context<'p, 'v> {
                 dotted: false,
                 resolver: None,
                 ..
-            } => Some(
-                variables
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| CowVal::Borrowed(v.as_ref())),
-            ),
+            } => Some(variables.get(name).map(|v| CowVal::Borrowed(v.as_ref()))),
             _ => None,
         }
     }
@@ -612,8 +694,9 @@ impl<'p, 'v> Context<'p, 'v> {
     pub fn new_inner_scope<'b>(&'b self) -> Context<'b, 'v> {
         Context::Child {
             parent: self,
-            // a comprehension binds two: its variable and its accumulator
-            variables: Vec::with_capacity(2),
+            // a comprehension binds two, its variable and its accumulator,
+            // which it holds in place
+            variables: ScopeVariables::new(),
             dotted: false,
             resolver: None,
         }
@@ -814,6 +897,13 @@ fn with_joined<R>(segments: &[&str], f: impl FnOnce(&str) -> R) -> R {
 }
 
 /// Whether `name` is `segments` joined by dots, compared without joining.
+/// Whether a variable's name has a dot: a byte loop, cheaper than the
+/// `memchr` search of `str::contains` for a name of a few bytes, which a
+/// comprehension binds twice on every run.
+fn is_dotted(name: &str) -> bool {
+    name.bytes().any(|b| b == b'.')
+}
+
 fn is_joined(name: &str, segments: &[&str]) -> bool {
     let mut rest = name;
     for (i, segment) in segments.iter().enumerate() {
@@ -1115,6 +1205,131 @@ mod test {
         assert!(!context.has_function_namespace("g"));
         assert!(context.has_function_namespace("optional"), "from the Env");
         assert!(context.new_inner_scope().has_function_namespace("a"));
+    }
+
+    /// A child scope holds its first two variables in place and any further
+    /// ones after them: each is found, rebound in place and shadows the
+    /// parent's, and a dotted name among the later ones is still found by
+    /// its qualified name.
+    #[test]
+    fn a_child_scope_holds_any_number_of_variables() {
+        use crate::parser::Parser;
+        use crate::Value;
+
+        let eval = |source: &str, scope: &Context| {
+            Value::resolve(&Parser::default().parse(source).unwrap(), scope)
+        };
+        let mut root = Context::default();
+        root.add_variable_from_value("a", Value::Int(100));
+        root.add_variable_from_value("e", Value::Int(1000));
+        let mut child = root.new_inner_scope();
+        for (i, name) in ["a", "b", "c", "x.y", "d"].into_iter().enumerate() {
+            child.add_variable_from_value(name, Value::Int(i as i64));
+        }
+        assert_eq!(
+            eval("[a, b, c, d, e, x.y]", &child),
+            eval("[0, 1, 2, 4, 1000, 3]", &root)
+        );
+        // rebound in place, in the first two and after them
+        child.add_variable_from_value("a", Value::Int(10));
+        child.add_variable_from_value("d", Value::Int(40));
+        assert_eq!(
+            eval("[a, b, c, d, x.y]", &child),
+            eval("[10, 1, 2, 40, 3]", &root)
+        );
+    }
+
+    /// A local is taken from the scope `depth` out when that scope binds
+    /// it; otherwise (a scope that does not bind it, a depth past the
+    /// comprehension scopes) it is resolved by name. Either way its value
+    /// and its errors are those of the identifier and selections it stands
+    /// for.
+    #[test]
+    fn a_local_is_read_from_its_scope_or_else_by_name() {
+        use crate::common::ast::{Expr, IdedExpr, LocalExpr};
+        use crate::parser::Parser;
+        use crate::Value;
+
+        let literal = |source: &str| {
+            let ast = Parser::default().parse(source).unwrap();
+            Value::resolve_val(&ast, &Context::default())
+                .unwrap()
+                .into_owned()
+        };
+        let mut root = Context::default();
+        root.add_variable_from_value("t", Value::Int(0));
+        root.add_variable_from_value("r", Value::Int(9));
+        let mut outer = root.new_inner_scope();
+        outer.rebind_variable("t", CowVal::Owned(literal("{'a': 1, 'b': {'c': 2}}")));
+        let mut inner = outer.new_inner_scope();
+        inner.rebind_variable("u", CowVal::Owned(literal("[3]")));
+        let local = |depth: usize, name: &str, fields: &[&str]| IdedExpr {
+            id: 1,
+            expr: Expr::Local(LocalExpr {
+                depth,
+                name: name.to_owned(),
+                fields: fields.iter().map(|f| f.to_string()).collect(),
+            }),
+        };
+        let by_name = |name: &str, fields: &[&str], scope: &Context| {
+            let source = std::iter::once(name)
+                .chain(fields.iter().copied())
+                .collect::<Vec<_>>()
+                .join(".");
+            Value::resolve(&Parser::default().parse(&source).unwrap(), scope)
+        };
+        // from its own scope
+        assert_eq!(
+            Value::resolve(&local(1, "t", &["a"]), &inner),
+            Ok(Value::Int(1))
+        );
+        assert_eq!(
+            Value::resolve(&local(0, "u", &[]), &inner),
+            by_name("u", &[], &inner)
+        );
+        let cases: [(&str, &[&str]); 8] = [
+            ("t", &["a"]),
+            ("t", &["b", "c"]),
+            ("t", &[]),
+            ("t", &["x"]),
+            ("t", &["a", "x"]),
+            ("u", &[]),
+            ("r", &[]),
+            ("nope", &["a"]),
+        ];
+        for (name, fields) in cases {
+            for (depth, scope) in [
+                (0, &inner),
+                (1, &inner),
+                (2, &inner),
+                (7, &inner),
+                (0, &outer),
+                (3, &root),
+            ] {
+                assert_eq!(
+                    Value::resolve(&local(depth, name, fields), scope),
+                    by_name(name, fields, scope),
+                    "{name}{fields:?} at depth {depth}"
+                );
+            }
+        }
+        // a shadowed variable is read from the scope its depth names
+        let mut shadow = inner.new_inner_scope();
+        shadow.rebind_variable("t", CowVal::Owned(literal("{'a': 5}")));
+        assert_eq!(
+            Value::resolve(&local(0, "t", &["a"]), &shadow),
+            Ok(Value::Int(5))
+        );
+        assert_eq!(
+            Value::resolve(&local(2, "t", &["a"]), &shadow),
+            Ok(Value::Int(1))
+        );
+        assert_eq!(
+            Value::resolve(&local(1, "u", &[]), &shadow),
+            by_name("u", &[], &inner)
+        );
+        assert!(by_name("t", &["x"], &inner).is_err());
+        assert!(by_name("nope", &["a"], &inner).is_err());
     }
 
     /// A slot is read from the root scope's resolver by its number, through

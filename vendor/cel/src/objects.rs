@@ -1042,7 +1042,7 @@ impl Value {
                     match call.func_name.as_str() {
                         operators::LOGICAL_OR => {
                             let left = try_bool(Value::resolve_val(&call.args[0], ctx));
-                            return if Ok(true) == left {
+                            return if matches!(left, Ok(true)) {
                                 Ok(bool(true))
                             } else {
                                 let right_value = Value::resolve_val(&call.args[1], ctx)?;
@@ -1061,7 +1061,7 @@ impl Value {
                         }
                         operators::LOGICAL_AND => {
                             let left = try_bool(Value::resolve_val(&call.args[0], ctx));
-                            return if Ok(false) == left {
+                            return if matches!(left, Ok(false)) {
                                 Ok(bool(false))
                             } else {
                                 let right_value = Value::resolve_val(&call.args[1], ctx)?;
@@ -1389,6 +1389,15 @@ impl Value {
                 }
                 Ok(value)
             }
+            Expr::Local(local) => {
+                let Some(mut value) = ctx.resolve_local(local.depth, &local.name) else {
+                    return local_by_name(local, ctx);
+                };
+                for field in &local.fields {
+                    value = select_field(value, field, false)?;
+                }
+                Ok(value)
+            }
             Expr::Select(select) => {
                 // `has(a.b.c)` tests for `c` on `a.b`: only its operand is a name
                 let name = if select.test {
@@ -1430,36 +1439,7 @@ impl Value {
                 }
                 Ok(CowVal::owned(CelList::from(list)))
             }
-            Expr::Map(map_expr) => {
-                let mut map: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> =
-                    HashMap::with_capacity(map_expr.entries.len());
-                for entry in map_expr.entries.iter() {
-                    let (k, v, is_optional) = match &entry.expr {
-                        EntryExpr::StructField(_) => panic!("WAT?"),
-                        EntryExpr::MapEntry(e) => (&e.key, &e.value, e.optional),
-                    };
-                    let key: CelMapKey<'v> = Value::resolve_val(k, ctx)?.try_into()?;
-                    let value = Value::resolve_val(v, ctx)?;
-
-                    // An optional entry holding no value adds nothing, not even its key.
-                    let value = if is_optional {
-                        match unwrap_optional(value) {
-                            Unwrapped::NotOptional(v) | Unwrapped::Some(v) => Some(v),
-                            Unwrapped::None => None,
-                        }
-                    } else {
-                        Some(value)
-                    };
-
-                    if let Some(value) = value {
-                        if ctx.env().error_on_duplicate_map_keys() && map::has_key(&map, &key) {
-                            return Err(ExecutionError::DuplicateKey(Key::from(key).into()));
-                        }
-                        map.insert(key, value.into_owned());
-                    }
-                }
-                Ok(CowVal::owned(CelMap::from(map)))
-            }
+            Expr::Map(map_expr) => map_literal(map_expr, ctx),
             Expr::Comprehension(comprehension) => {
                 let accu_init = Value::resolve_val(&comprehension.accu_init, ctx)?;
                 let iter = Value::resolve_val(&comprehension.iter_range, ctx)?;
@@ -1491,75 +1471,153 @@ impl Value {
                         }
                     }
                     LoopShape::FoldAnd | LoopShape::FoldOr => {
-                        if let Some(fold) = BoolFold::known(comprehension, shape, accu_init.as_ref()) {
+                        if let Some(fold) =
+                            BoolFold::known(comprehension, shape, accu_init.as_ref())
+                        {
                             return fold.run(&iter, ctx);
                         }
                     }
                     LoopShape::Generic => {}
                 }
 
-                let mut ctx = ctx.new_inner_scope();
-                ctx.rebind_variable(&comprehension.accu_var, accu_init);
-
-                let mut items = iter
-                    .as_iterable()
-                    .ok_or_else(|| ExecutionError::UnexpectedType {
-                        got: iter.get_type().name().to_owned(),
-                        want: "iterable".to_owned(),
-                    })?
-                    .iter();
-                let mut deferred = DeferredErrors::of(comprehension);
-                while let Some(item) = items.next() {
-                    if !try_bool(Value::resolve_val(&comprehension.loop_cond, &ctx))? {
-                        break;
-                    }
-                    ctx.rebind_variable(&comprehension.iter_var, CowVal::Borrowed(item));
-                    let step = Value::resolve_val(&comprehension.loop_step, &ctx);
-                    if let Some(accu) = deferred.step(step)? {
-                        // a bool, as `all` and `exists` accumulate, is one of
-                        // the two constants: nothing to copy
-                        let accu = match accu.downcast_ref::<CelBool>() {
-                            Some(b) => bool(*b.inner()),
-                            None => CowVal::Owned(accu.into_owned()),
-                        };
-                        ctx.rebind_variable(&comprehension.accu_var, accu);
-                    }
-                }
-                deferred.finish()?;
-                let result = Value::resolve_val(&comprehension.result, &ctx)?;
-                // a bool result (`all`, `exists`) is one of the two constants
-                Ok(match result.downcast_ref::<CelBool>() {
-                    Some(b) => bool(*b.inner()),
-                    None => CowVal::Owned(result.into_owned()),
-                })
+                generic_loop(comprehension, accu_init, &iter, ctx)
             }
-            Expr::Struct(strct) => {
-                let name = strct.type_name.clone();
-                let struct_type = ctx
-                    .find_struct(&name)
-                    .ok_or(ExecutionError::UnexpectedType {
-                        got: name.to_owned(),
-                        want: "known struct".to_owned(),
-                    })?;
-                let mut fields = std::collections::BTreeMap::new();
-                for entry in &strct.entries {
-                    match &entry.expr {
-                        EntryExpr::StructField(expr) => {
-                            let f = expr.field.clone();
-                            fields.insert(f, Value::resolve_val(&expr.value, ctx)?);
-                        }
-                        EntryExpr::MapEntry(entry) => {
-                            return Err(ExecutionError::InternalError(format!(
-                                "Expected struct_field_expr, got {entry:?}"
-                            )))
-                        }
-                    }
-                }
-                Ok(CowVal::Owned(struct_type.new_value(fields)?))
-            }
+            Expr::Struct(strct) => struct_literal(strct, ctx),
             Expr::Unspecified => panic!("Can't evaluate Unspecified Expr"),
         }
     }
+}
+
+/// A map literal's value. Out of line, as [`generic_loop`]: its map and
+/// keys do not enlarge the frame of every `resolve_val`.
+#[inline(never)]
+fn map_literal<'e, 'p, 'v>(
+    map_expr: &'e crate::common::ast::MapExpr,
+    ctx: &'e Context<'p, 'v>,
+) -> Result<CowVal<'e, 'v>, ExecutionError> {
+    let mut map: HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> =
+        HashMap::with_capacity(map_expr.entries.len());
+    for entry in map_expr.entries.iter() {
+        let (k, v, is_optional) = match &entry.expr {
+            EntryExpr::StructField(_) => panic!("WAT?"),
+            EntryExpr::MapEntry(e) => (&e.key, &e.value, e.optional),
+        };
+        let key: CelMapKey<'v> = Value::resolve_val(k, ctx)?.try_into()?;
+        let value = Value::resolve_val(v, ctx)?;
+
+        // An optional entry holding no value adds nothing, not even its key.
+        let value = if is_optional {
+            match unwrap_optional(value) {
+                Unwrapped::NotOptional(v) | Unwrapped::Some(v) => Some(v),
+                Unwrapped::None => None,
+            }
+        } else {
+            Some(value)
+        };
+
+        if let Some(value) = value {
+            if ctx.env().error_on_duplicate_map_keys() && map::has_key(&map, &key) {
+                return Err(ExecutionError::DuplicateKey(Key::from(key).into()));
+            }
+            map.insert(key, value.into_owned());
+        }
+    }
+    Ok(CowVal::owned(CelMap::from(map)))
+}
+
+/// A struct literal's value, out of line as [`map_literal`].
+#[inline(never)]
+fn struct_literal<'e, 'p, 'v>(
+    strct: &'e crate::common::ast::StructExpr,
+    ctx: &'e Context<'p, 'v>,
+) -> Result<CowVal<'e, 'v>, ExecutionError> {
+    let name = strct.type_name.clone();
+    let struct_type = ctx
+        .find_struct(&name)
+        .ok_or(ExecutionError::UnexpectedType {
+            got: name.to_owned(),
+            want: "known struct".to_owned(),
+        })?;
+    let mut fields = std::collections::BTreeMap::new();
+    for entry in &strct.entries {
+        match &entry.expr {
+            EntryExpr::StructField(expr) => {
+                let f = expr.field.clone();
+                fields.insert(f, Value::resolve_val(&expr.value, ctx)?);
+            }
+            EntryExpr::MapEntry(entry) => {
+                return Err(ExecutionError::InternalError(format!(
+                    "Expected struct_field_expr, got {entry:?}"
+                )))
+            }
+        }
+    }
+    Ok(CowVal::Owned(struct_type.new_value(fields)?))
+}
+
+/// The generic loop of a comprehension whose shape has no loop of its own
+/// (item 24): the condition, the step and the result evaluated as the
+/// fields say. Out of line, so that its scope (two variables in place, item
+/// 27) does not enlarge the frame of every `resolve_val`.
+#[inline(never)]
+fn generic_loop<'e, 'i, 'p, 'v>(
+    comprehension: &'e ComprehensionExpr,
+    accu_init: CowVal<'e, 'v>,
+    iter: &'i CowVal<'e, 'v>,
+    ctx: &'e Context<'p, 'v>,
+) -> Result<CowVal<'e, 'v>, ExecutionError> {
+    let mut ctx = ctx.new_inner_scope();
+    ctx.rebind_variable(&comprehension.accu_var, accu_init);
+
+    let mut items = Items::of(iter)?;
+    let mut deferred = DeferredErrors::of(comprehension);
+    while let Some(item) = items.next() {
+        if !try_bool(Value::resolve_val(&comprehension.loop_cond, &ctx))? {
+            break;
+        }
+        ctx.rebind_variable(&comprehension.iter_var, CowVal::Borrowed(item));
+        let step = Value::resolve_val(&comprehension.loop_step, &ctx);
+        if let Some(accu) = deferred.step(step)? {
+            // a bool, as `all` and `exists` accumulate, is one of
+            // the two constants: nothing to copy
+            let accu = match accu.downcast_ref::<CelBool>() {
+                Some(b) => bool(*b.inner()),
+                None => CowVal::Owned(accu.into_owned()),
+            };
+            ctx.rebind_variable(&comprehension.accu_var, accu);
+        }
+    }
+    deferred.finish()?;
+    let result = Value::resolve_val(&comprehension.result, &ctx)?;
+    // a bool result (`all`, `exists`) is one of the two constants
+    Ok(match result.downcast_ref::<CelBool>() {
+        Some(b) => bool(*b.inner()),
+        None => CowVal::Owned(result.into_owned()),
+    })
+}
+
+/// A [`LocalExpr`](crate::common::ast::LocalExpr) whose scope does not
+/// have its variable, resolved as the identifier and the field selections
+/// it stands for: the same value or error as before the embedder wrote it.
+#[cold]
+#[inline(never)]
+fn local_by_name<'e, 'p, 'v>(
+    local: &'e crate::common::ast::LocalExpr,
+    ctx: &'e Context<'p, 'v>,
+) -> Result<CowVal<'e, 'v>, ExecutionError> {
+    if local.fields.is_empty() {
+        return ctx
+            .resolve_ident(&local.name)
+            .ok_or_else(|| ExecutionError::UndeclaredReference(Arc::new(local.name.to_string())));
+    }
+    let segments: Vec<&str> = std::iter::once(local.name.as_str())
+        .chain(local.fields.iter().map(String::as_str))
+        .collect();
+    let (mut value, fields) = ctx.resolve_qualified(&segments)?;
+    for field in fields {
+        value = select_field(value, field, false)?;
+    }
+    Ok(value)
 }
 
 /// A boolean result, borrowed from a constant: no allocation.
@@ -1597,7 +1655,7 @@ fn present_or<'e, 'p, 'v>(
         unreachable!("called with four arguments")
     };
     let present = try_bool(Value::resolve_val(has, ctx));
-    if Ok(false) == present {
+    if matches!(present, Ok(false)) {
         return Value::resolve_val(default, ctx);
     }
     let value = Value::resolve_val(value, ctx)?;
@@ -1782,13 +1840,7 @@ impl<'e> BoolFold<'e> {
         // bound as in the generic loop; it changes only to the absorbing
         // value, after which no element is visited
         ctx.rebind_variable(&self.comprehension.accu_var, bool(accu));
-        let mut items = iter
-            .as_iterable()
-            .ok_or_else(|| ExecutionError::UnexpectedType {
-                got: iter.get_type().name().to_owned(),
-                want: "iterable".to_owned(),
-            })?
-            .iter();
+        let mut items = Items::of(iter)?;
         let mut pending = None;
         while let Some(item) = items.next() {
             if accu == absorbing {
@@ -1817,6 +1869,40 @@ impl<'e> BoolFold<'e> {
         match pending {
             Some(error) => Err(error),
             None => Ok(bool(accu)),
+        }
+    }
+}
+
+/// The elements a comprehension iterates: a list's slice walked directly
+/// ([`Iterable::as_slice`](crate::common::traits::Iterable::as_slice)),
+/// else the value's own boxed iterator. The elements and their order are
+/// the same either way; the slice saves the iterator's allocation per run
+/// and a vtable call per element.
+enum Items<'b, 'v> {
+    Slice(std::slice::Iter<'b, Box<dyn Val + 'v>>),
+    Boxed(Box<dyn crate::common::traits::Iterator<'b, 'v> + 'b>),
+}
+
+impl<'b, 'v> Items<'b, 'v> {
+    /// The elements of `range`, or the error for a range that is not iterable.
+    fn of(range: &'b CowVal<'_, 'v>) -> Result<Self, ExecutionError> {
+        let iterable = range
+            .as_iterable()
+            .ok_or_else(|| ExecutionError::UnexpectedType {
+                got: range.get_type().name().to_owned(),
+                want: "iterable".to_owned(),
+            })?;
+        Ok(match iterable.as_slice() {
+            Some(slice) => Items::Slice(slice.iter()),
+            None => Items::Boxed(iterable.iter()),
+        })
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<&'b (dyn Val + 'v)> {
+        match self {
+            Items::Slice(items) => items.next().map(|item| item.as_ref()),
+            Items::Boxed(items) => items.next(),
         }
     }
 }
@@ -1930,13 +2016,7 @@ impl<'e> AppendStep<'e> {
         let mut accu = MutableList::with_capacity(size_hint);
 
         let mut ctx = ctx.new_inner_scope();
-        let mut items = iter
-            .as_iterable()
-            .ok_or_else(|| ExecutionError::UnexpectedType {
-                got: iter.get_type().name().to_owned(),
-                want: "iterable".to_owned(),
-            })?
-            .iter();
+        let mut items = Items::of(iter)?;
         while let Some(item) = items.next() {
             if !try_bool(Value::resolve_val(&comprehension.loop_cond, &ctx))? {
                 break;
@@ -1977,6 +2057,7 @@ fn resolve_args<'e, 'p, 'v>(
     Ok(values)
 }
 
+#[inline]
 fn try_bool(val: Result<CowVal<'_, '_>, ExecutionError>) -> Result<bool, ExecutionError> {
     match val {
         Ok(val) => val
@@ -2659,6 +2740,70 @@ mod tests {
             assert_eq!(copied.shape.recognised(), None, "{source} cloned");
             assert_eq!(Value::resolve(&copy, &context), first, "{source} cloned");
         }
+    }
+
+    /// A comprehension walks a list's slice and any other iterable's own
+    /// iterator: the same elements in the same order either way, and the
+    /// same error for a range that is not iterable.
+    #[test]
+    fn test_loops_walk_lists_by_slice_and_others_by_iterator() {
+        use super::{CowVal, Items};
+        use crate::common::value::Val;
+        use crate::parser::Parser;
+
+        let value = |source: &str| {
+            Value::resolve_val(
+                &Parser::default().parse(source).unwrap(),
+                &Context::default(),
+            )
+            .unwrap()
+            .into_owned()
+        };
+        let walk = |range: &Box<dyn Val>| -> Result<Vec<String>, ExecutionError> {
+            let range = CowVal::Borrowed(range.as_ref());
+            let mut items = Items::of(&range)?;
+            let mut seen = Vec::new();
+            while let Some(item) = items.next() {
+                seen.push(format!("{item:?}"));
+            }
+            Ok(seen)
+        };
+        let list = value("[3, 'a', [1], {'k': 2}]");
+        assert!(matches!(
+            Items::of(&CowVal::Borrowed(list.as_ref())),
+            Ok(Items::Slice(_))
+        ));
+        let mut by_iterator = Vec::new();
+        let mut iterator = list.as_iterable().unwrap().iter();
+        while let Some(item) = iterator.next() {
+            by_iterator.push(format!("{item:?}"));
+        }
+        assert_eq!(walk(&list).unwrap(), by_iterator);
+        assert_eq!(by_iterator.len(), 4);
+        let map = value("{'x': 1}");
+        assert!(matches!(
+            Items::of(&CowVal::Borrowed(map.as_ref())),
+            Ok(Items::Boxed(_))
+        ));
+        let keys = walk(&map).unwrap();
+        assert!(keys.len() == 1 && keys[0].contains('x'), "{keys:?}");
+        assert_eq!(
+            walk(&value("1")).unwrap_err(),
+            ExecutionError::UnexpectedType {
+                got: "int".to_owned(),
+                want: "iterable".to_owned()
+            }
+        );
+        let context = Context::default();
+        let eval = |expr: &str| Program::compile(expr).unwrap().execute(&context);
+        assert_eq!(
+            eval("[1, 2, 3].filter(x, x > 1).map(x, x * 2)"),
+            eval("[4, 6]")
+        );
+        assert_eq!(
+            eval("{'a': 1, 'b': 2}.all(k, k in ['a', 'b'])"),
+            Ok(Value::Bool(true))
+        );
     }
 
     /// An element error in `all()` / `exists()` is absorbed by a later element

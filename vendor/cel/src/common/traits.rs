@@ -246,6 +246,19 @@ pub trait Iterable {
     fn iter<'b, 'v>(&'b self) -> Box<dyn Iterator<'b, 'v> + 'b>
     where
         Self: 'v;
+
+    /// The elements as one slice, when the value holds them so (a list):
+    /// the interpreter's comprehension loops then walk the slice instead of
+    /// the boxed iterator [`iter`](Self::iter) returns, which is allocated
+    /// on every run and called through a vtable for every element. The
+    /// elements must be those `iter` gives, in its order. The default,
+    /// `None`, makes the loops use `iter`.
+    fn as_slice<'b, 'v>(&'b self) -> Option<&'b [Box<dyn Val + 'v>]>
+    where
+        Self: 'v,
+    {
+        None
+    }
 }
 
 /// The iterator an [`Iterable`] returns.

@@ -2579,6 +2579,18 @@ ERROR: <input>:1:24: unsupported syntax '?'
                     expr.id,
                     "*expr.Expr_SlotExpr"
                 ),
+                Expr::Local(local) => &format!(
+                    "{}<{}>{}^#{}:{}#",
+                    local.name,
+                    local.depth,
+                    local
+                        .fields
+                        .iter()
+                        .map(|f| format!(".{f}"))
+                        .collect::<String>(),
+                    expr.id,
+                    "*expr.Expr_LocalExpr"
+                ),
                 Expr::List(list) => {
                     self.push("[");
                     if !list.elements.is_empty() {

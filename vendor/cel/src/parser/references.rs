@@ -124,6 +124,9 @@ impl IdedExpr {
             Expr::Slot(slot) => {
                 variables.insert(&slot.name);
             }
+            Expr::Local(local) => {
+                variables.insert(&local.name);
+            }
             Expr::Map(map) => {
                 for entry in &map.entries {
                     match &entry.expr {

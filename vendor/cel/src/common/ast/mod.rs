@@ -43,6 +43,11 @@ pub enum Expr {
     /// embedder that knows which names its resolver answers rewrites their
     /// references into slots.
     Slot(SlotExpr),
+
+    /// A comprehension's loop variable resolved ahead of evaluation to the
+    /// scope that binds it ([`LocalExpr`]). The parser never produces it:
+    /// an embedder that knows which comprehension binds a name writes it.
+    Local(LocalExpr),
 }
 
 impl Expr {
@@ -198,6 +203,24 @@ pub struct SelectExpr {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SlotExpr {
     pub index: usize,
+    pub name: String,
+    pub fields: Vec<String>,
+}
+
+/// A reference to a comprehension's loop variable (`iter_var`), with the
+/// field selections on it (`t.key`), written by an embedder in place of the
+/// identifier and the selections. `depth` counts the comprehensions between
+/// the reference and the one that binds the name, 0 for the innermost one
+/// around it: every comprehension's condition, step and result run in one
+/// scope of their own, its range and initial accumulator in the scope
+/// around it. The interpreter goes out `depth` scopes and takes `name`
+/// there; when that scope does not have it (the loop has not bound it yet,
+/// or `depth` is wrong), it resolves `name` and the fields by name as the
+/// identifier and selections would have been. `name` and `fields` are also
+/// what errors report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LocalExpr {
+    pub depth: usize,
     pub name: String,
     pub fields: Vec<String>,
 }

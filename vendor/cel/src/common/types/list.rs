@@ -231,6 +231,13 @@ impl<'v> Iterable for DefaultList<'v> {
     {
         Box::new(SliceIterator::new(self.0.as_slice()))
     }
+
+    fn as_slice<'b, 'w>(&'b self) -> Option<&'b [Box<dyn Val + 'w>]>
+    where
+        Self: 'w,
+    {
+        Some(self.0.as_slice())
+    }
 }
 
 impl Sizer for DefaultList<'_> {
