@@ -7,7 +7,9 @@
 //! `instances: reuse` (the bundled pack's default) keeps warm instances
 //! instead, under the rules in [`warm`]. Limits are in [`limits`];
 //! the imports and the (empty) WASI context in [`host`]; wasmtime errors
-//! become typed [`crate::decision::Fault`]s in [`fault`].
+//! become typed [`crate::decision::Fault`]s in [`fault`]. Which world a
+//! component implements, and so whether it takes reviews encoded, is
+//! [`world`]'s.
 //!
 //! Capabilities: none by default. WASI is linked (Rust's std imports it) with
 //! no files, environment, arguments, network or stdio; clocks read zero unless

@@ -6,8 +6,8 @@
 //! written once per review and copied into the guest with one allocation;
 //! a component of the plain `policy` world gets the review record lowered
 //! field by field, one host-to-guest allocation per string and list. Both
-//! calls must return the same decision (tests/wasm_encoded.rs checks the
-//! bundled pack on the corpus).
+//! calls must return the same decision (tests/pack.rs checks the bundled
+//! pack on the corpus; tests/worlds.rs a component of the plain world).
 
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
