@@ -896,7 +896,6 @@ fn with_joined<R>(segments: &[&str], f: impl FnOnce(&str) -> R) -> R {
     f(std::str::from_utf8(&inline[..at]).expect("a joined name is UTF-8"))
 }
 
-/// Whether `name` is `segments` joined by dots, compared without joining.
 /// Whether a variable's name has a dot: a byte loop, cheaper than the
 /// `memchr` search of `str::contains` for a name of a few bytes, which a
 /// comprehension binds twice on every run.
@@ -904,6 +903,7 @@ fn is_dotted(name: &str) -> bool {
     name.bytes().any(|b| b == b'.')
 }
 
+/// Whether `name` is `segments` joined by dots, compared without joining.
 fn is_joined(name: &str, segments: &[&str]) -> bool {
     let mut rest = name;
     for (i, segment) in segments.iter().enumerate() {
