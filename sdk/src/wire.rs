@@ -316,8 +316,13 @@ impl Reader<'_> {
     }
 
     fn unsigned(&mut self) -> Result<u64, WireError> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
+        // Most numbers (string lengths, counts) fit in one byte.
+        let first = self.byte()?;
+        if first & 0x80 == 0 {
+            return Ok(u64::from(first));
+        }
+        let mut n = u64::from(first & 0x7f);
+        for shift in (7..64).step_by(7) {
             let b = self.byte()?;
             n |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
