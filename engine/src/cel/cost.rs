@@ -416,7 +416,19 @@ impl Part {
                 body.add(&c.loop_cond, scope, roots);
                 body.add(&c.loop_step, scope, roots);
                 scope.truncate(scope.len() - 2);
-                self.loops.push(Loop { iterations, body });
+                match iterations {
+                    // A literal count around no other loop is a constant,
+                    // the same number folded here (saturating sums of
+                    // non-negative terms do not depend on their order):
+                    // one loop fewer to walk on every evaluation, as for the
+                    // one-element list bindings of the twins.
+                    Iterations::Literal(n) if body.loops.is_empty() => {
+                        self.constant = self
+                            .constant
+                            .saturating_add(n.saturating_mul(body.constant));
+                    }
+                    iterations => self.loops.push(Loop { iterations, body }),
+                }
             }
         }
     }
@@ -619,6 +631,10 @@ mod tests {
             "pools.exists(p, p.taints.all(t, object.spec.tolerations.exists(x, x == t)))",
             "variables.labels.all(k, k in params.keys && [k].exists(y, y == k))",
             "object.a.map(x, x.b.filter(y, y > 1)).exists(z, size(z) > 0)",
+            // literal loops folded at load, nested and around a sized one
+            "object.a.all(x, [x.k in object.m ? [object.m[x.k]] : []].exists(m, [x.v].exists(v, size(m) > 0 && m[0] == v)))",
+            "lists.range(3).all(i, [i].exists(j, object.a.all(x, [x].exists(y, y != j))))",
+            "[1, 2, 3].all(x, [x, x].exists(y, y > 0))",
         ] {
             let mut env = cel::Env::stdlib();
             env.add_extension(cel::extensions::lists).unwrap();
@@ -633,6 +649,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn loops_of_a_literal_count_around_no_loop_are_folded_at_load() {
+        let mut env = cel::Env::stdlib();
+        env.add_extension(cel::extensions::lists).unwrap();
+        let tree = |src: &str| Refined::of(env.compile(src).unwrap().expression()).tree;
+        assert!(
+            tree("[1, 2, 3].all(x, [x, x].exists(y, y > 0))")
+                .loops
+                .is_empty()
+        );
+        // the sized loop stays, the one-element binding inside it is folded
+        let sized = tree("object.a.all(x, [x.b].exists(v, v > 0))");
+        assert_eq!(sized.loops.len(), 1);
+        assert!(sized.loops[0].body.loops.is_empty());
+        // a literal loop around a sized one is kept
+        assert_eq!(
+            tree("lists.range(2).all(i, object.a.all(x, x > i))")
+                .loops
+                .len(),
+            1
+        );
     }
 
     #[test]
