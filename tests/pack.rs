@@ -220,6 +220,22 @@ fn parity_inputs() -> Vec<Value> {
         .expect("engine/benches/data/pod.json");
     let bench_pod: Value = serde_json::from_str(&bench_pod).expect("valid JSON");
     let mut inputs = selection_variants(&bench_pod);
+    // DaemonSet Pods are out of scope when a DaemonSet controls them, not
+    // when it only owns them (the twins test the owner's kind first): with
+    // a blanket toleration, denied by three policies unless out of scope.
+    for (kind, controller) in [
+        ("DaemonSet", json!(true)),
+        ("DaemonSet", json!(false)),
+        ("ReplicaSet", json!(true)),
+    ] {
+        let mut owned = bench_pod.clone();
+        owned["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+        owned["metadata"]["ownerReferences"] = json!([
+            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "other", "uid": "1"},
+            {"apiVersion": "apps/v1", "kind": kind, "name": "owner", "uid": "2", "controller": controller},
+        ]);
+        inputs.push(owned);
+    }
     inputs.push(bench_pod);
     for (_, object) in corpus::objects() {
         let kind = object

@@ -130,16 +130,61 @@ impl Spent {
     }
 }
 
-/// A polynomial in `L` with saturating coefficients, lowest degree first.
+/// The cost bound of an expression: a polynomial in `L` with saturating
+/// coefficients, and the same coefficients in `u64` when they fit, worked out
+/// once when the expression is compiled so that charging it
+/// ([`Bound::at`], on every evaluation) converts nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bound(Vec<u128>);
+pub struct Bound {
+    polynomial: Polynomial,
+    /// The coefficients, highest degree first, when every one fits in `u64`.
+    narrow: Option<Box<[u64]>>,
+}
 
 impl Bound {
-    fn constant(c: u128) -> Self {
-        Bound(vec![c])
+    fn new(polynomial: Polynomial) -> Self {
+        let narrow = polynomial
+            .0
+            .iter()
+            .rev()
+            .map(|c| u64::try_from(*c).ok())
+            .collect();
+        Bound { polynomial, narrow }
     }
 
-    fn add(mut self, other: &Bound) -> Self {
+    /// The bound for inputs whose longest list or map has `longest` elements.
+    #[inline]
+    pub fn at(&self, longest: u64) -> u128 {
+        match self.narrow.as_deref() {
+            // an expression without comprehensions: every request pays the same
+            Some(&[constant]) => u128::from(constant),
+            // In `u64` while nothing overflows (every bound a real request
+            // meets): the same number as the saturating `u128` form, which
+            // saturates only past `u64::MAX`, for a fraction of its cost.
+            Some(coefficients) => coefficients
+                .iter()
+                .try_fold(0u64, |acc, c| acc.checked_mul(longest)?.checked_add(*c))
+                .map_or_else(|| self.polynomial.at(longest), u128::from),
+            None => self.polynomial.at(longest),
+        }
+    }
+
+    /// The bound for empty inputs (literal iteration only).
+    pub fn floor(&self) -> u128 {
+        self.polynomial.0.first().copied().unwrap_or(0)
+    }
+}
+
+/// A polynomial in `L` with saturating coefficients, lowest degree first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Polynomial(Vec<u128>);
+
+impl Polynomial {
+    fn constant(c: u128) -> Self {
+        Polynomial(vec![c])
+    }
+
+    fn add(mut self, other: &Polynomial) -> Self {
         if self.0.len() < other.0.len() {
             self.0.resize(other.0.len(), 0);
         }
@@ -161,28 +206,13 @@ impl Bound {
         self
     }
 
-    /// The bound for inputs whose longest list or map has `longest` elements.
-    pub fn at(&self, longest: u64) -> u128 {
-        // In `u64` while nothing overflows (every bound a real request
-        // meets): the same number as the saturating `u128` form below, which
-        // saturates only past `u64::MAX`, for a fraction of its cost.
-        let narrow = self.0.iter().rev().try_fold(0u64, |acc, c| {
-            acc.checked_mul(longest)?
-                .checked_add(u64::try_from(*c).ok()?)
-        });
-        if let Some(bound) = narrow {
-            return u128::from(bound);
-        }
-        let l = longest as u128;
+    /// The value at `L = longest`, saturating.
+    fn at(&self, longest: u64) -> u128 {
+        let l = u128::from(longest);
         self.0
             .iter()
             .rev()
             .fold(0u128, |acc, c| acc.saturating_mul(l).saturating_add(*c))
-    }
-
-    /// The bound for empty inputs (literal iteration only).
-    pub fn floor(&self) -> u128 {
-        self.0.first().copied().unwrap_or(0)
     }
 }
 
@@ -195,38 +225,43 @@ fn slot_nodes(slot: &cel::common::ast::SlotExpr) -> u128 {
 
 /// The cost bound of an expression.
 pub fn bound(expr: &IdedExpr) -> Bound {
-    let one = Bound::constant(1);
+    Bound::new(polynomial(expr))
+}
+
+/// The cost bound of an expression as a polynomial in `L`.
+fn polynomial(expr: &IdedExpr) -> Polynomial {
+    let one = Polynomial::constant(1);
     match &expr.expr {
         Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => one,
-        Expr::Slot(s) => Bound::constant(slot_nodes(s)),
+        Expr::Slot(s) => Polynomial::constant(slot_nodes(s)),
         // an identifier and a selection per field
-        Expr::Local(l) => Bound::constant(1 + l.fields.len() as u128),
-        Expr::Select(s) => one.add(&bound(&s.operand)),
+        Expr::Local(l) => Polynomial::constant(1 + l.fields.len() as u128),
+        Expr::Select(s) => one.add(&polynomial(&s.operand)),
         Expr::Call(c) => {
             let mut b = one;
             if let Some(t) = &c.target {
-                b = b.add(&bound(t));
+                b = b.add(&polynomial(t));
             }
-            c.args.iter().fold(b, |b, a| b.add(&bound(a)))
+            c.args.iter().fold(b, |b, a| b.add(&polynomial(a)))
         }
-        Expr::List(l) => l.elements.iter().fold(one, |b, e| b.add(&bound(e))),
+        Expr::List(l) => l.elements.iter().fold(one, |b, e| b.add(&polynomial(e))),
         Expr::Map(m) => m.entries.iter().fold(one, |b, e| match &e.expr {
-            EntryExpr::MapEntry(me) => b.add(&bound(&me.key)).add(&bound(&me.value)),
-            EntryExpr::StructField(f) => b.add(&bound(&f.value)),
+            EntryExpr::MapEntry(me) => b.add(&polynomial(&me.key)).add(&polynomial(&me.value)),
+            EntryExpr::StructField(f) => b.add(&polynomial(&f.value)),
         }),
         Expr::Struct(s) => s.entries.iter().fold(one, |b, e| match &e.expr {
-            EntryExpr::MapEntry(me) => b.add(&bound(&me.key)).add(&bound(&me.value)),
-            EntryExpr::StructField(f) => b.add(&bound(&f.value)),
+            EntryExpr::MapEntry(me) => b.add(&polynomial(&me.key)).add(&polynomial(&me.value)),
+            EntryExpr::StructField(f) => b.add(&polynomial(&f.value)),
         }),
         Expr::Comprehension(c) => {
-            let body = bound(&c.loop_cond).add(&bound(&c.loop_step));
+            let body = polynomial(&c.loop_cond).add(&polynomial(&c.loop_step));
             let iterations = match literal_size(&c.iter_range) {
                 Some(n) => body.times_constant(n),
                 None => body.times_l(),
             };
-            one.add(&bound(&c.iter_range))
-                .add(&bound(&c.accu_init))
-                .add(&bound(&c.result))
+            one.add(&polynomial(&c.iter_range))
+                .add(&polynomial(&c.accu_init))
+                .add(&polynomial(&c.result))
                 .add(&iterations)
         }
     }
@@ -381,7 +416,19 @@ impl Part {
                 body.add(&c.loop_cond, scope, roots);
                 body.add(&c.loop_step, scope, roots);
                 scope.truncate(scope.len() - 2);
-                self.loops.push(Loop { iterations, body });
+                match iterations {
+                    // A literal count around no other loop is a constant,
+                    // the same number folded here (saturating sums of
+                    // non-negative terms do not depend on their order):
+                    // one loop fewer to walk on every evaluation, as for the
+                    // one-element list bindings of the twins.
+                    Iterations::Literal(n) if body.loops.is_empty() => {
+                        self.constant = self
+                            .constant
+                            .saturating_add(n.saturating_mul(body.constant));
+                    }
+                    iterations => self.loops.push(Loop { iterations, body }),
+                }
             }
         }
     }
@@ -490,6 +537,7 @@ mod tests {
         let in_u128 = |l: u64| {
             let l = u128::from(l);
             nested
+                .polynomial
                 .0
                 .iter()
                 .rev()
@@ -499,7 +547,40 @@ mod tests {
             assert_eq!(nested.at(l), in_u128(l), "at {l}");
         }
         assert!(nested.at(1 << 40) > u128::from(u64::MAX));
-        assert_eq!(Bound(vec![1, 1, u128::MAX]).at(2), u128::MAX);
+        assert_eq!(
+            Bound::new(Polynomial(vec![1, 1, u128::MAX])).at(2),
+            u128::MAX
+        );
+    }
+
+    #[test]
+    fn the_bound_prepared_at_compile_time_is_the_polynomials_value() {
+        // what every evaluation is charged: the prepared `u64` form must give
+        // the saturating polynomial's value exactly, constants, overflow and
+        // coefficients past `u64` included
+        let mut bounds: Vec<Bound> = [
+            "true",
+            "object.metadata.name == 'x' && object.spec.nodeName != ''",
+            "object.items.all(x, x > 0)",
+            "object.items.all(x, object.items.all(y, object.items.exists(z, x + y > z)))",
+            "[1, 2, 3].all(x, x > 0)",
+            "lists.range(5).all(x, object.items.all(y, y > x))",
+        ]
+        .iter()
+        .map(|src| bound_of(src))
+        .collect();
+        bounds.push(Bound::new(Polynomial(vec![7])));
+        bounds.push(Bound::new(Polynomial(vec![])));
+        bounds.push(Bound::new(Polynomial(vec![3, u128::from(u64::MAX), 2])));
+        bounds.push(Bound::new(Polynomial(vec![1, 1, u128::MAX])));
+        bounds.push(Bound::new(Polynomial(vec![u128::from(u64::MAX) + 1])));
+        for b in &bounds {
+            for l in [0, 1, 2, 10, 1000, 1 << 21, 1 << 32, u64::MAX - 1, u64::MAX] {
+                assert_eq!(b.at(l), b.polynomial.at(l), "{b:?} at {l}");
+            }
+        }
+        assert_eq!(bounds[0].narrow.as_deref(), Some(&[1][..]));
+        assert!(bounds[bounds.len() - 1].narrow.is_none());
     }
 
     #[test]
@@ -550,6 +631,10 @@ mod tests {
             "pools.exists(p, p.taints.all(t, object.spec.tolerations.exists(x, x == t)))",
             "variables.labels.all(k, k in params.keys && [k].exists(y, y == k))",
             "object.a.map(x, x.b.filter(y, y > 1)).exists(z, size(z) > 0)",
+            // literal loops folded at load, nested and around a sized one
+            "object.a.all(x, [x.k in object.m ? [object.m[x.k]] : []].exists(m, [x.v].exists(v, size(m) > 0 && m[0] == v)))",
+            "lists.range(3).all(i, [i].exists(j, object.a.all(x, [x].exists(y, y != j))))",
+            "[1, 2, 3].all(x, [x, x].exists(y, y > 0))",
         ] {
             let mut env = cel::Env::stdlib();
             env.add_extension(cel::extensions::lists).unwrap();
@@ -564,6 +649,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn loops_of_a_literal_count_around_no_loop_are_folded_at_load() {
+        let mut env = cel::Env::stdlib();
+        env.add_extension(cel::extensions::lists).unwrap();
+        let tree = |src: &str| Refined::of(env.compile(src).unwrap().expression()).tree;
+        assert!(
+            tree("[1, 2, 3].all(x, [x, x].exists(y, y > 0))")
+                .loops
+                .is_empty()
+        );
+        // the sized loop stays, the one-element binding inside it is folded
+        let sized = tree("object.a.all(x, [x.b].exists(v, v > 0))");
+        assert_eq!(sized.loops.len(), 1);
+        assert!(sized.loops[0].body.loops.is_empty());
+        // a literal loop around a sized one is kept
+        assert_eq!(
+            tree("lists.range(2).all(i, object.a.all(x, x > i))")
+                .loops
+                .len(),
+            1
+        );
     }
 
     #[test]

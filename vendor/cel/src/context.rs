@@ -591,7 +591,12 @@ impl<'p, 'v> Context<'p, 'v> {
     /// reports itself undeclared. The plain name, the only candidate without
     /// a container, is not checked here: the call does that.
     pub(crate) fn resolve_function<'n>(&self, name: &'n str) -> Cow<'n, str> {
-        let mut candidates = self.env().container().candidates(name).peekable();
+        let container = self.env().container();
+        // without a container a relative name is its only candidate
+        if container.name().is_empty() && !name.starts_with('.') {
+            return Cow::Borrowed(name);
+        }
+        let mut candidates = container.candidates(name).peekable();
         while let Some(candidate) = candidates.next() {
             if candidates.peek().is_none() || self.has_function(&candidate) {
                 return candidate;
@@ -929,6 +934,35 @@ mod test {
 
     // A helper function that requires T to implement some traits
     fn assert_send<T: Send>() {}
+
+    /// Without a container a relative name is its own function, taken as
+    /// written without looking any candidate up; a leading dot is dropped;
+    /// in a container the declared qualified candidate comes first.
+    #[test]
+    fn functions_are_resolved_against_the_container() {
+        use crate::Env;
+        use std::borrow::Cow;
+        use std::sync::Arc;
+
+        let mut env = Arc::new(Env::stdlib());
+        let context = |env: &Arc<Env>| {
+            let mut context = Context::with_env(env.clone());
+            context.add_function("x.f", |a: i64| a).unwrap();
+            context
+        };
+        let plain = context(&env);
+        assert!(matches!(plain.resolve_function("f"), Cow::Borrowed("f")));
+        assert!(matches!(plain.resolve_function("size"), Cow::Borrowed("size")));
+        assert_eq!(plain.resolve_function(".size"), "size");
+        assert_eq!(plain.resolve_function("x.f"), "x.f");
+        drop(plain);
+
+        Arc::get_mut(&mut env).unwrap().set_container("x").unwrap();
+        let in_x = context(&env);
+        assert_eq!(in_x.resolve_function("f"), "x.f");
+        assert_eq!(in_x.resolve_function("size"), "size");
+        assert_eq!(in_x.resolve_function(".f"), "f");
+    }
 
     #[test]
     fn test_context_is_send() {

@@ -2057,17 +2057,25 @@ fn resolve_args<'e, 'p, 'v>(
     Ok(values)
 }
 
-#[inline]
+/// The `bool` a condition or an operand of `&&`, `||` or `?:` evaluated to;
+/// inlined into each of them, the error built out of line.
+#[inline(always)]
 fn try_bool(val: Result<CowVal<'_, '_>, ExecutionError>) -> Result<bool, ExecutionError> {
     match val {
-        Ok(val) => val
-            .downcast_ref::<CelBool>()
-            .map(|b| *b.inner())
-            .ok_or_else(|| ExecutionError::UnexpectedType {
-                got: val.get_type().name().to_owned(),
-                want: "bool".to_owned(),
-            }),
+        Ok(val) => match val.downcast_ref::<CelBool>() {
+            Some(b) => Ok(*b.inner()),
+            None => Err(not_a_bool(val.as_ref())),
+        },
         Err(err) => Result::Err(err),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn not_a_bool(val: &dyn Val) -> ExecutionError {
+    ExecutionError::UnexpectedType {
+        got: val.get_type().name().to_owned(),
+        want: "bool".to_owned(),
     }
 }
 

@@ -194,6 +194,7 @@ pub(crate) enum Unwrapped<'b, 'v> {
 
 /// Unwraps an optional without copying its value: a borrowed optional
 /// yields a borrow of its value, an owned one moves the value out.
+#[inline(always)]
 pub(crate) fn unwrap_optional<'b, 'v>(value: CowVal<'b, 'v>) -> Unwrapped<'b, 'v> {
     match value {
         CowVal::Borrowed(v) => match v.downcast_ref::<Optional>() {
