@@ -1,6 +1,7 @@
 //! Criterion benchmarks for the evaluation core (docs/benchmarks.md):
 //! a fresh-instance and a warm-instance evaluation of a bundled WASM policy
-//! on a ~5 KB Pod (warm also with the review lowered instead of encoded), the whole bundled pack, the webhook's in-process path
+//! on a ~5 KB Pod (warm also with the review lowered instead of encoded),
+//! the whole bundled pack, the webhook's in-process path
 //! (AdmissionReview bytes in, response bytes out), building the Review,
 //! JSON-to-CEL conversion, and typical placement CEL expressions.
 //!
