@@ -210,6 +210,69 @@ fn mutations_are_self_consistent_and_idempotent() {
     );
 }
 
+/// The violations of a verdict, as `(policy, rule, message)`, and its errors.
+fn findings(verdict: &Verdict) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for r in &verdict.results {
+        out.extend(
+            r.violations
+                .iter()
+                .map(|v| (r.policy.clone(), v.rule.clone(), v.message.clone())),
+        );
+        if let Some(e) = &r.error {
+            out.push((r.policy.clone(), "error".into(), e.message.clone()));
+        }
+    }
+    out
+}
+
+/// Inside each policy the SDK decodes the review into a scratch region sized
+/// from the encoded review, and allocates what does not fit there as usual
+/// (sdk/src/allocator.rs, sdk/src/guest.rs). Thousands of empty annotations
+/// decode to about ten times their encoded size, so they spill: reviews
+/// carrying them, alternated with the plain ones on the pack's warm
+/// instances, are judged exactly like the plain ones.
+#[test]
+fn reviews_too_large_for_the_guests_decoding_region_are_judged_like_small_ones() {
+    let bench_pod = std::fs::read_to_string(workspace().join("engine/benches/data/pod.json"))
+        .expect("engine/benches/data/pod.json");
+    let bench_pod: Value = serde_json::from_str(&bench_pod).expect("valid JSON");
+    let mut blanket = bench_pod.clone();
+    blanket["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
+    blanket["metadata"]["namespace"] = json!("shop");
+    let cluster = cluster();
+    let judge = |object: &Value| {
+        findings(&pack().evaluate(
+            &Review::from_object(object.clone()).expect("a Pod"),
+            &cluster,
+        ))
+    };
+    for (plain, denied) in [(bench_pod, false), (blanket, true)] {
+        let mut padded = plain.clone();
+        let annotations = padded["metadata"]["annotations"]
+            .as_object_mut()
+            .expect("the benchmark Pod has annotations");
+        for i in 0..4000 {
+            annotations.insert(format!("tollgate.test/filler-{i}"), json!(""));
+        }
+        let expected = judge(&plain);
+        assert!(
+            expected.iter().all(|(_, rule, _)| rule != "error"),
+            "{expected:#?}"
+        );
+        if denied {
+            assert!(
+                !expected.is_empty(),
+                "a blanket toleration outside kube-system is denied"
+            );
+        }
+        for round in 0..3 {
+            assert_eq!(judge(&padded), expected, "padded, round {round}");
+            assert_eq!(judge(&plain), expected, "plain, round {round}");
+        }
+    }
+}
+
 /// Inputs for the CEL parity check: the corpus objects and variants of each
 /// pod-bearing one that exercise every rule.
 fn parity_inputs() -> Vec<Value> {

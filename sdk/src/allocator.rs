@@ -15,6 +15,15 @@
 //! Blocks on the lists are not returned to Talc: a class keeps at most as many
 //! blocks as were once live together, which for a policy evaluating reviews of
 //! the same shape stays constant after the first evaluation.
+//!
+//! The review a policy judges is decoded into a *scratch region*
+//! ([`Recycling::begin_scratch`]): one block kept from review to review, from
+//! which the decoder's strings, lists and map nodes are carved by moving a
+//! pointer. Nothing in it is freed one by one: the review only lives for the
+//! evaluation, and the next review's decoding starts the region over. Decoding
+//! and dropping the review was about a fifth of the webhook's CPU at 5,000
+//! reviews/s, a third of it allocating and freeing (docs/benchmarks.md,
+//! session 10).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
@@ -33,7 +42,24 @@ pub struct Recycling<A> {
     inner: A,
     /// The head of each class's free list; a free block holds the next one's address.
     free: UnsafeCell<[*mut u8; CLASSES]>,
+    scratch: UnsafeCell<Scratch>,
 }
+
+/// The scratch region: `[start, end)` allocated from the inner allocator,
+/// handed out from `next` while `active`.
+struct Scratch {
+    start: usize,
+    end: usize,
+    next: usize,
+    active: bool,
+    /// Whether a block was allocated elsewhere while active, because the
+    /// region was full.
+    spilled: bool,
+}
+
+/// Regions larger than this are not kept: a review that needs more is
+/// decoded with ordinary allocations.
+pub const MAX_SCRATCH: usize = 1 << 20;
 
 impl<A> Recycling<A> {
     /// `inner` behind empty free lists.
@@ -41,6 +67,105 @@ impl<A> Recycling<A> {
         Recycling {
             inner,
             free: UnsafeCell::new([ptr::null_mut(); CLASSES]),
+            scratch: UnsafeCell::new(Scratch {
+                start: 0,
+                end: 0,
+                next: 0,
+                active: false,
+                spilled: false,
+            }),
+        }
+    }
+
+    /// Whether `block` lies in the scratch region.
+    #[allow(unsafe_code)]
+    fn in_scratch(&self, block: *mut u8) -> bool {
+        // SAFETY: single-threaded (see the `Sync` impl); no reference into
+        // the cell outlives this call.
+        let scratch = unsafe { &*self.scratch.get() };
+        let at = block as usize;
+        at >= scratch.start && at < scratch.end
+    }
+}
+
+// The scratch cell is only touched from the one thread (see the `Sync` impl),
+// through references that end within each method.
+#[allow(unsafe_code)]
+impl<A: GlobalAlloc> Recycling<A> {
+    /// Serve every allocation from the scratch region, starting it over,
+    /// until [`Recycling::end_scratch`]; a region of at least `capacity`
+    /// bytes is allocated first if the kept one is smaller. Returns whether
+    /// the region is in use: not when `capacity` exceeds [`MAX_SCRATCH`] or
+    /// the inner allocator has no room, and then allocations go on as usual.
+    ///
+    /// While the region is in use, an allocation that does not fit in what is
+    /// left of it is made as usual (and [`Recycling::end_scratch`] says so).
+    /// Freeing a block of the region does nothing; its memory is reused once
+    /// the region starts over.
+    ///
+    /// # Safety
+    /// No block allocated from the region before this call may be used again:
+    /// starting over hands its memory out anew.
+    pub unsafe fn begin_scratch(&self, capacity: usize) -> bool {
+        if capacity > MAX_SCRATCH {
+            return false;
+        }
+        // SAFETY: single-threaded; the reference ends before any other use of the cell.
+        let scratch = unsafe { &mut *self.scratch.get() };
+        if scratch.end - scratch.start < capacity {
+            let layout = Layout::from_size_align(capacity, STEP).unwrap_or(Layout::new::<u64>());
+            // Take the new block before freeing the old one, so the inner
+            // allocator cannot hand the old region back: a failure keeps the old.
+            let block = unsafe { self.inner.alloc(layout) };
+            if block.is_null() {
+                return false;
+            }
+            if scratch.start != 0 {
+                let old = scratch.end - scratch.start;
+                let old_layout = Layout::from_size_align(old, STEP).unwrap_or(Layout::new::<u64>());
+                // SAFETY: the old region came from `inner` with this layout,
+                // and by the caller's promise none of it is in use.
+                unsafe { self.inner.dealloc(scratch.start as *mut u8, old_layout) };
+            }
+            scratch.start = block as usize;
+            scratch.end = scratch.start + capacity;
+        }
+        scratch.next = scratch.start;
+        scratch.active = true;
+        scratch.spilled = false;
+        true
+    }
+
+    /// Stop serving allocations from the scratch region. Returns whether every
+    /// allocation since [`Recycling::begin_scratch`] came from the region, so
+    /// that what was built from them may be forgotten rather than dropped.
+    pub fn end_scratch(&self) -> bool {
+        // SAFETY: single-threaded; the reference ends with this call.
+        let scratch = unsafe { &mut *self.scratch.get() };
+        let all_in_region = scratch.active && !scratch.spilled;
+        scratch.active = false;
+        all_in_region
+    }
+
+    /// A block of the region for `layout`, or null when the region is
+    /// inactive or full (then marked as spilled).
+    fn scratch_alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: single-threaded; the reference ends with this call.
+        let scratch = unsafe { &mut *self.scratch.get() };
+        if !scratch.active {
+            return ptr::null_mut();
+        }
+        // Alignments are powers of two.
+        let at = (scratch.next + layout.align() - 1) & !(layout.align() - 1);
+        match at.checked_add(layout.size()) {
+            Some(end) if end <= scratch.end => {
+                scratch.next = end;
+                at as *mut u8
+            }
+            _ => {
+                scratch.spilled = true;
+                ptr::null_mut()
+            }
         }
     }
 }
@@ -66,6 +191,10 @@ fn class_layout(class: usize) -> Layout {
 // is at least 8 bytes long and 8-aligned, and is owned by the list alone.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Recycling<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let block = self.scratch_alloc(layout);
+        if !block.is_null() {
+            return block;
+        }
         let Some(class) = class(layout) else {
             return unsafe { self.inner.alloc(layout) };
         };
@@ -79,6 +208,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Recycling<A> {
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+        if self.in_scratch(block) {
+            return;
+        }
         let Some(class) = class(layout) else {
             return unsafe { self.inner.dealloc(block, layout) };
         };
@@ -92,6 +224,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Recycling<A> {
         // SAFETY: `new_size` with the old alignment is valid per GlobalAlloc::realloc.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         let new_class = class(new_layout);
+        // A region block has exactly its size, not its class's: always move it.
+        let (old_class, new_class) = if self.in_scratch(block) {
+            (None, Some(usize::MAX))
+        } else {
+            (old_class, new_class)
+        };
         match (old_class, new_class) {
             // The block already has room for the new size.
             (Some(old), Some(new)) if old == new => block,
@@ -236,5 +374,100 @@ mod tests {
         }
         // After the first round every block came from the lists.
         assert_eq!(a.inner.allocs.get(), 256);
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_scratch_scope_carves_blocks_from_one_region_and_frees_none_of_them() {
+        let a = recycling();
+        let sizes = [1usize, 12, 24, 7, 272, 320, 3, 64];
+        unsafe {
+            assert!(a.begin_scratch(4096));
+            assert_eq!(a.inner.allocs.get(), 1, "the region itself");
+            let mut blocks = Vec::new();
+            for (i, size) in sizes.into_iter().enumerate() {
+                let align = if i % 2 == 0 { 8 } else { 4 };
+                let layout = Layout::from_size_align(size, align).unwrap();
+                let block = a.alloc(layout);
+                assert_eq!(block as usize % align, 0);
+                block.write_bytes(u8::try_from(i).unwrap(), size);
+                blocks.push((block, layout));
+            }
+            assert_eq!(
+                a.inner.allocs.get(),
+                1,
+                "no block came from the inner allocator"
+            );
+            for (i, &(block, layout)) in blocks.iter().enumerate() {
+                let bytes = std::slice::from_raw_parts(block, layout.size());
+                assert!(
+                    bytes.iter().all(|&b| usize::from(b) == i),
+                    "block {i} was overwritten"
+                );
+            }
+            assert!(a.end_scratch(), "everything fit");
+            // Freeing region blocks neither reaches the inner allocator nor
+            // puts them on a free list.
+            for &(block, layout) in &blocks {
+                a.dealloc(block, layout);
+            }
+            assert_eq!(a.inner.frees.get(), 0);
+            let after = a.alloc(blocks[1].1);
+            assert!(!blocks.iter().any(|&(b, _)| b == after));
+            // Starting over reuses the kept region from its start.
+            assert!(a.begin_scratch(1024));
+            assert_eq!(a.alloc(blocks[0].1), blocks[0].0);
+            assert!(a.end_scratch());
+            assert_eq!(a.inner.allocs.get(), 2, "the region and `after`");
+        }
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn what_does_not_fit_in_the_region_is_allocated_as_usual_and_reported() {
+        let a = recycling();
+        let small = Layout::from_size_align(100, 8).unwrap();
+        let large = Layout::from_size_align(600, 8).unwrap();
+        unsafe {
+            assert!(a.begin_scratch(512));
+            let first = a.alloc(small);
+            let spilled = a.alloc(large);
+            assert_eq!(a.inner.allocs.get(), 2, "the region and the spilled block");
+            assert!(!a.end_scratch(), "a block spilled");
+            a.dealloc(spilled, large);
+            a.dealloc(first, small);
+            assert_eq!(a.inner.frees.get(), 1, "only the spilled block is freed");
+            // A larger region replaces the kept one, which is freed.
+            assert!(a.begin_scratch(8192));
+            assert_eq!(a.inner.frees.get(), 2);
+            let big = a.alloc(large);
+            assert!(a.end_scratch());
+            a.dealloc(big, large);
+            // Past the cap, no region: allocations go on as usual.
+            assert!(!a.begin_scratch(super::MAX_SCRATCH + 1));
+            let ordinary = a.alloc(small);
+            assert!(!a.end_scratch());
+            a.dealloc(ordinary, small);
+            assert_eq!(a.alloc(small), ordinary, "an ordinary block is recycled");
+        }
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_region_block_reallocated_moves_with_its_contents() {
+        let a = recycling();
+        let layout = Layout::from_size_align(3, 1).unwrap();
+        unsafe {
+            assert!(a.begin_scratch(256));
+            let block = a.alloc(layout);
+            block.copy_from(b"abc".as_ptr(), 3);
+            let neighbour = a.alloc(layout);
+            assert!(a.end_scratch());
+            // Same size class as 3 bytes, but a region block has no room to grow.
+            let grown = a.realloc(block, layout, 8);
+            assert_ne!(grown, block);
+            assert_ne!(grown, neighbour);
+            assert_eq!(std::slice::from_raw_parts(grown, 3), b"abc");
+        }
     }
 }

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+    ProfilingStrategy,
 };
 
 use super::Error;
@@ -46,6 +47,33 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("tollgate"))
+}
+
+/// `$TOLLGATE_WASM_PROFILER`: `perfmap` or `jitdump` make the policies'
+/// compiled code visible to `perf` (`/tmp/perf-<pid>.map`, or a jitdump file
+/// for `perf inject --jit`), so a profile of the server names guest
+/// functions instead of anonymous addresses (docs/benchmarks.md). It needs a
+/// build with the `wasm-profiling` feature. Unset, empty or `none`: no profiler.
+fn profiler_from_env() -> Result<ProfilingStrategy, Error> {
+    let strategy = match std::env::var("TOLLGATE_WASM_PROFILER").as_deref() {
+        Err(_) | Ok("") | Ok("none") => return Ok(ProfilingStrategy::None),
+        Ok("perfmap") => ProfilingStrategy::PerfMap,
+        Ok("jitdump") => ProfilingStrategy::JitDump,
+        Ok(other) => {
+            return Err(Error::Engine(format!(
+                "TOLLGATE_WASM_PROFILER is {other:?}; expected perfmap, jitdump or none"
+            )));
+        }
+    };
+    if cfg!(feature = "wasm-profiling") {
+        Ok(strategy)
+    } else {
+        Err(Error::Engine(
+            "TOLLGATE_WASM_PROFILER is set, but this build has no profiler: \
+             build with `--features wasm-profiling`"
+                .into(),
+        ))
+    }
 }
 
 /// The engine, linker, ticker and compile cache shared by every WASM policy.
@@ -93,7 +121,8 @@ impl Runtime {
             .epoch_interruption(true)
             .max_wasm_stack(512 << 10)
             .cranelift_opt_level(OptLevel::Speed)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .profiler(profiler_from_env()?);
         let engine = Engine::new(&wasm).map_err(|e| Error::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
