@@ -55,11 +55,16 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 /// functions instead of anonymous addresses (docs/benchmarks.md). It needs a
 /// build with the `wasm-profiling` feature. Unset, empty or `none`: no profiler.
 fn profiler_from_env() -> Result<ProfilingStrategy, Error> {
-    let strategy = match std::env::var("TOLLGATE_WASM_PROFILER").as_deref() {
-        Err(_) | Ok("") | Ok("none") => return Ok(ProfilingStrategy::None),
-        Ok("perfmap") => ProfilingStrategy::PerfMap,
-        Ok("jitdump") => ProfilingStrategy::JitDump,
-        Ok(other) => {
+    profiler(std::env::var("TOLLGATE_WASM_PROFILER").ok().as_deref())
+}
+
+/// The profiling strategy `TOLLGATE_WASM_PROFILER` asks for.
+fn profiler(setting: Option<&str>) -> Result<ProfilingStrategy, Error> {
+    let strategy = match setting {
+        None | Some("" | "none") => return Ok(ProfilingStrategy::None),
+        Some("perfmap") => ProfilingStrategy::PerfMap,
+        Some("jitdump") => ProfilingStrategy::JitDump,
+        Some(other) => {
             return Err(Error::Engine(format!(
                 "TOLLGATE_WASM_PROFILER is {other:?}; expected perfmap, jitdump or none"
             )));
@@ -70,7 +75,7 @@ fn profiler_from_env() -> Result<ProfilingStrategy, Error> {
     } else {
         Err(Error::Engine(
             "TOLLGATE_WASM_PROFILER is set, but this build has no profiler: \
-             build with `--features wasm-profiling`"
+             build with `--features tollgate/wasm-profiling`"
                 .into(),
         ))
     }
@@ -230,4 +235,35 @@ fn check_component(policy: &str, bytes: &[u8]) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::ProfilingStrategy;
+
+    use super::profiler;
+
+    #[test]
+    fn the_profiler_variable_is_off_unless_set_and_refuses_unknown_values() {
+        for off in [None, Some(""), Some("none")] {
+            assert!(matches!(profiler(off), Ok(ProfilingStrategy::None)));
+        }
+        let unknown = profiler(Some("vtune")).unwrap_err().to_string();
+        assert!(
+            unknown.contains("TOLLGATE_WASM_PROFILER is \"vtune\""),
+            "{unknown}"
+        );
+        for known in ["perfmap", "jitdump"] {
+            let result = profiler(Some(known));
+            if cfg!(feature = "wasm-profiling") {
+                assert!(result.is_ok(), "{known}");
+            } else {
+                let message = result.unwrap_err().to_string();
+                assert!(
+                    message.contains("--features tollgate/wasm-profiling"),
+                    "{message}"
+                );
+            }
+        }
+    }
 }
