@@ -21,9 +21,9 @@
 //! which the decoder's strings, lists and map nodes are carved by moving a
 //! pointer. Nothing in it is freed one by one: the review only lives for the
 //! evaluation, and the next review's decoding starts the region over. Decoding
-//! and dropping the review was about a fifth of the webhook's CPU at 5,000
-//! reviews/s, a third of it allocating and freeing (docs/benchmarks.md,
-//! session 10).
+//! and dropping the review was about a sixth of the webhook's CPU at 5,000
+//! reviews/s, a quarter of that allocating, freeing and dropping
+//! (docs/benchmarks.md, session 10).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
@@ -220,32 +220,37 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Recycling<A> {
     }
 
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let old_class = class(layout);
         // SAFETY: `new_size` with the old alignment is valid per GlobalAlloc::realloc.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        let new_class = class(new_layout);
         // A region block has exactly its size, not its class's: always move it.
-        let (old_class, new_class) = if self.in_scratch(block) {
-            (None, Some(usize::MAX))
-        } else {
-            (old_class, new_class)
-        };
-        match (old_class, new_class) {
+        if self.in_scratch(block) {
+            return unsafe { self.moved(block, layout, new_layout) };
+        }
+        match (class(layout), class(new_layout)) {
             // The block already has room for the new size.
             (Some(old), Some(new)) if old == new => block,
             // Both large: Talc may grow or shrink in place.
             (None, None) => unsafe { self.inner.realloc(block, layout, new_size) },
-            _ => {
-                let moved = unsafe { self.alloc(new_layout) };
-                if !moved.is_null() {
-                    unsafe {
-                        ptr::copy_nonoverlapping(block, moved, layout.size().min(new_size));
-                        self.dealloc(block, layout);
-                    }
-                }
-                moved
+            _ => unsafe { self.moved(block, layout, new_layout) },
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+impl<A: GlobalAlloc> Recycling<A> {
+    /// `block`'s contents in a new block of `new_layout`, `block` freed.
+    ///
+    /// # Safety
+    /// As for [`GlobalAlloc::realloc`].
+    unsafe fn moved(&self, block: *mut u8, layout: Layout, new_layout: Layout) -> *mut u8 {
+        let moved = unsafe { self.alloc(new_layout) };
+        if !moved.is_null() {
+            unsafe {
+                ptr::copy_nonoverlapping(block, moved, layout.size().min(new_layout.size()));
+                self.dealloc(block, layout);
             }
         }
+        moved
     }
 }
 
