@@ -26,8 +26,10 @@ mod warm;
 mod world;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tollgate_sdk::model::{Capability, Decision, Metadata};
+use wasmtime::UpdateDeadline;
 
 use crate::cluster::ClusterView;
 use crate::decision::{Fault, FaultKind};
@@ -342,17 +344,22 @@ impl WasmPolicy {
         cluster: Arc<dyn ClusterView>,
         deadline: Option<std::time::Instant>,
     ) -> Result<Outcome, Fault> {
-        let ticks = self.ticks_until(deadline);
+        let deadline = self.deadline_for(deadline);
         let mut used_preset_pools = false;
         let call = |p: &Bound, s: &mut wasmtime::Store<State>| p.evaluate(s, review, settings);
         let decision = match &self.warm {
-            Some(pool) => {
-                self.call_warm(pool, review, cluster, ticks, &mut used_preset_pools, call)
-            }
+            Some(pool) => self.call_warm(
+                pool,
+                review,
+                cluster,
+                deadline,
+                &mut used_preset_pools,
+                call,
+            ),
             None => self.call_with(
                 Some(review.clone()),
                 cluster,
-                ticks,
+                deadline,
                 &mut used_preset_pools,
                 call,
             ),
@@ -380,8 +387,8 @@ impl WasmPolicy {
         f: impl FnOnce(&Bound, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
         let mut ignored = false;
-        let ticks = self.ticks_until(None);
-        self.call_with(review, cluster, ticks, &mut ignored, f)
+        let deadline = self.deadline_for(None);
+        self.call_with(review, cluster, deadline, &mut ignored, f)
     }
 
     /// Instantiate fresh, call `f`, and classify any failure.
@@ -389,12 +396,12 @@ impl WasmPolicy {
         &self,
         review: Option<Review>,
         cluster: Arc<dyn ClusterView>,
-        ticks: u64,
+        deadline: Instant,
         used_preset_pools: &mut bool,
         f: impl FnOnce(&Bound, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
-        let _ticking = self.runtime.ticker.busy();
-        let mut store = self.new_store(review, cluster, ticks);
+        let _ticking = self.runtime.ticker.busy(deadline);
+        let mut store = self.new_store(review, cluster, deadline);
         let result = self
             .pre
             .instantiate(&mut store)
@@ -412,15 +419,16 @@ impl WasmPolicy {
         pool: &WarmPool,
         review: &Review,
         cluster: Arc<dyn ClusterView>,
-        ticks: u64,
+        deadline: Instant,
         used_preset_pools: &mut bool,
         f: impl FnOnce(&Bound, &mut wasmtime::Store<State>) -> wasmtime::Result<R>,
     ) -> Result<R, Fault> {
-        let _ticking = self.runtime.ticker.busy();
+        // A new instance is made within the call's deadline too.
+        let _ticking = self.runtime.ticker.busy(deadline);
         let mut warm = match pool.take() {
             Some(warm) => warm,
             None => {
-                let mut store = self.new_store(None, host::idle_cluster(), self.ticks_until(None));
+                let mut store = self.new_store(None, host::idle_cluster(), deadline);
                 match self.pre.instantiate(&mut store) {
                     Ok(instance) => Warm {
                         store,
@@ -435,8 +443,10 @@ impl WasmPolicy {
                 }
             }
         };
-        warm.store.data_mut().begin(Some(review.clone()), cluster);
-        warm.store.set_epoch_deadline(ticks);
+        warm.store
+            .data_mut()
+            .begin(Some(review.clone()), cluster, deadline);
+        warm.store.set_epoch_deadline(1);
         let result = f(&warm.instance, &mut warm.store).map_err(|e| self.classify(&e));
         warm.uses += 1;
         *used_preset_pools = warm.store.data().used_preset_pools;
@@ -453,34 +463,42 @@ impl WasmPolicy {
         result
     }
 
-    /// Epoch ticks (milliseconds) the next call may run: the policy's time
-    /// limit, or less when `deadline` comes sooner; at least one. A call cut
-    /// by `deadline` stops at or just after it, never before (the first tick
-    /// may come at once, hence one more), so the caller sees the deadline
-    /// passed.
-    fn ticks_until(&self, deadline: Option<std::time::Instant>) -> u64 {
-        let limit = self.limits.timeout_ms;
-        let left = deadline.map_or(limit, |d| {
-            let left = d.saturating_duration_since(std::time::Instant::now());
-            let ms = left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0) + 1;
-            u64::try_from(ms).unwrap_or(u64::MAX).min(limit)
-        });
-        left.max(1)
+    /// When the next call must stop: the policy's time limit from now, or
+    /// `deadline` when that comes sooner. A call cut by it stops at or just
+    /// after it, never before, so the caller sees the deadline passed.
+    fn deadline_for(&self, deadline: Option<Instant>) -> Instant {
+        let limit = Instant::now() + Duration::from_millis(self.limits.timeout_ms);
+        deadline.map_or(limit, |d| d.min(limit))
     }
 
-    /// A new store for one instance of this policy, interrupted after `ticks`.
+    /// A new store for one instance of this policy, interrupted at the first
+    /// epoch tick after `deadline` ([`ticker`]: every tick asks each running
+    /// store whether its deadline has passed).
     fn new_store(
         &self,
         review: Option<Review>,
         cluster: Arc<dyn ClusterView>,
-        ticks: u64,
+        deadline: Instant,
     ) -> wasmtime::Store<State> {
         let wasi = self.runtime.wasi_contexts.take(self.clocks);
-        let state = State::new(self.name.clone(), review, cluster, self.limits, wasi);
+        let state = State::new(
+            self.name.clone(),
+            review,
+            cluster,
+            self.limits,
+            wasi,
+            deadline,
+        );
         let mut store = wasmtime::Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|store| {
+            Ok(if Instant::now() >= store.data().deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(1)
+            })
+        });
         store
     }
 

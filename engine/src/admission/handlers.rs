@@ -168,8 +168,8 @@ async fn answer(
 }
 
 /// Inside the bounded section: parse, evaluate, count, write the answer; or,
-/// when the attempt's slice cut the evaluation short, [`Attempt::Cut`] with
-/// nothing counted.
+/// when the attempt's deadline cut the evaluation short, [`Attempt::Cut`]
+/// with nothing counted.
 fn judge(
     body: &[u8],
     endpoint: Endpoint,
@@ -201,7 +201,7 @@ fn judge(
             Some(&mut |i, at, took| trace.policy_ran(i, at, took)),
         ),
     };
-    if !attempt.last && cut_short(&verdict, deadline) {
+    if cut_short(&verdict, deadline) {
         return Attempt::Cut;
     }
     if let Some(trace) = trace {

@@ -25,7 +25,9 @@
 //! answered by the failure policy: a queued one is withdrawn, and one in
 //! evaluation, which cannot be cancelled, finishes in the background (its
 //! WASM policies are interrupted at the deadline, and policies whose turn
-//! comes later are not run).
+//! comes later are not run). An evaluation that its deadline cut short is
+//! answered the same way, whether it ends before the requester's timer
+//! fires or after.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -115,11 +117,9 @@ pub const INLINE_SLICE: Duration = Duration::from_millis(2);
 /// One evaluation attempt handed to the work of [`State::run_evaluation`].
 #[derive(Debug, Clone, Copy)]
 pub struct Try {
-    /// When the attempt must stop its policies.
+    /// When the attempt must stop its policies: the end of the inline
+    /// slice, or the review's own deadline.
     pub deadline: std::time::Instant,
-    /// Whether this is the review's last attempt: its deadline is the
-    /// review's own, so the work must return [`Attempt::Done`].
-    pub last: bool,
 }
 
 /// What one evaluation attempt came to.
@@ -127,8 +127,9 @@ pub struct Try {
 pub enum Attempt<R> {
     /// The answer.
     Done(R),
-    /// The attempt was cut short by its slice (not the review's deadline):
-    /// discard it and evaluate again with the whole deadline.
+    /// The attempt's deadline cut it short: discard it. After an inline
+    /// slice the review is evaluated again with its whole deadline; after
+    /// the review's own deadline it is answered as past it.
     Cut,
 }
 
@@ -309,7 +310,6 @@ impl State {
             let slice = std::time::Instant::now() + INLINE_SLICE;
             let attempt = Try {
                 deadline: slice.min(ends),
-                last: slice >= ends,
             };
             let tried = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 work(&evaluator, &cluster, attempt)
@@ -318,6 +318,10 @@ impl State {
                 Ok(Attempt::Done(result)) => {
                     self.shared.metrics.evaluated(Place::Inline);
                     return Ok(result);
+                }
+                Ok(Attempt::Cut) if slice >= ends => {
+                    self.shared.metrics.evaluated(Place::InlineCut);
+                    return Err(Refusal::Deadline { timeout });
                 }
                 Ok(Attempt::Cut) => self.shared.metrics.evaluated(Place::InlineCut),
                 Err(_) => {
@@ -331,10 +335,7 @@ impl State {
         let mut ticket = self.shared.pool.submit(move || {
             state.shared.metrics.queued_for(queued.elapsed());
             state.shared.metrics.evaluated(Place::Pool);
-            let last = Try {
-                deadline: ends,
-                last: true,
-            };
+            let last = Try { deadline: ends };
             match work(&evaluator, &cluster, last) {
                 Attempt::Done(result) => Some(result),
                 Attempt::Cut => None,
@@ -342,10 +343,8 @@ impl State {
         });
         match tokio::time::timeout_at(deadline, ticket.answer()).await {
             Ok(Outcome::Done(Some(result))) => Ok(result),
-            Ok(Outcome::Done(None)) => {
-                tracing::error!("a last evaluation attempt reported being cut short");
-                Err(Refusal::Panicked)
-            }
+            // The review's deadline cut its policies short.
+            Ok(Outcome::Done(None)) => Err(Refusal::Deadline { timeout }),
             Ok(Outcome::Failed) => {
                 tracing::error!("policy evaluation panicked");
                 Err(Refusal::Panicked)

@@ -7,7 +7,7 @@
 //! clocks frozen at zero unless the policy asked for `clocks` and was granted it.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
@@ -32,6 +32,9 @@ pub(crate) struct State {
     log_bytes: usize,
     /// Whether the policy asked for node pools that came from the preset.
     pub(crate) used_preset_pools: bool,
+    /// When the call in progress must stop (the epoch deadline callback
+    /// interrupts the policy once this has passed).
+    pub(crate) deadline: Instant,
 }
 
 /// The cluster view an idle state points at: empty, shared.
@@ -68,6 +71,7 @@ impl State {
         cluster: Arc<dyn ClusterView>,
         limits: Limits,
         wasi: WasiCtx,
+        deadline: Instant,
     ) -> Self {
         State {
             wasi,
@@ -83,13 +87,20 @@ impl State {
             log_lines: 0,
             log_bytes: 0,
             used_preset_pools: false,
+            deadline,
         }
     }
 
     /// Attach the next evaluation's review and cluster view to a warm
     /// instance's state, with its counters at zero.
-    pub(crate) fn begin(&mut self, review: Option<Review>, cluster: Arc<dyn ClusterView>) {
+    pub(crate) fn begin(
+        &mut self,
+        review: Option<Review>,
+        cluster: Arc<dyn ClusterView>,
+        deadline: Instant,
+    ) {
         self.review = review;
+        self.deadline = deadline;
         self.cluster = cluster;
         self.log_lines = 0;
         self.log_bytes = 0;

@@ -2,15 +2,15 @@
 //!
 //! | limit | default | enforced by |
 //! |---|---|---|
-//! | wall-clock deadline | 100 ms | epoch interruption, 1 ms ticks |
+//! | wall-clock deadline | 100 ms | epoch interruption at the deadline ([`super::ticker`]) |
 //! | linear memory | 64 MiB | [`Limiter`] (typed error, not a guest abort) |
 //! | table elements | 100,000 | [`Limiter`] |
 //! | output (violations, patch, warnings) | 1 MiB | checked after the call |
 //! | log | 200 lines or 64 KiB | the `host.log` import traps past it |
 //! | wasm stack | 512 KiB | wasmtime `max_wasm_stack` (stack overflow trap) |
 //!
-//! The deadline's granularity is the ticker's 1 ms; a deadline of N ms stops
-//! the policy after N to N+1 ms of wall time.
+//! A policy past its deadline stops at its next epoch check after the ticker
+//! wakes (well under a millisecond later); one in a host call, once it returns.
 
 use std::time::Duration;
 
