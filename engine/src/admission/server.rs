@@ -121,9 +121,10 @@ pub async fn run(options: Options) -> Result<(), Error> {
         .local_addr()
         .map_err(|source| Error::Bind { addr, source })?;
     let runtime = Runtime::new(&RuntimeConfig {
-        // One instance per evaluation in flight (the pool's threads and one
-        // inline try), plus room for a reload's load-time calls.
-        max_concurrent: config.max_concurrent.max(1) + 3,
+        // The evaluations in flight (the pool's threads and one inline try),
+        // a reload's load-time calls, and room for warm instances of every
+        // policy.
+        max_concurrent: super::state::instance_slots(config.max_concurrent.max(1)),
         ..RuntimeConfig::default()
     })?;
     let state = State::new(config, cluster).map_err(Error::Threads)?;

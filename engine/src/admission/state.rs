@@ -50,8 +50,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// What to answer when a review cannot be evaluated in time.
     pub failure_policy: FailurePolicy,
-    /// Reviews evaluated at the same time: the evaluation threads (the WASM
-    /// instance pool is sized to match); [`slots_per_cpu`] by default.
+    /// Reviews evaluated at the same time: the evaluation threads;
+    /// [`default_threads`] by default. The WASM instances are sized by
+    /// [`instance_slots`].
     pub max_concurrent: u32,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
@@ -66,23 +67,44 @@ impl Default for Config {
         Config {
             request_timeout: Duration::from_secs(9),
             failure_policy: FailurePolicy::Fail,
-            max_concurrent: slots_per_cpu(),
+            max_concurrent: default_threads(),
             max_body_bytes: 3 << 20,
             overlap_memory: Duration::from_millis(10),
         }
     }
 }
 
-/// The default number of evaluation slots: four per CPU this process may use
-/// (`available_parallelism` counts the cgroup's CPU quota, so a pod limited
-/// to one CPU gets four). Evaluation is CPU-bound, so more slots than that
-/// add no throughput; they only put more threads on the run queue, and each
-/// review waits behind all of them. Measured with 2 CPUs (docs/benchmarks.md):
-/// 8 slots against 64 gave about 10% more reviews per second at 64
-/// connections and a p99 of 13 ms instead of about 50 ms.
-pub fn slots_per_cpu() -> u32 {
+/// The CPUs this process may use (`available_parallelism` counts the
+/// cgroup's CPU quota).
+fn cpus() -> u32 {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    u32::try_from(cpus.saturating_mul(4)).unwrap_or(u32::MAX)
+    u32::try_from(cpus).unwrap_or(u32::MAX)
+}
+
+/// The default number of evaluation threads: one per CPU this process may
+/// use, and at least two, so that one slow review does not hold up all the
+/// others. Evaluation is CPU-bound, so more threads add no throughput: they
+/// only take turns on the CPUs, each with its own cold caches and heap.
+/// Measured with 2 CPUs at an offered 5,000 reviews/s (docs/benchmarks.md,
+/// session 11; the WASM instances sized alike, [`instance_slots`]): 2
+/// threads spent 12% less CPU per review than 8 and had a lower p99 in five
+/// of six alternating rounds. Far more threads cost more still: 64 against 8
+/// at 64 connections gave about 10% fewer reviews per second and a p99 of
+/// about 50 ms instead of 13 (session 4).
+pub fn default_threads() -> u32 {
+    cpus().max(2)
+}
+
+/// How many evaluations at once the WASM runtime's instances are sized for,
+/// given `threads` evaluation threads: at least four per CPU, plus an
+/// inline try and a reload's load-time calls. The runtime's idle warm
+/// instances are shared by every policy of the set, so they must outnumber
+/// the threads several times over: sized for the threads alone (2 + 3 for
+/// 2 threads), a five-policy pack kept one idle instance per policy and
+/// instantiated afresh so often that the server spent twice the kernel time
+/// per review (docs/benchmarks.md, session 11).
+pub fn instance_slots(threads: u32) -> u32 {
+    threads.max(cpus().saturating_mul(4)).saturating_add(3)
 }
 
 /// Why a review was not evaluated.

@@ -68,8 +68,8 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = FailureMode::Fail)]
     pub failure_policy: FailureMode,
     /// Evaluation threads: reviews evaluated at the same time; others wait in
-    /// a queue until their deadline. Default: 4 per CPU the process may use
-    /// (its cgroup's CPU limit counts).
+    /// a queue until their deadline. Default: one per CPU the process may use
+    /// (its cgroup's CPU limit counts), at least two.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_concurrent: Option<u32>,
     /// Largest request body accepted, in bytes (the API server's limit is 3 MiB).
@@ -156,7 +156,7 @@ fn resolve(args: &ServeArgs) -> anyhow::Result<Options> {
             },
             max_concurrent: args
                 .max_concurrent
-                .unwrap_or_else(crate::admission::state::slots_per_cpu),
+                .unwrap_or_else(crate::admission::state::default_threads),
             max_body_bytes: args.max_body_bytes,
             ..Config::default()
         },
@@ -215,7 +215,10 @@ mod tests {
         assert_eq!(args.addr, "0.0.0.0:8443");
         assert_eq!(args.request_timeout, Duration::from_secs(9));
         assert_eq!(args.failure_policy, FailureMode::Fail);
-        assert_eq!(args.max_concurrent, None, "4 per CPU, worked out at start");
+        assert_eq!(
+            args.max_concurrent, None,
+            "one per CPU, worked out at start"
+        );
         assert_eq!(args.max_body_bytes, 3 << 20);
         assert_eq!(args.reload_interval, Duration::from_secs(2));
     }
