@@ -10,7 +10,7 @@
 //! | wasm stack | 512 KiB | wasmtime `max_wasm_stack` (stack overflow trap) |
 //!
 //! A policy past its deadline stops at its next epoch check after the ticker
-//! wakes (well under a millisecond later); one in a host call, once it returns.
+//! wakes at that deadline; one in a host call, once it returns.
 
 use std::time::Duration;
 

@@ -11,12 +11,13 @@
 //! passed, and then every millisecond while a call past its deadline has not
 //! yet stopped.
 //!
-//! A call normally ends long before its deadline (tens of microseconds
-//! against 100 ms), so under load the thread hardly ever wakes; a thread
+//! A call normally ends long before its deadline (a warm evaluation of a
+//! pack policy takes a few microseconds in the criterion benchmarks, against
+//! a default limit of 100 ms), so under load the thread hardly ever wakes; a thread
 //! ticking every millisecond woke the process about 1,000 times a second
 //! for nothing (0.17 context switches per review at 5,000 reviews/s,
 //! docs/benchmarks.md). A deadline stops a policy within the thread's
-//! wake-up latency, well under a millisecond, instead of at the next
+//! wake-up latency (its sleep ends at the deadline), instead of at the next
 //! millisecond tick.
 
 use std::sync::atomic::{AtomicU64, Ordering};
