@@ -46,6 +46,10 @@ struct Queue {
 
 struct Jobs {
     waiting: VecDeque<Job>,
+    /// Threads waiting on [`Queue::ready`]: a job queued while none is
+    /// waiting wakes nobody (every thread is busy and takes it when done), so
+    /// it costs no system call.
+    idle: usize,
     open: bool,
 }
 
@@ -64,10 +68,12 @@ impl Queue {
             if !jobs.open {
                 return None;
             }
+            jobs.idle += 1;
             jobs = self
                 .ready
                 .wait(jobs)
                 .unwrap_or_else(PoisonError::into_inner);
+            jobs.idle -= 1;
         }
     }
 }
@@ -102,6 +108,7 @@ impl Pool {
         let queue = Arc::new(Queue {
             jobs: Mutex::new(Jobs {
                 waiting: VecDeque::new(),
+                idle: 0,
                 open: true,
             }),
             ready: Condvar::new(),
@@ -150,8 +157,13 @@ impl Pool {
             }
             let _ = send.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
         });
-        self.queue.lock().waiting.push_back(job);
-        self.queue.ready.notify_one();
+        let mut jobs = self.queue.lock();
+        jobs.waiting.push_back(job);
+        let wake = jobs.idle > 0;
+        drop(jobs);
+        if wake {
+            self.queue.ready.notify_one();
+        }
         Ticket { answer, stage }
     }
 }
