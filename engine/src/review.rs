@@ -5,8 +5,9 @@
 //! `apiVersion`, or an AdmissionReview without a request, is a [`Error`].
 //!
 //! The object, the old object and the request are [`Document`]s: the webhook
-//! hands them over as text, with the placement records read from a sparse
-//! parse, and each tree is parsed only if a policy needs it ([`document`]).
+//! hands them over as text, with the placement records read from the text
+//! (a Pod's without a tree, other kinds' from a sparse one), and each tree is
+//! parsed only if a policy needs it ([`document`]).
 
 mod document;
 
@@ -340,6 +341,11 @@ impl Input {
                 Ok((Document::from_tree(tree), records))
             }
             Input::Text(text) => {
+                // A Pod's records straight from the text, without a tree;
+                // anything else through the sparse tree.
+                if let Some(records) = placement::pod_review(&text, operation) {
+                    return Ok((Document::from_checked_text(text), records));
+                }
                 let (document, sparse) = Document::with_sparse_tree(text)
                     .map_err(|source| Error::Json { field, source })?;
                 Ok((document, placement::review(&sparse, operation)?))

@@ -7,8 +7,9 @@
 //! Extraction is lenient about optional fields of the wrong type (they read as
 //! absent) and strict only about what identifies the object (`apiVersion`, `kind`).
 //!
-//! From JSON text, [`sparse_tree`] parses only the fields read here; a field
-//! read here must be added to its schema (its tests compare the records).
+//! From JSON text, [`sparse_tree`] parses only the fields read here, and
+//! [`pod_review`] reads a Pod's records without a tree; a field read here
+//! must be added to both (their tests compare the records).
 
 use std::borrow::Cow;
 
@@ -21,8 +22,10 @@ use crate::model::{
 };
 use crate::quantity;
 
+mod direct;
 mod sparse;
 
+pub use direct::pod_review;
 pub use sparse::{Discarded, sparse_tree};
 
 /// Kinds whose objects carry a pod template, with the template's JSON pointer.

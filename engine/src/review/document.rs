@@ -39,9 +39,10 @@ impl Document {
         }
     }
 
-    /// A document known as text that [`Document::checked`] or
-    /// [`placement::sparse_tree`] accepted, so that it parses into a tree.
-    fn from_checked_text(text: String) -> Self {
+    /// A document known as text that [`Document::checked`],
+    /// [`placement::sparse_tree`] or [`placement::pod_review`] accepted, so
+    /// that it parses into a tree.
+    pub(crate) fn from_checked_text(text: String) -> Self {
         Self::from_text_parsed_by(text, parse_whole)
     }
 

@@ -237,7 +237,7 @@ impl<'de> Visitor<'de> for SparseVisitor {
 }
 
 /// An object key, borrowed from the text when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
+pub(super) struct Key<'de>(pub(super) Cow<'de, str>);
 
 impl<'de> serde::Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -332,7 +332,7 @@ impl<'de> Visitor<'de> for SkipVisitor {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use serde_json::{Value, json};
 
     use super::sparse_tree;
@@ -350,7 +350,8 @@ mod tests {
         );
     }
 
-    fn pod_spec() -> Value {
+    /// A pod spec with every field the records read, and some they do not.
+    pub(in crate::placement) fn pod_spec() -> Value {
         json!({
             "priorityClassName": "system-cluster-critical", "priority": 2000000000,
             "nodeName": "pool-a-1", "serviceAccountName": "coredns",
