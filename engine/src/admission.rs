@@ -20,6 +20,7 @@
 //! | [`error`] | [`Error`], the one error type of a request, and its HTTP response |
 //! | [`metrics`] | counters and latency histograms in the Prometheus text format |
 //! | [`tls`] | rustls configuration from PEM files, reloaded when they change |
+//! | `socket` | accepted connections: `TCP_NODELAY` and a read buffer under TLS |
 //! | [`reload`] | the policy set, rebuilt and swapped when its files change |
 //! | `watch` | change detection by polling file stamps (certificate and policies) |
 //! | [`server`] | [`server::run`]: bind, serve, reload, drain on SIGTERM/SIGINT |
@@ -38,6 +39,7 @@ pub mod reload;
 pub mod review_protocol;
 pub mod router;
 pub mod server;
+mod socket;
 pub mod state;
 pub mod tls;
 mod watch;

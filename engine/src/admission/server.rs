@@ -16,12 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum_server::Handle;
-use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::reload::{self, Source};
-use super::{Config, State, router, tls};
+use super::{Config, State, router, socket, tls};
 use crate::cluster::live::kinds::webhook_kinds;
 use crate::cluster::live::watch::Watches;
 use crate::cluster::{ClusterView, Snapshot};
@@ -129,10 +128,7 @@ pub async fn run(options: Options) -> Result<(), Error> {
     })?;
     let state = State::new(config, cluster).map_err(Error::Threads)?;
     let handle: Handle<SocketAddr> = Handle::new();
-    // TCP_NODELAY: a response goes out as soon as it is written. Without it
-    // Nagle's algorithm holds a second small TLS record until the client
-    // acknowledges the first, which a delayed ACK postpones by up to 40 ms.
-    let acceptor = RustlsAcceptor::new(tls_config.clone()).acceptor(NoDelayAcceptor::new());
+    let acceptor = RustlsAcceptor::new(tls_config.clone()).acceptor(socket::Accept);
     let server = axum_server::from_tcp(listener)
         .map_err(|source| Error::Bind { addr, source })?
         .acceptor(acceptor)
