@@ -3,6 +3,10 @@
 //! [`Host`] backed by the component's imports, and the glue that
 //! [`crate::export_policy!`] expands to. Policy authors never touch this module.
 
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use crate::model::{self, Labels};
 use crate::policy::{Host, Policy, load_settings};
 
@@ -53,14 +57,14 @@ pub fn validate_settings<P: Policy>(settings: &str) -> Result<(), String> {
 }
 
 /// Implementation of the generated `Guest::evaluate` for `P`.
-pub fn evaluate<P: Policy>(review: wit::Review, settings: &str) -> wit::Decision {
+pub fn evaluate<P: Policy + 'static>(review: wit::Review, settings: &str) -> wit::Decision {
     judge::<P>(&review_from_wit(review), settings)
 }
 
 /// Implementation of the generated `Guest::evaluate_encoded` for `P`: the
 /// review in the [`crate::wire`] encoding, decoded here instead of lowered
 /// string by string by the host.
-pub fn evaluate_encoded<P: Policy>(review: &[u8], settings: &str) -> wit::Decision {
+pub fn evaluate_encoded<P: Policy + 'static>(review: &[u8], settings: &str) -> wit::Decision {
     with_decoded(review, |decoded| match decoded {
         Ok(review) => judge::<P>(review, settings),
         Err(e) => decision_to_wit(model::Decision::from_violations(vec![
@@ -113,14 +117,43 @@ fn with_decoded<R>(
     judge(decode().as_ref().map_err(Clone::clone))
 }
 
-fn judge<P: Policy>(review: &model::Review, settings: &str) -> wit::Decision {
-    let decision = match load_settings::<P>(settings) {
-        Ok(settings) => P::evaluate(review, &settings, &ImportedHost),
-        Err(e) => {
-            model::Decision::from_violations(vec![model::Violation::new("invalid-settings", e)])
-        }
+fn judge<P: Policy + 'static>(review: &model::Review, settings: &str) -> wit::Decision {
+    let decision = match &*loaded_settings::<P>(settings) {
+        Ok(settings) => P::evaluate(review, settings, &ImportedHost),
+        Err(e) => model::Decision::from_violations(vec![model::Violation::new(
+            "invalid-settings",
+            e.clone(),
+        )]),
     };
     decision_to_wit(decision)
+}
+
+/// Settings as loaded for one text by one policy type.
+type Loaded = (TypeId, String, Rc<dyn Any>);
+
+thread_local! {
+    /// The settings of the last evaluation and their text. A warm instance
+    /// is called with the same settings text every time, so they are parsed
+    /// and validated once per instance instead of once per review. They come
+    /// from the policy's configuration, never from a request.
+    static LAST_SETTINGS: RefCell<Option<Loaded>> = const { RefCell::new(None) };
+}
+
+/// [`load_settings`] of `text` for `P`, or the result of the last call with
+/// the same text and policy type.
+fn loaded_settings<P: Policy + 'static>(text: &str) -> Rc<Result<P::Settings, String>> {
+    let policy = TypeId::of::<P>();
+    let cached = LAST_SETTINGS.with_borrow(|last| {
+        last.as_ref()
+            .filter(|(last_policy, last_text, _)| *last_policy == policy && last_text == text)
+            .and_then(|(_, _, loaded)| Rc::clone(loaded).downcast().ok())
+    });
+    cached.unwrap_or_else(|| {
+        let loaded = Rc::new(load_settings::<P>(text));
+        let erased: Rc<dyn Any> = Rc::clone(&loaded) as Rc<dyn Any>;
+        LAST_SETTINGS.set(Some((policy, text.to_string(), erased)));
+        loaded
+    })
 }
 
 fn decision_to_wit(decision: model::Decision) -> wit::Decision {
@@ -397,4 +430,105 @@ macro_rules! export_policy {
             $crate::guest::bindings::export_policy_world!(__TollgatePolicyExport with_types_in $crate::guest::bindings);
         };
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use serde::Deserialize;
+
+    use super::judge;
+    use crate::model::{Decision, Metadata, Review, Violation};
+    use crate::policy::{Host, Policy};
+
+    thread_local! {
+        /// Settings validated so far on this thread.
+        static VALIDATED: Cell<u32> = const { Cell::new(0) };
+    }
+
+    #[derive(Default, Deserialize)]
+    struct Limit {
+        max: usize,
+    }
+
+    /// Denies a review whose name is longer than its settings' `max`.
+    struct NameLength;
+
+    impl Policy for NameLength {
+        type Settings = Limit;
+
+        fn metadata() -> Metadata {
+            Metadata::default()
+        }
+
+        fn validate(settings: &Limit) -> Result<(), String> {
+            VALIDATED.set(VALIDATED.get() + 1);
+            (settings.max <= 10)
+                .then_some(())
+                .ok_or("max is over 10".into())
+        }
+
+        fn evaluate(review: &Review, settings: &Limit, _: &dyn Host) -> Decision {
+            if review.name.len() > settings.max {
+                Decision::from_violations(vec![Violation::new("too-long", "")])
+            } else {
+                Decision::allow()
+            }
+        }
+    }
+
+    /// The same settings type under another policy.
+    struct Other;
+
+    impl Policy for Other {
+        type Settings = Limit;
+
+        fn metadata() -> Metadata {
+            Metadata::default()
+        }
+
+        fn validate(_: &Limit) -> Result<(), String> {
+            VALIDATED.set(VALIDATED.get() + 100);
+            Ok(())
+        }
+
+        fn evaluate(_: &Review, _: &Limit, _: &dyn Host) -> Decision {
+            Decision::from_violations(vec![Violation::new("other", "")])
+        }
+    }
+
+    fn rules(decision: crate::guest::bindings::Decision) -> Vec<String> {
+        decision.violations.into_iter().map(|v| v.rule).collect()
+    }
+
+    #[test]
+    fn settings_are_loaded_once_per_text_and_policy() {
+        let review = Review {
+            name: "seven-c".into(),
+            ..Review::default()
+        };
+        VALIDATED.set(0);
+        for _ in 0..2 {
+            assert_eq!(
+                rules(judge::<NameLength>(&review, r#"{"max": 3}"#)),
+                ["too-long"]
+            );
+        }
+        assert_eq!(VALIDATED.get(), 1, "the same text is loaded once");
+        assert!(rules(judge::<NameLength>(&review, r#"{"max": 9}"#)).is_empty());
+        assert_eq!(VALIDATED.get(), 2, "another text is loaded");
+        for _ in 0..2 {
+            assert_eq!(
+                rules(judge::<NameLength>(&review, r#"{"max": 50}"#)),
+                ["invalid-settings"]
+            );
+        }
+        assert_eq!(VALIDATED.get(), 3, "an invalid text is refused once");
+        assert_eq!(rules(judge::<Other>(&review, r#"{"max": 50}"#)), ["other"]);
+        assert_eq!(VALIDATED.get(), 103, "another policy loads its own");
+        // No settings: the defaults (max 0).
+        assert_eq!(rules(judge::<NameLength>(&review, "")), ["too-long"]);
+        assert_eq!(VALIDATED.get(), 104);
+    }
 }

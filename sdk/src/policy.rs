@@ -73,8 +73,10 @@ impl<H: Host + ?Sized> HostExt for H {}
 
 /// A placement policy.
 pub trait Policy {
-    /// Settings, read from JSON; absent settings are `Default`.
-    type Settings: DeserializeOwned + Default;
+    /// Settings, read from JSON; absent settings are `Default`. A component
+    /// parses and validates them once per instance and keeps them for the
+    /// evaluations with the same settings text, hence `'static`.
+    type Settings: DeserializeOwned + Default + 'static;
 
     /// Static facts about the policy.
     fn metadata() -> Metadata;
