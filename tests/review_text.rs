@@ -1,6 +1,7 @@
 //! The webhook reads an AdmissionReview in one pass and keeps the objects as
 //! text, parsing only what the placement records read
-//! (`admission::envelope`, `placement::sparse_tree`). These tests hold it to
+//! (`admission::envelope`; `placement::pod_review` for Pods,
+//! `placement::sparse_tree` for other kinds). These tests hold it to
 //! the tree path (`Review::from_admission` over the parsed body): the same
 //! records, object, old object and request for every object of the corpus,
 //! the Kubernetes AdmissionReview samples and the benchmark review, in
