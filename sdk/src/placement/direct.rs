@@ -19,9 +19,10 @@
 //! Skipped values are parsed as the sparse tree parses them
 //! ([`Discarded`]), so text this accepts parses into a full tree too.
 //!
-//! Anything but a Pod with a string `apiVersion` is left to the sparse tree:
-//! where the pod template lives depends on the kind, which may come after
-//! the spec in the text.
+//! Anything but a Pod with a string `apiVersion` is left to the sparse tree
+//! (where the pod template lives depends on the kind). Objects are written
+//! with their kind first, so other kinds are told apart at once: reading
+//! stops at a `kind` other than `Pod`, even one a later `kind` replaces.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -370,12 +371,39 @@ macro_rules! object {
     };
 }
 
-object!(Object {
-    "apiVersion" => api_version: Text<'de>,
-    "kind" => kind: Text<'de>,
-    "metadata" => metadata: Metadata<'de>,
-    "spec" => spec: PodSpec<'de>,
-});
+/// The object. Unlike the others it stops at a `kind` other than `Pod`
+/// (objects are written with their kind first), leaving the text to the
+/// sparse tree without reading the rest twice.
+#[derive(Default)]
+struct Object<'de> {
+    api_version: Text<'de>,
+    kind: Text<'de>,
+    metadata: Metadata<'de>,
+    spec: PodSpec<'de>,
+}
+
+impl<'de> Read<'de> for Object<'de> {
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut object = Self::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match &*key.0 {
+                "apiVersion" => object.api_version = map.next_value_seed(Seed::new())?,
+                "kind" => {
+                    object.kind = map.next_value_seed(Seed::new())?;
+                    if object.kind.as_str() != Some("Pod") {
+                        return Err(serde::de::Error::custom("not a Pod"));
+                    }
+                }
+                "metadata" => object.metadata = map.next_value_seed(Seed::new())?,
+                "spec" => object.spec = map.next_value_seed(Seed::new())?,
+                _ => {
+                    map.next_value::<Discarded>()?;
+                }
+            }
+        }
+        Ok(object)
+    }
+}
 
 object!(Metadata {
     // `name` counts when present, even when it is not a string.
@@ -793,8 +821,10 @@ mod tests {
 
     #[test]
     fn of_a_key_that_occurs_twice_the_last_counts() {
+        // Reading stops at the first kind that is not Pod.
+        let pod_last = r#"{"kind": "Node", "apiVersion": "v1", "kind": "Pod"}"#;
+        assert_eq!(pod_review(pod_last, Operation::Create), None);
         for text in [
-            r#"{"kind": "Node", "apiVersion": "v1", "kind": "Pod"}"#,
             r#"{"kind": "Pod", "apiVersion": "v1", "kind": "Node"}"#,
             r#"{"kind": "Pod", "apiVersion": "v1", "apiVersion": 1}"#,
             r#"{"kind": "Pod", "apiVersion": "v1", "metadata": {"labels": {"a": "x", "a": 1, "b": 1, "b": "y"}}}"#,
@@ -821,6 +851,9 @@ mod tests {
     fn other_kinds_and_bad_text_are_left_to_the_sparse_tree() {
         for text in [
             r#"{"kind": "Deployment", "apiVersion": "apps/v1", "spec": {"template": {}}}"#,
+            r#"{"spec": {"template": {}}, "kind": "Deployment", "apiVersion": "apps/v1"}"#,
+            // Left to the sparse tree, which reports the bad text after the kind.
+            r#"{"kind": "Deployment", "apiVersion": "apps/v1", "spec": {"replicas": 1e999}}"#,
             r#"{"kind": "Node", "apiVersion": "v1"}"#,
             r#"{"kind": "Pod"}"#,
             r#"{"apiVersion": "v1"}"#,
