@@ -150,8 +150,7 @@ fn loaded_settings<P: Policy + 'static>(text: &str) -> Rc<Result<P::Settings, St
     });
     cached.unwrap_or_else(|| {
         let loaded = Rc::new(load_settings::<P>(text));
-        let erased: Rc<dyn Any> = Rc::clone(&loaded) as Rc<dyn Any>;
-        LAST_SETTINGS.set(Some((policy, text.to_string(), erased)));
+        LAST_SETTINGS.set(Some((policy, text.to_string(), loaded.clone())));
         loaded
     })
 }

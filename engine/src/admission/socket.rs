@@ -4,7 +4,7 @@
 //! rustls asks for at most 4 KiB per read (`READ_SIZE` in its deframer), so
 //! a Pod review of 5 KB, one TLS record, took two `recvfrom` calls. With
 //! [`READ_BUFFER`] below it, one call takes the whole record and rustls reads
-//! the rest from memory: 1.01 calls per review instead of 2.0 at 5,000
+//! the rest from memory: 1.00 calls per review instead of 2.0 at 5,000
 //! reviews/s (docs/benchmarks.md, session 12).
 
 use std::future::{Ready, ready};

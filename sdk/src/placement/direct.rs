@@ -82,17 +82,27 @@ trait Read<'de>: Default {
         Self::default()
     }
 
-    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
-        while seq.next_element::<Discarded>()?.is_some() {}
-        Ok(Self::default())
+    fn from_seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+        skip_seq(seq).map(|()| Self::default())
     }
 
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        while map.next_key::<Discarded>()?.is_some() {
-            map.next_value::<Discarded>()?;
-        }
-        Ok(Self::default())
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        skip_map(map).map(|()| Self::default())
     }
+}
+
+/// Parse a list to its end, keeping nothing.
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<Discarded>()?.is_some() {}
+    Ok(())
+}
+
+/// Parse an object to its end, keeping nothing.
+fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_key::<Discarded>()?.is_some() {
+        map.next_value::<Discarded>()?;
+    }
+    Ok(())
 }
 
 /// Reads a `T` from whatever JSON value comes next.
@@ -260,16 +270,12 @@ impl<'de> Read<'de> for Present {
         Present(true)
     }
 
-    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
-        while seq.next_element::<Discarded>()?.is_some() {}
-        Ok(Present(true))
+    fn from_seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+        skip_seq(seq).map(|()| Present(true))
     }
 
-    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
-        while map.next_key::<Discarded>()?.is_some() {
-            map.next_value::<Discarded>()?;
-        }
-        Ok(Present(true))
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        skip_map(map).map(|()| Present(true))
     }
 }
 
